@@ -1,0 +1,29 @@
+//! # hexz-format
+//!
+//! The hexz archive format (`.hxz`): one immutable, seekable file holding a logical
+//! stream of entries cut into content-defined chunks, deduplicated, compressed blob
+//! by blob, with a paged chunk index and entry catalog and an integrity tree that
+//! hashes into one root hash. See `docs/FORMAT.md` for the byte layout; the
+//! constants and encoders live in [`layout`].
+//!
+//! This crate has no network and no CLI code. Readers take any [`ReadAt`] source;
+//! codecs come in through the [`Compressor`] trait.
+
+pub mod codec;
+pub mod conformance;
+
+pub use codec::{CodecError, CodecProvider, Compressor, NoCompression, StaticCodecs, UnknownCodec};
+
+mod bytes;
+pub mod error;
+pub mod layout;
+mod page;
+pub mod reader;
+pub mod source;
+pub mod writer;
+
+pub use error::{Error, Hash32, Result};
+pub use layout::{ChunkParams, Entry, EntryKind, Stats};
+pub use reader::{Archive, Entries, EntryReader, ReadOptions, VerifyReport};
+pub use source::{FileSource, MemorySource, ReadAt};
+pub use writer::{ArchiveWriter, EntryMeta, PendingFile, Sink, Summary, WriterOptions};

@@ -1,0 +1,879 @@
+//! The archive reader.
+//!
+//! [`Archive`] is cheap to clone and `Send + Sync`: one open archive serves many
+//! threads. Opening reads the tail once (twice when the directory does not fit in
+//! the first [`OPEN_TAIL_LEN`] bytes). Index pages and decompressed chunks live in
+//! two bounded, sharded caches; sequential reads prefetch ahead on rayon, and reads
+//! spanning several uncached chunks decompress them in parallel. Every blob read is
+//! checked against its CRC32 and every page against its BLAKE3 hash before use.
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+use rayon::prelude::*;
+
+use crate::codec::{CodecProvider, Compressor};
+use crate::error::{Error, Hash32, Result};
+use crate::layout::{
+    BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, FLAG_SIGNED, HEADER_LEN,
+    OPEN_TAIL_LEN, PageRef, Stats, TRAILER_LEN, Trailer, TreeRoot, decode_header,
+};
+use crate::page::{Key, Page, TreeKind, decode_page};
+use crate::source::{FileSource, ReadAt, read_vec};
+
+/// Reader settings.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Bytes of decompressed chunks kept in memory.
+    pub chunk_cache_bytes: u64,
+    /// Bytes of decoded index pages kept in memory.
+    pub page_cache_bytes: u64,
+    /// How far ahead of a sequential reader to fetch (0 disables read-ahead).
+    pub readahead_bytes: u64,
+    /// Check every chunk's BLAKE3 id after decompression (CRC32 is always checked).
+    pub verify_chunks: bool,
+}
+
+impl Default for ReadOptions {
+    /// 64 MiB chunk cache, 16 MiB page cache, 8 MiB read-ahead: a reader streaming
+    /// any archive stays well under 150 MB of memory.
+    fn default() -> Self {
+        Self {
+            chunk_cache_bytes: 64 << 20,
+            page_cache_bytes: 16 << 20,
+            readahead_bytes: 8 << 20,
+            verify_chunks: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PageWeight;
+
+impl Weighter<u64, Arc<Page>> for PageWeight {
+    fn weight(&self, _: &u64, page: &Arc<Page>) -> u64 {
+        page.weight()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ChunkWeight;
+
+impl Weighter<u64, Arc<[u8]>> for ChunkWeight {
+    fn weight(&self, _: &u64, data: &Arc<[u8]>) -> u64 {
+        data.len() as u64 + 64
+    }
+}
+
+/// An open archive.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    source: Arc<dyn ReadAt>,
+    directory: Directory,
+    root_hash: Hash32,
+    codec: Arc<dyn Compressor>,
+    pages: Cache<u64, Arc<Page>, PageWeight>,
+    chunks: Cache<u64, Arc<[u8]>, ChunkWeight>,
+    options: ReadOptions,
+    /// End of the last read (for detecting sequential access).
+    last_end: AtomicU64,
+    /// Read-ahead has been issued up to this logical offset.
+    prefetched_to: AtomicU64,
+}
+
+/// What a full verification checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Index and catalog pages checked.
+    pub pages: u64,
+    /// Distinct chunk blobs checked.
+    pub chunks: u64,
+    /// Stored bytes read.
+    pub stored_bytes: u64,
+    /// Entries checked.
+    pub entries: u64,
+}
+
+impl Archive {
+    /// Open the archive in `source`, resolving its codec through `codecs`.
+    pub fn open(
+        source: Arc<dyn ReadAt>,
+        codecs: &dyn CodecProvider,
+        options: ReadOptions,
+    ) -> Result<Self> {
+        let size = source.size();
+        let min = (HEADER_LEN + TRAILER_LEN) as u64;
+        if size < min {
+            return Err(Error::Truncated {
+                what: "archive (header and trailer)",
+                offset: 0,
+                end: min,
+                size,
+            });
+        }
+        let tail_len = size.min(OPEN_TAIL_LEN);
+        let tail_start = size - tail_len;
+        let tail = read_vec(source.as_ref(), "archive tail", tail_start, tail_len as usize)?;
+        if tail_start == 0 {
+            decode_header(&tail)?;
+        }
+        let mut trailer_bytes = [0; TRAILER_LEN];
+        trailer_bytes.copy_from_slice(&tail[tail.len() - TRAILER_LEN..]);
+        let trailer_offset = size - TRAILER_LEN as u64;
+        let trailer = Trailer::decode(&trailer_bytes, trailer_offset)?;
+        if trailer.flags & FLAG_ENCRYPTED != 0 {
+            return Err(Error::Unsupported {
+                source_name: source.name(),
+                feature: "encrypted archives",
+            });
+        }
+        let _signed = trailer.flags & FLAG_SIGNED != 0;
+        let dir_start = trailer.directory_offset;
+        let dir_len = trailer.directory_len as usize;
+        let directory_bytes = if dir_start >= tail_start {
+            let at = (dir_start - tail_start) as usize;
+            tail[at..at + dir_len].to_vec()
+        } else {
+            read_vec(source.as_ref(), "directory", dir_start, dir_len)?
+        };
+        let crc = crc32fast::hash(&directory_bytes);
+        if crc != trailer.directory_crc {
+            return Err(Error::Checksum {
+                what: "directory",
+                offset: dir_start,
+                expected: trailer.directory_crc,
+                actual: crc,
+            });
+        }
+        let root_hash = Hash32(*blake3::hash(&directory_bytes).as_bytes());
+        let directory = Directory::decode(&directory_bytes, dir_start)?;
+        let codec = codecs.decompressor(&directory.codec)?;
+        let pages = Cache::with_weighter(
+            (options.page_cache_bytes / 8192).max(16) as usize,
+            options.page_cache_bytes.max(1),
+            PageWeight,
+        );
+        let chunks = Cache::with_weighter(
+            (options.chunk_cache_bytes / 65536).max(16) as usize,
+            options.chunk_cache_bytes.max(1),
+            ChunkWeight,
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                source,
+                directory,
+                root_hash,
+                codec,
+                pages,
+                chunks,
+                options,
+                last_end: AtomicU64::new(u64::MAX),
+                prefetched_to: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Open a local file.
+    pub fn open_path(
+        path: impl AsRef<Path>,
+        codecs: &dyn CodecProvider,
+        options: ReadOptions,
+    ) -> Result<Self> {
+        Self::open(Arc::new(FileSource::open(path)?), codecs, options)
+    }
+
+    /// BLAKE3 of the stored directory: the archive's identity.
+    pub fn root_hash(&self) -> Hash32 {
+        self.inner.root_hash
+    }
+
+    /// The decoded directory (settings, counts, tree roots, sections).
+    pub fn directory(&self) -> &Directory {
+        &self.inner.directory
+    }
+
+    /// Archive-wide counts.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.directory.stats
+    }
+
+    /// Size of the logical stream.
+    pub fn len(&self) -> u64 {
+        self.inner.directory.stats.logical_size
+    }
+
+    /// Whether the logical stream is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Size of the archive file.
+    pub fn archive_size(&self) -> u64 {
+        self.inner.source.size()
+    }
+
+    /// Source name (path or URL).
+    pub fn source_name(&self) -> String {
+        self.inner.source.name()
+    }
+
+    /// The bytes of the first section of `kind`, if there is one.
+    pub fn section(&self, kind: u16) -> Result<Option<Vec<u8>>> {
+        match self.inner.directory.sections.iter().find(|s| s.kind == kind) {
+            Some(s) => self.inner.load_blob(&s.page, "section").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Number of entries.
+    pub fn entry_count(&self) -> u64 {
+        self.inner.directory.stats.entry_count
+    }
+
+    /// Iterate over entries in stream order.
+    pub fn entries(&self) -> Entries {
+        Entries {
+            archive: self.clone(),
+            next: 0,
+            page: None,
+        }
+    }
+
+    /// The entry at position `id` (stream order).
+    pub fn entry_by_id(&self, id: u64) -> Result<Entry> {
+        let (page, idx) = self.inner.catalog_leaf(id)?;
+        match &*page {
+            Page::CatalogLeaf(entries) => Ok(entries[idx].clone()),
+            _ => Err(self.inner.corrupt("catalog page", "not a catalog leaf")),
+        }
+    }
+
+    /// The entry called `name`.
+    pub fn entry(&self, name: &str) -> Result<Entry> {
+        let id = self.inner.lookup_name(name)?.ok_or_else(|| Error::EntryNotFound {
+            name: name.to_string(),
+        })?;
+        let entry = self.entry_by_id(id)?;
+        if entry.name != name {
+            return Err(self.inner.corrupt(
+                "name index",
+                &format!("`{name}` points at entry {id}, which is `{}`", entry.name),
+            ));
+        }
+        Ok(entry)
+    }
+
+    /// Fill `buf` from the logical stream at `offset`.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.inner.read_at(offset, buf, "the logical stream")
+    }
+
+    /// `len` bytes of the logical stream at `offset`.
+    pub fn read_range(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0; self.inner.checked_len(offset, len, self.len(), "the logical stream")?];
+        self.read_at(offset, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Fill `buf` from `entry` at `offset` (relative to the entry).
+    pub fn read_entry_at(&self, entry: &Entry, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let what = || format!("entry `{}`", entry.name);
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|end| end > entry.size) {
+            return Err(Error::OutOfRange {
+                what: what(),
+                offset,
+                len: buf.len() as u64,
+                size: entry.size,
+            });
+        }
+        self.inner.read_at(entry.offset + offset, buf, &what())
+    }
+
+    /// The whole content of `entry`.
+    pub fn read_entry(&self, entry: &Entry) -> Result<Vec<u8>> {
+        if !entry.kind.has_data() {
+            return Err(Error::NotAFile {
+                name: entry.name.clone(),
+                kind: entry.kind.as_str(),
+            });
+        }
+        let len = self.inner.checked_len(0, usize::try_from(entry.size).unwrap_or(usize::MAX), entry.size, "entry")?;
+        let mut buf = vec![0; len];
+        self.read_entry_at(entry, 0, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// A `Read + Seek` view of `entry`.
+    pub fn entry_reader(&self, entry: &Entry) -> EntryReader {
+        EntryReader {
+            archive: self.clone(),
+            start: entry.offset,
+            size: if entry.kind.has_data() { entry.size } else { 0 },
+            pos: 0,
+            name: entry.name.clone(),
+        }
+    }
+
+    /// A `Read + Seek` view of the whole logical stream.
+    pub fn stream_reader(&self) -> EntryReader {
+        EntryReader {
+            archive: self.clone(),
+            start: 0,
+            size: self.len(),
+            pos: 0,
+            name: String::new(),
+        }
+    }
+
+    /// Check every page, every stored chunk (CRC32, decompression, BLAKE3 id) and
+    /// the agreement of catalog and name index. Bypasses the caches.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let inner = &self.inner;
+        let mut report = VerifyReport::default();
+        let dir = &inner.directory;
+        // Chunk index: walk every leaf, collect distinct blobs.
+        let mut blobs: Vec<ChunkRecord> = Vec::new();
+        let mut expected_offset = 0u64;
+        inner.walk_tree(&dir.chunk_tree, TreeKind::Chunks, &mut report, &mut |page| {
+            if let Page::ChunkLeaf(records) = page {
+                for r in records {
+                    if r.logical_offset != expected_offset {
+                        return Err(inner.corrupt("chunk index", "chunks do not tile the stream"));
+                    }
+                    expected_offset = r.logical_end();
+                    if !r.is_zero() {
+                        blobs.push(*r);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if expected_offset != dir.stats.logical_size {
+            return Err(inner.corrupt("chunk index", "chunks do not cover the logical stream"));
+        }
+        blobs.sort_unstable_by_key(|r| r.blob_offset);
+        blobs.dedup_by_key(|r| r.blob_offset);
+        report.chunks = blobs.len() as u64;
+        report.stored_bytes += blobs.iter().map(|r| u64::from(r.stored_len)).sum::<u64>();
+        blobs
+            .par_iter()
+            .try_for_each(|r| inner.load_chunk(r, true).map(drop))?;
+        // Catalog and name index.
+        let mut entries = 0u64;
+        let mut stream_end = 0u64;
+        inner.walk_tree(&dir.catalog_tree, TreeKind::Catalog, &mut report, &mut |page| {
+            if let Page::CatalogLeaf(list) = page {
+                for e in list {
+                    if e.id != entries || e.offset < stream_end {
+                        return Err(inner.corrupt("catalog", "entries out of order"));
+                    }
+                    stream_end = e.offset + e.size;
+                    entries += 1;
+                }
+            }
+            Ok(())
+        })?;
+        if stream_end > dir.stats.logical_size {
+            return Err(inner.corrupt("catalog", "an entry extends past the logical stream"));
+        }
+        let mut names = 0u64;
+        inner.walk_tree(&dir.name_tree, TreeKind::Names, &mut report, &mut |page| {
+            if let Page::NameLeaf(list) = page {
+                names += list.len() as u64;
+                if list.iter().any(|(_, id)| *id >= dir.stats.entry_count) {
+                    return Err(inner.corrupt("name index", "points past the catalog"));
+                }
+            }
+            Ok(())
+        })?;
+        if entries != dir.stats.entry_count || names != dir.stats.entry_count {
+            return Err(inner.corrupt("catalog", "entry counts disagree"));
+        }
+        for s in &dir.sections {
+            inner.load_blob(&s.page, "section")?;
+            report.pages += 1;
+            report.stored_bytes += u64::from(s.page.stored_len);
+        }
+        report.entries = entries;
+        Ok(report)
+    }
+}
+
+impl Inner {
+    fn corrupt(&self, what: &'static str, detail: &str) -> Error {
+        Error::Corrupt {
+            what,
+            offset: 0,
+            detail: format!("{}: {detail}", self.source.name()),
+        }
+    }
+
+    fn checked_len(&self, offset: u64, len: usize, size: u64, what: &str) -> Result<usize> {
+        if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+            return Err(Error::OutOfRange {
+                what: what.to_string(),
+                offset,
+                len: len as u64,
+                size,
+            });
+        }
+        Ok(len)
+    }
+
+    /// Read a page or section blob, check CRC32 and BLAKE3, decompress.
+    fn load_blob(&self, r: &PageRef, what: &'static str) -> Result<Vec<u8>> {
+        let stored = read_vec(self.source.as_ref(), what, r.offset, r.stored_len as usize)?;
+        let crc = crc32fast::hash(&stored);
+        if crc != r.crc {
+            return Err(Error::Checksum {
+                what,
+                offset: r.offset,
+                expected: r.crc,
+                actual: crc,
+            });
+        }
+        let hash = blake3::hash(&stored);
+        if hash.as_bytes() != &r.hash {
+            return Err(Error::HashMismatch {
+                what,
+                offset: r.offset,
+                expected: Hash32(r.hash),
+                actual: Hash32(*hash.as_bytes()),
+            });
+        }
+        self.decode_blob(stored, r.flags & BLOB_RAW != 0, r.raw_len, what, r.offset)
+    }
+
+    fn decode_blob(
+        &self,
+        stored: Vec<u8>,
+        raw: bool,
+        raw_len: u32,
+        what: &'static str,
+        offset: u64,
+    ) -> Result<Vec<u8>> {
+        if raw {
+            if stored.len() != raw_len as usize {
+                return Err(Error::Corrupt {
+                    what,
+                    offset,
+                    detail: format!("raw blob of {} bytes, expected {raw_len}", stored.len()),
+                });
+            }
+            return Ok(stored);
+        }
+        let mut out = Vec::with_capacity(raw_len as usize);
+        self.codec
+            .decompress(&stored, raw_len as usize, &mut out)
+            .map_err(|error| Error::Codec {
+                codec: self.codec.name().to_string(),
+                what,
+                offset,
+                error,
+            })?;
+        if out.len() != raw_len as usize {
+            return Err(Error::Corrupt {
+                what,
+                offset,
+                detail: format!("decompressed to {} bytes, expected {raw_len}", out.len()),
+            });
+        }
+        Ok(out)
+    }
+
+    fn page(
+        &self,
+        r: &PageRef,
+        kind: TreeKind,
+        level: u8,
+        expected_first: Option<u64>,
+    ) -> Result<Arc<Page>> {
+        self.pages.get_or_insert_with(&r.offset, || {
+            let raw = self.load_blob(r, kind.what())?;
+            decode_page(&raw, r.offset, kind, level, expected_first).map(Arc::new)
+        })
+    }
+
+    /// Descend `tree` to the leaf holding `target`; `pick` chooses the child index
+    /// in an internal page (None: target is before the first key).
+    fn descend(
+        &self,
+        tree: &TreeRoot,
+        kind: TreeKind,
+        pick: impl Fn(&[(Key, PageRef)]) -> Option<usize>,
+    ) -> Result<Option<Arc<Page>>> {
+        if tree.depth == 0 {
+            return Ok(None);
+        }
+        let mut r = tree.root;
+        let mut level = tree.depth - 1;
+        let mut expected: Option<Key> = None;
+        loop {
+            let first = match &expected {
+                Some(Key::Catalog { id, .. }) => Some(*id),
+                _ => None,
+            };
+            let page = self.page(&r, kind, level, first)?;
+            if let Some(key) = &expected {
+                check_first_key(&page, key).map_err(|d| self.corrupt(kind.what(), d))?;
+            }
+            if level == 0 {
+                return Ok(Some(page));
+            }
+            let Page::Internal(children) = &*page else {
+                return Err(self.corrupt(kind.what(), "internal page expected"));
+            };
+            let Some(i) = pick(children) else {
+                return Ok(None);
+            };
+            expected = Some(children[i].0.clone());
+            r = children[i].1;
+            level -= 1;
+        }
+    }
+
+    /// The chunk-index leaf holding logical `offset`, and the record's index.
+    fn chunk_leaf(&self, offset: u64) -> Result<(Arc<Page>, usize)> {
+        let page = self
+            .descend(&self.directory.chunk_tree, TreeKind::Chunks, |children| {
+                let i = children.partition_point(|(k, _)| matches!(k, Key::Chunk(o) if *o <= offset));
+                i.checked_sub(1)
+            })?
+            .ok_or_else(|| self.corrupt("chunk index", "no chunk covers the offset"))?;
+        let Page::ChunkLeaf(records) = &*page else {
+            return Err(self.corrupt("chunk index", "leaf expected"));
+        };
+        let i = records.partition_point(|r| r.logical_offset <= offset);
+        match i.checked_sub(1) {
+            Some(i) if records[i].logical_end() > offset => Ok((page.clone(), i)),
+            _ => Err(self.corrupt("chunk index", "no chunk covers the offset")),
+        }
+    }
+
+    fn catalog_leaf(&self, id: u64) -> Result<(Arc<Page>, usize)> {
+        if id >= self.directory.stats.entry_count {
+            return Err(Error::OutOfRange {
+                what: "the catalog".into(),
+                offset: id,
+                len: 1,
+                size: self.directory.stats.entry_count,
+            });
+        }
+        let page = self
+            .descend(&self.directory.catalog_tree, TreeKind::Catalog, |children| {
+                let i = children
+                    .partition_point(|(k, _)| matches!(k, Key::Catalog { id: first, .. } if *first <= id));
+                i.checked_sub(1)
+            })?
+            .ok_or_else(|| self.corrupt("catalog", "entry missing"))?;
+        let Page::CatalogLeaf(entries) = &*page else {
+            return Err(self.corrupt("catalog", "leaf expected"));
+        };
+        let first = entries.first().map_or(0, |e| e.id);
+        let idx = id.checked_sub(first).map(|i| i as usize);
+        match idx {
+            Some(i) if i < entries.len() => Ok((page.clone(), i)),
+            _ => Err(self.corrupt("catalog", "entry missing from its page")),
+        }
+    }
+
+    fn lookup_name(&self, name: &str) -> Result<Option<u64>> {
+        let page = self.descend(&self.directory.name_tree, TreeKind::Names, |children| {
+            let i = children.partition_point(|(k, _)| matches!(k, Key::Name(n) if n.as_str() <= name));
+            i.checked_sub(1)
+        })?;
+        let Some(page) = page else {
+            return Ok(None);
+        };
+        let Page::NameLeaf(names) = &*page else {
+            return Err(self.corrupt("name index", "leaf expected"));
+        };
+        Ok(names
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| names[i].1))
+    }
+
+    /// Chunk records covering `[offset, end)`.
+    fn chunks_covering(&self, offset: u64, end: u64) -> Result<Vec<ChunkRecord>> {
+        let mut out = Vec::new();
+        let mut pos = offset;
+        while pos < end {
+            let (page, mut i) = self.chunk_leaf(pos)?;
+            let Page::ChunkLeaf(records) = &*page else {
+                return Err(self.corrupt("chunk index", "leaf expected"));
+            };
+            while i < records.len() && pos < end {
+                out.push(records[i]);
+                pos = records[i].logical_end();
+                i += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read, check and decompress one chunk (no cache).
+    fn load_chunk(&self, r: &ChunkRecord, verify_id: bool) -> Result<Vec<u8>> {
+        if r.source != 0 {
+            return Err(Error::Unsupported {
+                source_name: self.source.name(),
+                feature: "parent archives (thin snapshots)",
+            });
+        }
+        let stored = read_vec(self.source.as_ref(), "chunk", r.blob_offset, r.stored_len as usize)?;
+        let crc = crc32fast::hash(&stored);
+        if crc != r.crc {
+            return Err(Error::Checksum {
+                what: "chunk",
+                offset: r.blob_offset,
+                expected: r.crc,
+                actual: crc,
+            });
+        }
+        let data = self.decode_blob(stored, r.flags & CHUNK_RAW != 0, r.raw_len, "chunk", r.blob_offset)?;
+        if verify_id {
+            let id = blake3::hash(&data);
+            if id.as_bytes() != &r.id {
+                return Err(Error::HashMismatch {
+                    what: "chunk",
+                    offset: r.blob_offset,
+                    expected: Hash32(r.id),
+                    actual: Hash32(*id.as_bytes()),
+                });
+            }
+        }
+        Ok(data)
+    }
+
+    fn chunk(&self, r: &ChunkRecord) -> Result<Arc<[u8]>> {
+        self.chunks.get_or_insert_with(&r.blob_offset, || {
+            self.load_chunk(r, self.options.verify_chunks).map(Arc::from)
+        })
+    }
+
+    fn read_at(self: &Arc<Self>, offset: u64, buf: &mut [u8], what: &str) -> Result<()> {
+        let size = self.directory.stats.logical_size;
+        self.checked_len(offset, buf.len(), size, what)?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let end = offset + buf.len() as u64;
+        let records = self.chunks_covering(offset, end)?;
+        let sequential = self.last_end.swap(end, Ordering::Relaxed) == offset;
+        let uncached = records
+            .iter()
+            .filter(|r| !r.is_zero() && !self.chunks.contains_key(&r.blob_offset))
+            .count();
+        let data: Vec<Option<Arc<[u8]>>> = if uncached >= 2 {
+            records
+                .par_iter()
+                .map(|r| if r.is_zero() { Ok(None) } else { self.chunk(r).map(Some) })
+                .collect::<Result<_>>()?
+        } else {
+            records
+                .iter()
+                .map(|r| if r.is_zero() { Ok(None) } else { self.chunk(r).map(Some) })
+                .collect::<Result<_>>()?
+        };
+        for (r, d) in records.iter().zip(&data) {
+            let from = offset.max(r.logical_offset);
+            let to = end.min(r.logical_end());
+            let dst = &mut buf[(from - offset) as usize..(to - offset) as usize];
+            match d {
+                Some(d) => {
+                    let s = (from - r.logical_offset) as usize;
+                    dst.copy_from_slice(&d[s..s + dst.len()]);
+                }
+                None => dst.fill(0),
+            }
+        }
+        if sequential {
+            self.readahead(end);
+        }
+        Ok(())
+    }
+
+    /// Fetch chunks after `end` in the background so a sequential reader finds them
+    /// decompressed.
+    fn readahead(self: &Arc<Self>, end: u64) {
+        let window = self.options.readahead_bytes;
+        let size = self.directory.stats.logical_size;
+        if window == 0 || end >= size {
+            return;
+        }
+        let issued = self.prefetched_to.load(Ordering::Relaxed);
+        if issued > end + window / 2 && issued <= end + window {
+            return;
+        }
+        let from = issued.max(end);
+        let to = (end + window).min(size);
+        if from >= to {
+            return;
+        }
+        self.prefetched_to.store(to, Ordering::Relaxed);
+        let inner = Arc::clone(self);
+        rayon::spawn(move || {
+            if let Ok(records) = inner.chunks_covering(from, to) {
+                records.par_iter().filter(|r| !r.is_zero()).for_each(|r| {
+                    // Errors surface when the reader reaches the chunk itself.
+                    let _ = inner.chunk(r);
+                });
+            }
+        });
+    }
+
+    /// Visit every page of `tree` (depth-first, in key order), bypassing the cache.
+    fn walk_tree(
+        &self,
+        tree: &TreeRoot,
+        kind: TreeKind,
+        report: &mut VerifyReport,
+        visit: &mut dyn FnMut(&Page) -> Result<()>,
+    ) -> Result<()> {
+        if tree.depth == 0 {
+            return Ok(());
+        }
+        let mut stack = vec![(tree.root, tree.depth - 1, None::<Key>)];
+        while let Some((r, level, expected)) = stack.pop() {
+            let raw = self.load_blob(&r, kind.what())?;
+            report.pages += 1;
+            report.stored_bytes += u64::from(r.stored_len);
+            let first = match &expected {
+                Some(Key::Catalog { id, .. }) => Some(*id),
+                _ => None,
+            };
+            let page = decode_page(&raw, r.offset, kind, level, first)?;
+            if let Some(key) = &expected {
+                check_first_key(&page, key).map_err(|d| self.corrupt(kind.what(), d))?;
+            }
+            if let Page::Internal(children) = &page {
+                for (key, child) in children.iter().rev() {
+                    stack.push((*child, level - 1, Some(key.clone())));
+                }
+            }
+            visit(&page)?;
+        }
+        Ok(())
+    }
+}
+
+/// Check that a child page starts with the key its parent recorded.
+fn check_first_key(page: &Page, key: &Key) -> std::result::Result<(), &'static str> {
+    let ok = match (page, key) {
+        (Page::Internal(c), k) => c.first().is_some_and(|(first, _)| first == k),
+        (Page::ChunkLeaf(r), Key::Chunk(o)) => r.first().is_some_and(|r| r.logical_offset == *o),
+        (Page::CatalogLeaf(e), Key::Catalog { id, offset }) => {
+            e.first().is_some_and(|e| e.id == *id && e.offset == *offset)
+        }
+        (Page::NameLeaf(n), Key::Name(name)) => n.first().is_some_and(|(first, _)| first == name),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("page does not start with the key its parent records")
+    }
+}
+
+/// Iterator over entries in stream order.
+#[derive(Debug)]
+pub struct Entries {
+    archive: Archive,
+    next: u64,
+    page: Option<(Arc<Page>, usize)>,
+}
+
+impl Iterator for Entries {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.archive.entry_count() {
+            return None;
+        }
+        if let Some((page, i)) = &mut self.page
+            && let Page::CatalogLeaf(entries) = &**page
+                && let Some(e) = entries.get(*i) {
+                    *i += 1;
+                    self.next += 1;
+                    return Some(Ok(e.clone()));
+                }
+        match self.archive.inner.catalog_leaf(self.next) {
+            Ok((page, i)) => {
+                self.page = Some((page, i));
+                self.next()
+            }
+            Err(e) => {
+                self.next = u64::MAX;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// `Read + Seek` over an entry or the logical stream.
+#[derive(Debug, Clone)]
+pub struct EntryReader {
+    archive: Archive,
+    start: u64,
+    size: u64,
+    pos: u64,
+    name: String,
+}
+
+impl EntryReader {
+    /// Size of what this reader reads.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Read for EntryReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.size.saturating_sub(self.pos);
+        let n = (buf.len() as u64).min(left) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let what = if self.name.is_empty() {
+            "the logical stream".to_string()
+        } else {
+            format!("entry `{}`", self.name)
+        };
+        self.archive
+            .inner
+            .read_at(self.start + self.pos, &mut buf[..n], &what)
+            .map_err(io::Error::other)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for EntryReader {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let new = match pos {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.size.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        match new {
+            Some(p) => {
+                self.pos = p;
+                Ok(p)
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek to a negative or overflowing position",
+            )),
+        }
+    }
+}

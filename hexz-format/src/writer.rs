@@ -1,0 +1,833 @@
+//! The archive writer.
+//!
+//! Entries are appended in the order the caller adds them; their bytes form the
+//! logical stream. The caller's thread only copies input into batches; a worker
+//! thread cuts each batch with FastCDC, hashes and compresses the chunks on rayon,
+//! deduplicates them in stream order and writes blobs and index pages. At most
+//! [`WriterOptions::batch_bytes`] × 3 bytes of input are in flight, whatever the
+//! input size; the result is byte-identical for any thread count.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use rayon::prelude::*;
+
+use crate::codec::Compressor;
+use crate::error::{Error, Hash32, Result};
+use crate::layout::{
+    BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord, Directory,
+    Entry, EntryKind, HASH_BLAKE3, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN,
+    MAX_TARGET_LEN, PageRef, SECTION_CRITICAL, Section, Stats, Trailer, VERSION_MAJOR,
+    VERSION_MINOR, encode_header,
+};
+use crate::page::{Key, PageSink, TreeBuilder, TreeKind};
+
+/// Where a finished archive goes. `commit` runs once everything is written and
+/// flushed; a sink that is dropped without a commit must leave nothing behind.
+pub trait Sink: Write + Send + 'static {
+    /// Where the archive goes, for error messages.
+    fn describe(&self) -> PathBuf {
+        PathBuf::from("<memory>")
+    }
+
+    /// Make the written archive visible (rename into place, ...).
+    fn commit(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+impl Sink for Vec<u8> {}
+
+/// A file written under a temporary name in the destination's folder and renamed to
+/// the destination by `commit`. Dropped uncommitted, the temporary file is removed,
+/// so an interrupted build never leaves a partial archive at the destination.
+#[derive(Debug)]
+pub struct PendingFile {
+    out: BufWriter<File>,
+    temp: Option<tempfile::NamedTempFile>,
+    dest: PathBuf,
+}
+
+impl PendingFile {
+    /// Start writing toward `dest`.
+    pub fn create(dest: &Path) -> Result<Self> {
+        let io_err = |error| Error::Io {
+            path: dest.to_path_buf(),
+            error,
+        };
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let file_name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "archive".into());
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{file_name}."))
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .map_err(io_err)?;
+        let file = temp.as_file().try_clone().map_err(io_err)?;
+        Ok(Self {
+            out: BufWriter::with_capacity(1 << 20, file),
+            temp: Some(temp),
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// The final path.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+}
+
+impl Write for PendingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.out.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Sink for PendingFile {
+    fn describe(&self) -> PathBuf {
+        self.dest.clone()
+    }
+
+    fn commit(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_all()?;
+        let temp = self
+            .temp
+            .take()
+            .ok_or_else(|| io::Error::other("archive already committed"))?;
+        temp.persist(&self.dest).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// Settings of a writer.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// FastCDC parameters.
+    pub chunking: ChunkParams,
+    /// Codec for chunks and pages.
+    pub compressor: Arc<dyn Compressor>,
+    /// Target decoded size of an index page.
+    pub page_size: usize,
+    /// Bytes of input per batch handed to the worker (memory bound: about three
+    /// batches plus their compressed form are alive at once).
+    pub batch_bytes: usize,
+    /// Threads for hashing and compression (`None`: rayon's global pool).
+    pub threads: Option<usize>,
+}
+
+impl WriterOptions {
+    /// Defaults with the given codec: 16/64/256 KiB chunks, 64 KiB pages, 8 MiB
+    /// batches.
+    pub fn new(compressor: Arc<dyn Compressor>) -> Self {
+        Self {
+            chunking: ChunkParams::default(),
+            compressor,
+            page_size: 64 * 1024,
+            batch_bytes: 8 << 20,
+            threads: None,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.chunking.validate()?;
+        let name = self.compressor.name();
+        if name.is_empty()
+            || name.len() > MAX_CODEC_NAME_LEN
+            || !name.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(Error::InvalidSetting {
+                setting: "codec name",
+                detail: format!("{name:?} must be 1..=32 printable ASCII bytes"),
+            });
+        }
+        if !(4096..=(8 << 20)).contains(&self.page_size) {
+            return Err(Error::InvalidSetting {
+                setting: "page size",
+                detail: format!("{} outside 4096..=8388608", self.page_size),
+            });
+        }
+        let min_batch = self.chunking.max as usize;
+        if self.batch_bytes < min_batch || self.batch_bytes > (1 << 30) {
+            return Err(Error::InvalidSetting {
+                setting: "batch size",
+                detail: format!(
+                    "{} outside {min_batch} (the largest chunk)..=1 GiB",
+                    self.batch_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Metadata of an added entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Mode bits (permissions and file type, as `st_mode`).
+    pub mode: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+    /// Modification time, nanoseconds.
+    pub mtime_nsec: u32,
+    /// Encoded user columns (empty for none).
+    pub columns: Vec<u8>,
+}
+
+/// What a finished archive holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// BLAKE3 of the stored directory: the archive's identity.
+    pub root_hash: Hash32,
+    /// Counts.
+    pub stats: Stats,
+    /// Bytes written.
+    pub archive_size: u64,
+}
+
+/// Writes one archive. See the module docs for the threading model.
+#[derive(Debug)]
+pub struct ArchiveWriter<W: Sink> {
+    tx: Option<SyncSender<Msg>>,
+    worker: Option<JoinHandle<Result<(W, Summary)>>>,
+    batch: Vec<u8>,
+    batch_bytes: usize,
+    stream_pos: u64,
+    next_id: u64,
+    names: Vec<(String, u64)>,
+    sections: Vec<(u16, u16, Vec<u8>)>,
+}
+
+enum Msg {
+    Data(Vec<u8>),
+    Entry(Entry),
+    Finish {
+        names: Vec<(String, u64)>,
+        sections: Vec<(u16, u16, Vec<u8>)>,
+    },
+}
+
+impl ArchiveWriter<PendingFile> {
+    /// Write an archive to `path` (atomically: nothing appears there until
+    /// [`finish`](Self::finish) succeeds).
+    pub fn create(path: impl AsRef<Path>, options: WriterOptions) -> Result<Self> {
+        options.validate()?;
+        Self::new(PendingFile::create(path.as_ref())?, options)
+    }
+}
+
+impl<W: Sink> ArchiveWriter<W> {
+    /// Write an archive into `sink`.
+    pub fn new(sink: W, options: WriterOptions) -> Result<Self> {
+        options.validate()?;
+        let batch_bytes = options.batch_bytes;
+        let (tx, rx) = sync_channel(2);
+        let pool = match options.threads {
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n.max(1))
+                    .thread_name(|i| format!("hexz-write-{i}"))
+                    .build()
+                    .map_err(|e| Error::InvalidSetting {
+                        setting: "threads",
+                        detail: e.to_string(),
+                    })?,
+            ),
+            None => None,
+        };
+        let worker = std::thread::Builder::new()
+            .name("hexz-writer".into())
+            .spawn(move || {
+                let state = WorkerState::new(sink, options)?;
+                match pool {
+                    Some(pool) => pool.install(move || state.run(rx)),
+                    None => state.run(rx),
+                }
+            })
+            .map_err(|error| Error::Io {
+                path: PathBuf::from("<writer thread>"),
+                error,
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            worker: Some(worker),
+            batch: Vec::with_capacity(batch_bytes),
+            batch_bytes,
+            stream_pos: 0,
+            next_id: 0,
+            names: Vec::new(),
+            sections: Vec::new(),
+        })
+    }
+
+    /// Add a regular file whose bytes come from `data`; returns its size.
+    pub fn add_file(&mut self, name: &str, data: &mut dyn Read, meta: EntryMeta) -> Result<u64> {
+        self.add_stream(name, EntryKind::File, data, meta)
+    }
+
+    /// Add a regular file from memory.
+    pub fn add_bytes(&mut self, name: &str, data: &[u8], meta: EntryMeta) -> Result<()> {
+        self.add_stream(name, EntryKind::File, &mut &data[..], meta)
+            .map(drop)
+    }
+
+    /// Add a dataset record (bytes plus user columns in `meta.columns`).
+    pub fn add_record(&mut self, name: &str, data: &[u8], meta: EntryMeta) -> Result<()> {
+        self.add_stream(name, EntryKind::Record, &mut &data[..], meta)
+            .map(drop)
+    }
+
+    /// Add a directory.
+    pub fn add_dir(&mut self, name: &str, meta: EntryMeta) -> Result<()> {
+        self.push_entry(name, EntryKind::Dir, 0, None, meta)
+    }
+
+    /// Add a symbolic link to `target`.
+    pub fn add_symlink(&mut self, name: &str, target: &str, meta: EntryMeta) -> Result<()> {
+        if target.is_empty() || target.len() > MAX_TARGET_LEN || target.contains('\0') {
+            return Err(Error::InvalidName {
+                name: name.to_string(),
+                reason: "symlink target is empty, contains NUL or is longer than 4096 bytes",
+            });
+        }
+        self.push_entry(name, EntryKind::Symlink, 0, Some(target.to_string()), meta)
+    }
+
+    /// Attach a metadata section (`SECTION_*` kind). `critical` sections make
+    /// readers that do not know the kind refuse the archive.
+    pub fn add_section(&mut self, kind: u16, critical: bool, data: Vec<u8>) {
+        let flags = if critical { SECTION_CRITICAL } else { 0 };
+        self.sections.push((kind, flags, data));
+    }
+
+    /// Bytes added to the logical stream so far.
+    pub fn logical_size(&self) -> u64 {
+        self.stream_pos
+    }
+
+    fn add_stream(
+        &mut self,
+        name: &str,
+        kind: EntryKind,
+        data: &mut dyn Read,
+        meta: EntryMeta,
+    ) -> Result<u64> {
+        validate_name(name)?;
+        let start = self.stream_pos;
+        loop {
+            if self.batch.len() == self.batch_bytes {
+                self.send_batch()?;
+            }
+            let len = self.batch.len();
+            let room = self.batch_bytes - len;
+            self.batch.resize(len + room, 0);
+            let n = loop {
+                match data.read(&mut self.batch[len..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(error) => {
+                        self.batch.truncate(len);
+                        return Err(Error::Input {
+                            name: name.to_string(),
+                            error,
+                        });
+                    }
+                }
+            };
+            self.batch.truncate(len + n);
+            self.stream_pos += n as u64;
+            if n == 0 {
+                break;
+            }
+        }
+        let size = self.stream_pos - start;
+        self.push_entry_at(name, kind, start, size, None, meta)?;
+        Ok(size)
+    }
+
+    fn push_entry(
+        &mut self,
+        name: &str,
+        kind: EntryKind,
+        size: u64,
+        target: Option<String>,
+        meta: EntryMeta,
+    ) -> Result<()> {
+        validate_name(name)?;
+        self.push_entry_at(name, kind, self.stream_pos, size, target, meta)
+    }
+
+    fn push_entry_at(
+        &mut self,
+        name: &str,
+        kind: EntryKind,
+        offset: u64,
+        size: u64,
+        target: Option<String>,
+        meta: EntryMeta,
+    ) -> Result<()> {
+        if meta.columns.len() > MAX_COLUMNS_LEN || meta.mtime_nsec >= 1_000_000_000 {
+            return Err(Error::InvalidSetting {
+                setting: "entry metadata",
+                detail: format!("`{name}`: columns over 1 MiB or mtime nanoseconds out of range"),
+            });
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.names.push((name.to_string(), id));
+        self.send(Msg::Entry(Entry {
+            id,
+            name: name.to_string(),
+            kind,
+            mode: meta.mode,
+            mtime: meta.mtime,
+            mtime_nsec: meta.mtime_nsec,
+            offset,
+            size,
+            target,
+            columns: meta.columns,
+        }))
+    }
+
+    fn send_batch(&mut self) -> Result<()> {
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_bytes));
+        self.send(Msg::Data(full))
+    }
+
+    fn send(&mut self, msg: Msg) -> Result<()> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            // The worker stopped: its result holds the reason.
+            Err(self.join_worker().err().unwrap_or(Error::Io {
+                path: PathBuf::from("<writer thread>"),
+                error: io::Error::other("writer thread stopped"),
+            }))
+        }
+    }
+
+    fn join_worker(&mut self) -> Result<(W, Summary)> {
+        self.tx = None;
+        let worker = self.worker.take().ok_or_else(|| Error::Io {
+            path: PathBuf::from("<writer thread>"),
+            error: io::Error::other("writer already finished"),
+        })?;
+        worker.join().map_err(|_| Error::Io {
+            path: PathBuf::from("<writer thread>"),
+            error: io::Error::other("writer thread panicked"),
+        })?
+    }
+
+    /// Write the index, catalog, directory and trailer, commit the sink, and return
+    /// it with a summary.
+    pub fn finish(mut self) -> Result<(W, Summary)> {
+        if !self.batch.is_empty() {
+            self.send_batch()?;
+        }
+        let mut names = std::mem::take(&mut self.names);
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = names.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::DuplicateName {
+                name: w[0].0.clone(),
+            });
+        }
+        let sections = std::mem::take(&mut self.sections);
+        self.send(Msg::Finish { names, sections })?;
+        self.join_worker()
+    }
+}
+
+/// Check an entry name: relative, `/`-separated, no empty, `.` or `..` components,
+/// no NUL, at most 4096 bytes.
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty name");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad("longer than 4096 bytes");
+    }
+    if name.contains('\0') {
+        return bad("contains NUL");
+    }
+    if name.starts_with('/') {
+        return bad("absolute path");
+    }
+    for part in name.split('/') {
+        match part {
+            "" => return bad("empty path component"),
+            "." | ".." => return bad("`.` or `..` component"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BlobLoc {
+    offset: u64,
+    stored_len: u32,
+    crc: u32,
+    flags: u8,
+}
+
+/// Where blobs and pages go: the sink and the write position.
+struct BlobOut<W: Sink> {
+    out: W,
+    pos: u64,
+    compressor: Arc<dyn Compressor>,
+    scratch: Vec<u8>,
+}
+
+impl<W: Sink> BlobOut<W> {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Err(error) = self.out.write_all(bytes) {
+            return Err(Error::Io {
+                path: self.out.describe(),
+                error,
+            });
+        }
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+impl<W: Sink> PageSink for BlobOut<W> {
+    fn write_page(&mut self, what: &'static str, raw: &[u8]) -> Result<PageRef> {
+        let codec = self.compressor.clone();
+        let raw_codec = codec.name() == "none";
+        let scratch = std::mem::take(&mut self.scratch);
+        let prepared = prepare_blob_into(codec.as_ref(), raw, raw_codec, what, scratch)?;
+        let r = PageRef {
+            offset: self.pos,
+            stored_len: prepared.stored.len() as u32,
+            raw_len: raw.len() as u32,
+            crc: prepared.crc,
+            flags: if prepared.raw { BLOB_RAW } else { 0 },
+            hash: *blake3::hash(&prepared.stored).as_bytes(),
+        };
+        self.write(&prepared.stored)?;
+        self.scratch = prepared.stored;
+        Ok(r)
+    }
+}
+
+/// The worker: owns the output, the chunk index and the dedup table.
+struct WorkerState<W: Sink> {
+    blobs: BlobOut<W>,
+    options: WriterOptions,
+    carry: Vec<u8>,
+    logical: u64,
+    dedup: HashMap<[u8; 32], BlobLoc>,
+    chunks: TreeBuilder,
+    catalog: TreeBuilder,
+    stats: Stats,
+}
+
+struct Prepared {
+    stored: Vec<u8>,
+    crc: u32,
+    raw: bool,
+}
+
+impl<W: Sink> WorkerState<W> {
+    fn new(out: W, options: WriterOptions) -> Result<Self> {
+        let page_size = options.page_size;
+        let mut blobs = BlobOut {
+            out,
+            pos: 0,
+            compressor: options.compressor.clone(),
+            scratch: Vec::new(),
+        };
+        blobs.write(&encode_header())?;
+        Ok(Self {
+            blobs,
+            options,
+            carry: Vec::new(),
+            logical: 0,
+            dedup: HashMap::new(),
+            chunks: TreeBuilder::new(TreeKind::Chunks, page_size),
+            catalog: TreeBuilder::new(TreeKind::Catalog, page_size),
+            stats: Stats::default(),
+        })
+    }
+
+    fn run(mut self, rx: Receiver<Msg>) -> Result<(W, Summary)> {
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                Msg::Data(data) => self.chunk_batch(data, false)?,
+                Msg::Entry(entry) => {
+                    self.stats.entry_count += 1;
+                    let key = Key::Catalog {
+                        id: entry.id,
+                        offset: entry.offset,
+                    };
+                    self.catalog
+                        .push(key, |out| entry.encode(out), &mut self.blobs)?;
+                }
+                Msg::Finish { names, sections } => return self.finish(names, sections),
+            }
+        }
+        // The caller dropped the writer without finishing: nothing is committed.
+        Err(Error::Io {
+            path: self.blobs.out.describe(),
+            error: io::Error::other("writer dropped before finish"),
+        })
+    }
+
+    /// Cut `data` (prefixed by the carried tail) into chunks; keep the last,
+    /// possibly incomplete, window for the next batch unless `last`.
+    fn chunk_batch(&mut self, data: Vec<u8>, last: bool) -> Result<()> {
+        let buf = if self.carry.is_empty() {
+            data
+        } else {
+            let mut b = std::mem::take(&mut self.carry);
+            b.extend_from_slice(&data);
+            b
+        };
+        let p = self.options.chunking;
+        let (min, avg, max) = (p.min as usize, p.avg as usize, p.max as usize);
+        let cdc = fastcdc::v2020::FastCDC::new(&buf, min, avg, max);
+        let mut cuts = Vec::new();
+        let mut start = 0;
+        while start < buf.len() {
+            let remaining = buf.len() - start;
+            if !last && remaining < max {
+                break;
+            }
+            let (_, end) = cdc.cut(start, remaining);
+            cuts.push((start, end));
+            start = end;
+        }
+        self.store_chunks(&buf, &cuts)?;
+        self.carry = buf[start..].to_vec();
+        Ok(())
+    }
+
+    fn store_chunks(&mut self, buf: &[u8], cuts: &[(usize, usize)]) -> Result<()> {
+        // 1. Hash in parallel.
+        let ids: Vec<([u8; 32], bool)> = cuts
+            .par_iter()
+            .map(|&(s, e)| {
+                let data = &buf[s..e];
+                let zero = is_zero(data);
+                let id = if zero { [0; 32] } else { *blake3::hash(data).as_bytes() };
+                (id, zero)
+            })
+            .collect();
+        // 2. Decide in stream order which chunks are new (first occurrence).
+        let mut seen_in_batch = std::collections::HashSet::new();
+        let new_chunks: Vec<usize> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, (id, zero))| {
+                !*zero && !self.dedup.contains_key(id) && seen_in_batch.insert(*id)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        // 3. Compress the new ones in parallel.
+        let compressor = &self.options.compressor;
+        let raw_codec = compressor.name() == "none";
+        let prepared: Vec<Result<Prepared>> = new_chunks
+            .par_iter()
+            .map(|&i| {
+                let (s, e) = cuts[i];
+                prepare_blob_into(compressor.as_ref(), &buf[s..e], raw_codec, "chunk", Vec::new())
+            })
+            .collect();
+        // 4. Write in order.
+        let mut prepared = prepared.into_iter();
+        let mut next_new = new_chunks.iter().peekable();
+        for (i, (&(s, e), (id, zero))) in cuts.iter().zip(&ids).enumerate() {
+            let raw_len = (e - s) as u32;
+            let mut record = ChunkRecord {
+                logical_offset: self.logical,
+                blob_offset: 0,
+                raw_len,
+                stored_len: 0,
+                crc: 0,
+                source: 0,
+                flags: 0,
+                id: *id,
+            };
+            if *zero {
+                record.flags = CHUNK_ZERO;
+                self.stats.zero_chunk_count += 1;
+                self.stats.zero_bytes += u64::from(raw_len);
+            } else {
+                if next_new.peek() == Some(&&i) {
+                    next_new.next();
+                    if let Some(blob) = prepared.next() {
+                        let blob = blob?;
+                        let loc = BlobLoc {
+                            offset: self.blobs.pos,
+                            stored_len: blob.stored.len() as u32,
+                            crc: blob.crc,
+                            flags: if blob.raw { CHUNK_RAW } else { 0 },
+                        };
+                        self.blobs.write(&blob.stored)?;
+                        self.dedup.insert(*id, loc);
+                        self.stats.unique_chunk_count += 1;
+                        self.stats.unique_raw_bytes += u64::from(raw_len);
+                        self.stats.stored_chunk_bytes += u64::from(loc.stored_len);
+                    }
+                }
+                // Every non-zero id is in the table: either just written or earlier.
+                if let Some(loc) = self.dedup.get(id) {
+                    record.blob_offset = loc.offset;
+                    record.stored_len = loc.stored_len;
+                    record.crc = loc.crc;
+                    record.flags = loc.flags;
+                }
+            }
+            self.stats.chunk_count += 1;
+            self.logical += u64::from(raw_len);
+            self.chunks.push(
+                Key::Chunk(record.logical_offset),
+                |out| record.encode(out),
+                &mut self.blobs,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn finish(
+        mut self,
+        names: Vec<(String, u64)>,
+        sections: Vec<(u16, u16, Vec<u8>)>,
+    ) -> Result<(W, Summary)> {
+        self.chunk_batch(Vec::new(), true)?;
+        self.stats.logical_size = self.logical;
+        let page_size = self.options.page_size;
+        let blobs = &mut self.blobs;
+        let chunk_tree = self.chunks.finish(blobs)?;
+        let catalog_tree = self.catalog.finish(blobs)?;
+        let mut name_builder = TreeBuilder::new(TreeKind::Names, page_size);
+        for (name, id) in &names {
+            name_builder.push(
+                Key::Name(name.clone()),
+                |out| {
+                    out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+                    out.extend_from_slice(name.as_bytes());
+                    out.extend_from_slice(&id.to_le_bytes());
+                },
+                blobs,
+            )?;
+        }
+        let name_tree = name_builder.finish(blobs)?;
+        let mut section_list = Vec::with_capacity(sections.len());
+        for (kind, flags, data) in &sections {
+            let page = blobs.write_page("section", data)?;
+            section_list.push(Section {
+                kind: *kind,
+                flags: *flags,
+                page,
+            });
+        }
+        let directory = Directory {
+            major: VERSION_MAJOR,
+            minor: VERSION_MINOR,
+            chunker: CHUNKER_FASTCDC_2020,
+            hash: HASH_BLAKE3,
+            chunking: self.options.chunking,
+            codec: self.options.compressor.name().to_string(),
+            codec_level: self.options.compressor.level(),
+            stats: self.stats,
+            chunk_tree,
+            catalog_tree,
+            name_tree,
+            sections: section_list,
+        }
+        .encode();
+        let root_hash = Hash32(*blake3::hash(&directory).as_bytes());
+        let trailer = Trailer {
+            directory_offset: blobs.pos,
+            directory_len: directory.len() as u32,
+            directory_crc: crc32fast::hash(&directory),
+            envelope_offset: 0,
+            envelope_len: 0,
+            flags: 0,
+            major: VERSION_MAJOR,
+            minor: VERSION_MINOR,
+        };
+        blobs.write(&directory)?;
+        blobs.write(&trailer.encode())?;
+        let archive_size = blobs.pos;
+        let mut out = self.blobs.out;
+        if let Err(error) = out.commit() {
+            return Err(Error::Io {
+                path: out.describe(),
+                error,
+            });
+        }
+        Ok((
+            out,
+            Summary {
+                root_hash,
+                stats: self.stats,
+                archive_size,
+            },
+        ))
+    }
+}
+
+/// Compress `raw`; keep it uncompressed when the codec is `none` or does not make
+/// it smaller.
+fn prepare_blob_into(
+    codec: &dyn Compressor,
+    raw: &[u8],
+    store_raw: bool,
+    what: &'static str,
+    mut out: Vec<u8>,
+) -> Result<Prepared> {
+    out.clear();
+    let raw_stored = store_raw || {
+        out.reserve(raw.len() / 2 + 64);
+        codec
+            .compress(raw, &mut out)
+            .map_err(|error| Error::Codec {
+                codec: codec.name().to_string(),
+                what,
+                offset: 0,
+                error,
+            })?;
+        out.len() >= raw.len()
+    };
+    if raw_stored {
+        out.clear();
+        out.extend_from_slice(raw);
+    }
+    Ok(Prepared {
+        crc: crc32fast::hash(&out),
+        stored: out,
+        raw: raw_stored,
+    })
+}
+
+fn is_zero(data: &[u8]) -> bool {
+    let mut blocks = data.chunks_exact(64);
+    blocks.by_ref().all(|b| b.iter().fold(0u8, |acc, &x| acc | x) == 0)
+        && blocks.remainder().iter().all(|&b| b == 0)
+}

@@ -1,0 +1,152 @@
+//! Round trips: what goes in comes out, by entry and by any byte range.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+use hexz_format::codec::{Compressor, NoCompression};
+use proptest::prelude::*;
+
+use crate::common::*;
+
+fn codecs_under_test() -> Vec<Arc<dyn Compressor>> {
+    vec![
+        Arc::new(NoCompression),
+        Arc::new(hexz_lz4::Lz4Compressor::new()),
+        Arc::new(hexz_zstd::ZstdCompressor::new(3).unwrap()),
+    ]
+}
+
+#[test]
+fn entries_and_ranges_round_trip_with_every_codec() {
+    let files = sample_files();
+    let stream: Vec<u8> = files.iter().flat_map(|(_, d)| d.clone()).collect();
+    for codec in codecs_under_test() {
+        let (bytes, summary) = build(&files, small_options(codec.clone()));
+        let archive = open(&bytes).unwrap();
+        assert_eq!(archive.root_hash(), summary.root_hash);
+        assert_eq!(archive.len(), stream.len() as u64);
+        assert_eq!(archive.entry_count(), files.len() as u64);
+        assert!(archive.directory().chunk_tree.depth >= 2, "want a multi-level index");
+        let listed: Vec<String> = archive.entries().map(|e| e.unwrap().name).collect();
+        let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+        assert_eq!(listed, names);
+        for (name, data) in &files {
+            let e = archive.entry(name).unwrap();
+            assert_eq!(&archive.read_entry(&e).unwrap(), data, "{name} via {}", codec.name());
+        }
+        for (off, len) in [(0, 1), (1000, 5000), (39_999, 70_000), (stream.len() - 3, 3)] {
+            assert_eq!(archive.read_range(off as u64, len).unwrap(), stream[off..off + len]);
+        }
+        archive.verify().unwrap();
+    }
+}
+
+#[test]
+fn duplicates_and_zeros_are_stored_once() {
+    let files = sample_files();
+    let (bytes, summary) = build(&files, small_options(Arc::new(NoCompression)));
+    let s = summary.stats;
+    assert!(s.zero_chunk_count > 0);
+    let logical: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
+    assert_eq!(s.logical_size, logical);
+    // The copies and the zeros add (almost) nothing: unique bytes are close to
+    // text + noise.
+    assert!(s.unique_raw_bytes < logical - 150_000, "{s:?}");
+    assert!((bytes.len() as u64) < logical - 150_000);
+}
+
+#[test]
+fn archives_are_deterministic_across_thread_counts() {
+    let files = sample_files();
+    let mut outputs = Vec::new();
+    for threads in [1, 2, 4] {
+        let mut o = small_options(Arc::new(hexz_zstd::ZstdCompressor::new(3).unwrap()));
+        o.threads = Some(threads);
+        outputs.push(build(&files, o).0);
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+}
+
+#[test]
+fn chunking_does_not_depend_on_batch_size() {
+    let files = sample_files();
+    let mut a = small_options(Arc::new(NoCompression));
+    a.batch_bytes = 4096;
+    let mut b = small_options(Arc::new(NoCompression));
+    b.batch_bytes = 1 << 20;
+    assert_eq!(build(&files, a).0, build(&files, b).0);
+}
+
+#[test]
+fn entry_reader_reads_and_seeks() {
+    let files = sample_files();
+    let (bytes, _) = build(&files, small_options(Arc::new(hexz_lz4::Lz4Compressor::new())));
+    let archive = open(&bytes).unwrap();
+    let e = archive.entry("a.txt").unwrap();
+    let mut r = archive.entry_reader(&e);
+    let mut all = Vec::new();
+    r.read_to_end(&mut all).unwrap();
+    assert_eq!(all, files[0].1);
+    r.seek(SeekFrom::End(-10)).unwrap();
+    let mut tail = Vec::new();
+    r.read_to_end(&mut tail).unwrap();
+    assert_eq!(tail, files[0].1[files[0].1.len() - 10..]);
+}
+
+#[test]
+fn empty_archive_opens() {
+    let (bytes, _) = build(&Vec::new(), small_options(Arc::new(NoCompression)));
+    let archive = open(&bytes).unwrap();
+    assert_eq!(archive.entry_count(), 0);
+    assert!(archive.is_empty());
+    assert!(matches!(archive.entry("x"), Err(hexz_format::Error::EntryNotFound { .. })));
+    archive.verify().unwrap();
+}
+
+#[test]
+fn out_of_range_reads_are_errors() {
+    let (bytes, _) = build(&sample_files(), small_options(Arc::new(NoCompression)));
+    let archive = open(&bytes).unwrap();
+    let e = archive.entry("tiny").unwrap();
+    let mut buf = [0; 2];
+    assert!(matches!(
+        archive.read_entry_at(&e, 0, &mut buf),
+        Err(hexz_format::Error::OutOfRange { .. })
+    ));
+    assert!(archive.read_range(archive.len(), 1).is_err());
+    assert!(archive.read_range(u64::MAX, 2).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn any_files_round_trip(
+        contents in proptest::collection::vec(
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..20_000),
+                (0usize..30_000).prop_map(|n| vec![0u8; n]),
+                (0u64..4, 0usize..30_000).prop_map(|(s, n)| noise(s, n)),
+            ],
+            0..12,
+        ),
+        reads in proptest::collection::vec((any::<u64>(), 0usize..50_000), 1..8),
+    ) {
+        let files: Files = contents.into_iter().enumerate().map(|(i, d)| (format!("f{i:02}"), d)).collect();
+        let stream: Vec<u8> = files.iter().flat_map(|(_, d)| d.clone()).collect();
+        let (bytes, _) = build(&files, small_options(Arc::new(hexz_lz4::Lz4Compressor::new())));
+        let archive = open(&bytes).unwrap();
+        for (name, data) in &files {
+            let e = archive.entry(name).unwrap();
+            prop_assert_eq!(&archive.read_entry(&e).unwrap(), data);
+        }
+        if !stream.is_empty() {
+            for (off, len) in reads {
+                let off = (off % stream.len() as u64) as usize;
+                let len = len.min(stream.len() - off);
+                prop_assert_eq!(archive.read_range(off as u64, len).unwrap(), &stream[off..off + len]);
+            }
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The one error type of the recipe loader, and the location it points at.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::{Error as YamlError, MessageFormatter, UserMessageFormatter};
+
+/// Where in a recipe file an error was found.
+///
+/// `line` and `column` are 1-based; `column` counts characters, not bytes. Both
+/// are 0 when the YAML parser could not tell (for example, input that is not
+/// UTF-8); [`Display`](fmt::Display) then prints only the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLocation {
+    /// The recipe file, as the caller named it.
+    pub file: PathBuf,
+    /// 1-based line, or 0 when unknown.
+    pub line: u64,
+    /// 1-based character column, or 0 when unknown.
+    pub column: u64,
+}
+
+impl SourceLocation {
+    pub(crate) fn new(file: &Path, location: &serde_saphyr::Location) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: location.line(),
+            column: location.column(),
+        }
+    }
+}
+
+impl fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.file.display())
+        } else {
+            write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+        }
+    }
+}
+
+/// A malformed `$` in a string value that is subject to `${VAR}` interpolation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InterpolationProblem {
+    /// `${` without a closing `}`.
+    Unterminated,
+    /// `${}`.
+    EmptyName,
+    /// `${...}` whose name is not `[A-Za-z_][A-Za-z0-9_]*`.
+    InvalidName {
+        /// The text between the braces.
+        name: String,
+    },
+    /// A `$` followed by neither `{` nor `$`.
+    LoneDollar,
+}
+
+impl fmt::Display for InterpolationProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unterminated => f.write_str("`${` is not closed; write `${NAME}`"),
+            Self::EmptyName => f.write_str("`${}` names no variable; write `${NAME}`"),
+            Self::InvalidName { name } => write!(
+                f,
+                "`${{{name}}}` is not a valid variable name; use letters, digits and `_`, \
+                 not starting with a digit"
+            ),
+            Self::LoneDollar => {
+                f.write_str("a `$` must start `${NAME}`; write `$$` for a literal `$`")
+            }
+        }
+    }
+}
+
+/// Everything that can go wrong turning a recipe file into a [`Plan`](super::Plan).
+///
+/// Every variant found inside the file carries a [`SourceLocation`] (`at`), and
+/// its message reads `file:line:column: what is wrong; how to fix it`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecipeError {
+    /// The recipe file could not be read.
+    ///
+    /// The I/O error is part of the message and deliberately not exposed as
+    /// [`source`](std::error::Error::source), so error chains do not repeat it.
+    #[error("cannot read recipe {}: {error}", path.display())]
+    Read {
+        /// The recipe path as given.
+        path: PathBuf,
+        /// Why reading failed.
+        error: io::Error,
+    },
+
+    /// The recipe's folder could not be made absolute (the working directory is gone).
+    #[error("cannot resolve the folder of recipe {}: {error}", path.display())]
+    RecipeDir {
+        /// The recipe path as given.
+        path: PathBuf,
+        /// Why the working directory could not be read.
+        error: io::Error,
+    },
+
+    /// The text is not valid YAML, or a value has the wrong type.
+    #[error("{at}: {detail}")]
+    Yaml {
+        /// Where the parser stopped.
+        at: SourceLocation,
+        /// The YAML parser's description, without its location suffix.
+        detail: String,
+    },
+
+    /// A key the schema does not know (typo, or a field from a newer version).
+    #[error("{at}: unknown field `{field}`{}", unknown_field_fix(suggestion.as_deref(), expected))]
+    UnknownField {
+        /// Location of the unknown key.
+        at: SourceLocation,
+        /// The key as written.
+        field: String,
+        /// The keys allowed at that place.
+        expected: Vec<String>,
+        /// The closest allowed key, if one is close enough to be a likely typo.
+        suggestion: Option<String>,
+    },
+
+    /// A required key is absent.
+    #[error("{at}: missing required field `{field}`; {}", missing_field_fix(field))]
+    MissingField {
+        /// Location of the mapping that lacks the key.
+        at: SourceLocation,
+        /// The missing key.
+        field: String,
+    },
+
+    /// `inputs` is an empty list.
+    #[error("{at}: `inputs` is empty; list at least one input, e.g. `- path: data/`")]
+    NoInputs {
+        /// Location of the `inputs` value.
+        at: SourceLocation,
+    },
+
+    /// A string field that must not be empty is empty (after interpolation).
+    #[error("{at}: `{field}` is empty; give it a value")]
+    EmptyValue {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path of the field, e.g. `inputs[0].path`.
+        field: String,
+    },
+
+    /// `${VAR}` names a variable that is not set.
+    #[error(
+        "{at}: environment variable `{variable}` is not set (used in `{field}`); \
+         set it, or write `$$` for a literal `$`"
+    )]
+    UnsetVariable {
+        /// Location of the value containing the reference.
+        at: SourceLocation,
+        /// Key path of the field, e.g. `output`.
+        field: String,
+        /// The variable name.
+        variable: String,
+    },
+
+    /// A `$` in an interpolated value is malformed.
+    #[error("{at}: bad `$` in `{field}`: {problem}")]
+    Interpolation {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path of the field.
+        field: String,
+        /// What is malformed.
+        problem: InterpolationProblem,
+    },
+
+    /// A chunk size is neither an integer nor a size string `parse-size` understands.
+    #[error(
+        "{at}: {field}: cannot read `{written}` as a size; write a byte count like `65536` \
+         or a size like `64KiB`"
+    )]
+    InvalidSize {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path, e.g. `chunking.min`.
+        field: &'static str,
+        /// The value as written.
+        written: String,
+    },
+
+    /// A chunk size is outside the range FastCDC accepts.
+    #[error(
+        "{at}: {field} ({}) is out of range {}–{}; choose a value in that range",
+        human_size(*value), human_size(*min), human_size(*max)
+    )]
+    SizeOutOfRange {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path, e.g. `chunking.min`.
+        field: &'static str,
+        /// The size in bytes.
+        value: u64,
+        /// Smallest accepted size in bytes.
+        min: u64,
+        /// Largest accepted size in bytes.
+        max: u64,
+    },
+
+    /// A chunk size is odd.
+    #[error("{at}: {field} ({value} bytes) must be an even number of bytes")]
+    OddSize {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path, e.g. `chunking.avg`.
+        field: &'static str,
+        /// The size in bytes.
+        value: u64,
+    },
+
+    /// Chunk sizes are not ordered `min <= avg <= max`.
+    #[error(
+        "{at}: {lower_field} ({}{}) is larger than {upper_field} ({}{}); \
+         chunk sizes must satisfy min <= avg <= max",
+        human_size(*lower), default_note(*lower_is_default),
+        human_size(*upper), default_note(*upper_is_default)
+    )]
+    SizeOrder {
+        /// Location of whichever of the two values the recipe sets (`lower` if both).
+        at: SourceLocation,
+        /// Key path of the bound that should be smaller.
+        lower_field: &'static str,
+        /// Its value in bytes.
+        lower: u64,
+        /// Whether it came from the defaults rather than the recipe.
+        lower_is_default: bool,
+        /// Key path of the bound that should be larger.
+        upper_field: &'static str,
+        /// Its value in bytes.
+        upper: u64,
+        /// Whether it came from the defaults rather than the recipe.
+        upper_is_default: bool,
+    },
+
+    /// A compression level outside the codec's range.
+    #[error("{at}: {codec} level {level} out of range {min}–{max}; choose a level in that range")]
+    LevelOutOfRange {
+        /// Location of the `level` value.
+        at: SourceLocation,
+        /// The codec name.
+        codec: String,
+        /// The level as written.
+        level: i64,
+        /// Lowest accepted level.
+        min: i64,
+        /// Highest accepted level.
+        max: i64,
+    },
+
+    /// `compression.level` is not an integer.
+    #[error(
+        "{at}: compression.level: `{written}` is not a valid level; write an integer such as `3`"
+    )]
+    InvalidLevel {
+        /// Location of the `level` value.
+        at: SourceLocation,
+        /// The value as written.
+        written: String,
+    },
+
+    /// A level was given for a codec that takes none (`none`, `lz4`).
+    #[error("{at}: codec `{codec}` takes no level; remove `level: {level}`")]
+    LevelNotAccepted {
+        /// Location of the `level` value.
+        at: SourceLocation,
+        /// The codec name.
+        codec: String,
+        /// The level as written.
+        level: String,
+    },
+
+    /// An input path does not exist.
+    #[error(
+        "{at}: input `{written}` does not exist (resolved to {}); \
+         relative paths are resolved against the recipe's folder",
+        resolved.display()
+    )]
+    InputMissing {
+        /// Location of the `path` value.
+        at: SourceLocation,
+        /// The path as written in the recipe.
+        written: String,
+        /// The absolute path that was checked.
+        resolved: PathBuf,
+    },
+
+    /// An input path exists but could not be inspected.
+    #[error("{at}: cannot access input `{written}` (resolved to {}): {error}", resolved.display())]
+    InputUnreadable {
+        /// Location of the `path` value.
+        at: SourceLocation,
+        /// The path as written in the recipe.
+        written: String,
+        /// The absolute path that was checked.
+        resolved: PathBuf,
+        /// Why it could not be inspected.
+        error: io::Error,
+    },
+
+    /// An input path is neither a directory nor a regular file (e.g. a socket).
+    #[error(
+        "{at}: input `{written}` (resolved to {}) is neither a directory nor a regular file; \
+         point it at a directory or a file",
+        resolved.display()
+    )]
+    InputNotFileOrDir {
+        /// Location of the `path` value.
+        at: SourceLocation,
+        /// The path as written in the recipe.
+        written: String,
+        /// The absolute path that was checked.
+        resolved: PathBuf,
+    },
+}
+
+impl RecipeError {
+    /// Where in the recipe the error is, for errors found inside the file.
+    #[must_use]
+    pub fn location(&self) -> Option<&SourceLocation> {
+        match self {
+            Self::Read { .. } | Self::RecipeDir { .. } => None,
+            Self::Yaml { at, .. }
+            | Self::UnknownField { at, .. }
+            | Self::MissingField { at, .. }
+            | Self::NoInputs { at }
+            | Self::EmptyValue { at, .. }
+            | Self::UnsetVariable { at, .. }
+            | Self::Interpolation { at, .. }
+            | Self::InvalidSize { at, .. }
+            | Self::SizeOutOfRange { at, .. }
+            | Self::OddSize { at, .. }
+            | Self::SizeOrder { at, .. }
+            | Self::InvalidLevel { at, .. }
+            | Self::LevelOutOfRange { at, .. }
+            | Self::LevelNotAccepted { at, .. }
+            | Self::InputMissing { at, .. }
+            | Self::InputUnreadable { at, .. }
+            | Self::InputNotFileOrDir { at, .. } => Some(at),
+        }
+    }
+}
+
+/// Renders a size for messages: `8 KiB`, `1 MiB`, or `65537 bytes`.
+pub(crate) fn human_size(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn default_note(is_default: bool) -> &'static str {
+    if is_default { ", the default" } else { "" }
+}
+
+fn unknown_field_fix(suggestion: Option<&str>, expected: &[String]) -> String {
+    match suggestion {
+        Some(s) => format!(", did you mean `{s}`?"),
+        None if expected.is_empty() => "; remove it".to_owned(),
+        None => {
+            let list: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();
+            format!("; expected one of {}", list.join(", "))
+        }
+    }
+}
+
+fn missing_field_fix(field: &str) -> &'static str {
+    match field {
+        "inputs" => "add `inputs:` with at least one `- path: <directory or file>`",
+        "output" => "add `output: <archive>.hxz`",
+        "path" => "each input needs `path: <directory or file>`",
+        _ => "add it",
+    }
+}
+
+/// Converts a `serde-saphyr` error into a [`RecipeError`], keeping its location.
+pub(crate) fn from_yaml(file: &Path, err: &YamlError) -> RecipeError {
+    let at = match err.location() {
+        Some(loc) => SourceLocation::new(file, &loc),
+        None => SourceLocation {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+        },
+    };
+    let mut inner = err.without_snippet();
+    while let YamlError::AliasError { error, .. } = inner {
+        inner = error.without_snippet();
+    }
+    match inner {
+        YamlError::SerdeUnknownField {
+            field, expected, ..
+        } => RecipeError::UnknownField {
+            at,
+            suggestion: closest(field, expected).map(str::to_owned),
+            field: field.clone(),
+            expected: expected.iter().map(|e| (*e).to_owned()).collect(),
+        },
+        YamlError::SerdeMissingField { field, .. } => RecipeError::MissingField {
+            at,
+            field: (*field).to_owned(),
+        },
+        other => RecipeError::Yaml {
+            at,
+            detail: printable(&UserMessageFormatter.format_message(other)),
+        },
+    }
+}
+
+/// The allowed key most similar to `field`, if it is similar enough to be a typo.
+fn closest<'a>(field: &str, expected: &[&'a str]) -> Option<&'a str> {
+    expected
+        .iter()
+        .map(|candidate| (strsim::jaro_winkler(field, candidate), *candidate))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+/// Escapes control characters, so parser text cannot disturb a terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_debug().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}

@@ -1,0 +1,356 @@
+//! Raw recipe → [`Plan`]: defaults, bounds, interpolation, path resolution.
+//!
+//! Checks run in this order and the first failure is returned: inputs and
+//! output (interpolation, emptiness), chunking, compression, and last the
+//! filesystem check that every input exists. Locations come from the
+//! [`Spanned`] wrappers of the raw structs, so they point at the offending value.
+
+use std::io;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_saphyr::{Location, Spanned};
+
+use super::error::{RecipeError, SourceLocation};
+use super::interpolate::{InterpolationError, interpolate};
+use super::plan::{ChunkingPlan, CompressionPlan, InputPlan, Plan};
+use super::raw::{RawChunking, RawCompression, RawLevel, RawRecipe, RawSize};
+
+/// What validation needs besides the raw recipe.
+pub(crate) struct Context<'a> {
+    /// The recipe file as named by the caller; used in locations.
+    pub(crate) file: &'a Path,
+    /// Absolute folder of the recipe.
+    pub(crate) recipe_dir: &'a Path,
+    /// Looks up `${VAR}` names.
+    pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Context<'_> {
+    fn at(&self, location: &Location) -> SourceLocation {
+        SourceLocation::new(self.file, location)
+    }
+
+    /// Interpolates a string value; `field` names it in messages.
+    fn interpolated(&self, field: &str, value: &Spanned<String>) -> Result<String, RecipeError> {
+        let text = interpolate(&value.value, self.env).map_err(|e| match e {
+            InterpolationError::Unset(variable) => RecipeError::UnsetVariable {
+                at: self.at(&value.referenced),
+                field: field.to_owned(),
+                variable,
+            },
+            InterpolationError::Syntax(problem) => RecipeError::Interpolation {
+                at: self.at(&value.referenced),
+                field: field.to_owned(),
+                problem,
+            },
+        })?;
+        if text.trim().is_empty() {
+            return Err(RecipeError::EmptyValue {
+                at: self.at(&value.referenced),
+                field: field.to_owned(),
+            });
+        }
+        Ok(text)
+    }
+
+    /// Makes `path` absolute against the recipe folder, dropping `.` components.
+    fn resolve(&self, path: &str) -> PathBuf {
+        self.recipe_dir.join(path).components().collect()
+    }
+}
+
+/// Turns the raw recipe into a plan, or reports the first problem.
+pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, RecipeError> {
+    if raw.inputs.value.is_empty() {
+        return Err(RecipeError::NoInputs {
+            at: cx.at(&raw.inputs.referenced),
+        });
+    }
+    let mut inputs = Vec::with_capacity(raw.inputs.value.len());
+    for (index, input) in raw.inputs.value.iter().enumerate() {
+        let path = cx.interpolated(&format!("inputs[{index}].path"), &input.path)?;
+        inputs.push(InputPlan {
+            path: cx.resolve(&path),
+            written: input.path.value.clone(),
+        });
+    }
+    let output = cx.resolve(&cx.interpolated("output", &raw.output)?);
+    let chunking = chunking(raw.chunking.as_ref(), cx)?;
+    let compression = compression(raw.compression.as_ref(), cx)?;
+    for (input, raw_input) in inputs.iter().zip(&raw.inputs.value) {
+        check_exists(input, cx.at(&raw_input.path.referenced))?;
+    }
+    let normalized = normalized(raw, &chunking, &compression);
+    Ok(Plan {
+        recipe_path: cx.file.to_path_buf(),
+        recipe_dir: cx.recipe_dir.to_path_buf(),
+        inputs,
+        output,
+        chunking,
+        compression,
+        normalized,
+    })
+}
+
+fn check_exists(input: &InputPlan, at: SourceLocation) -> Result<(), RecipeError> {
+    match std::fs::metadata(&input.path) {
+        Ok(meta) if meta.is_dir() || meta.is_file() => Ok(()),
+        Ok(_) => Err(RecipeError::InputNotFileOrDir {
+            at,
+            written: input.written.clone(),
+            resolved: input.path.clone(),
+        }),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Err(RecipeError::InputMissing {
+            at,
+            written: input.written.clone(),
+            resolved: input.path.clone(),
+        }),
+        Err(error) => Err(RecipeError::InputUnreadable {
+            at,
+            written: input.written.clone(),
+            resolved: input.path.clone(),
+            error,
+        }),
+    }
+}
+
+/// One chunk-size setting after parsing; `at` is `None` when it is the default.
+struct Size {
+    field: &'static str,
+    value: u32,
+    at: Option<SourceLocation>,
+}
+
+fn chunking(raw: Option<&RawChunking>, cx: &Context<'_>) -> Result<ChunkingPlan, RecipeError> {
+    let (min, avg, max) = raw.map_or((None, None, None), |c| {
+        (c.min.as_ref(), c.avg.as_ref(), c.max.as_ref())
+    });
+    let min = size(
+        "chunking.min",
+        min,
+        ChunkingPlan::DEFAULT_MIN,
+        ChunkingPlan::MIN_RANGE,
+        cx,
+    )?;
+    let avg = size(
+        "chunking.avg",
+        avg,
+        ChunkingPlan::DEFAULT_AVG,
+        ChunkingPlan::AVG_RANGE,
+        cx,
+    )?;
+    let max = size(
+        "chunking.max",
+        max,
+        ChunkingPlan::DEFAULT_MAX,
+        ChunkingPlan::MAX_RANGE,
+        cx,
+    )?;
+    check_order(&min, &avg, cx)?;
+    check_order(&avg, &max, cx)?;
+    Ok(ChunkingPlan {
+        min: min.value,
+        avg: avg.value,
+        max: max.value,
+    })
+}
+
+fn size(
+    field: &'static str,
+    raw: Option<&Spanned<RawSize>>,
+    default: u32,
+    range: RangeInclusive<u32>,
+    cx: &Context<'_>,
+) -> Result<Size, RecipeError> {
+    let Some(raw) = raw else {
+        return Ok(Size {
+            field,
+            value: default,
+            at: None,
+        });
+    };
+    let at = cx.at(&raw.referenced);
+    let bytes = match &raw.value {
+        RawSize::Bytes(bytes) => *bytes,
+        RawSize::Text(text) => {
+            parse_size::parse_size(text).map_err(|_| RecipeError::InvalidSize {
+                at: at.clone(),
+                field,
+                written: text.clone(),
+            })?
+        }
+    };
+    let value = u32::try_from(bytes)
+        .ok()
+        .filter(|v| range.contains(v))
+        .ok_or_else(|| RecipeError::SizeOutOfRange {
+            at: at.clone(),
+            field,
+            value: bytes,
+            min: u64::from(*range.start()),
+            max: u64::from(*range.end()),
+        })?;
+    if !value.is_multiple_of(2) {
+        return Err(RecipeError::OddSize {
+            at,
+            field,
+            value: bytes,
+        });
+    }
+    Ok(Size {
+        field,
+        value,
+        at: Some(at),
+    })
+}
+
+fn check_order(lower: &Size, upper: &Size, cx: &Context<'_>) -> Result<(), RecipeError> {
+    if lower.value <= upper.value {
+        return Ok(());
+    }
+    // The defaults are ordered, so at least one side was written in the recipe.
+    let at = lower
+        .at
+        .clone()
+        .or_else(|| upper.at.clone())
+        .unwrap_or_else(|| SourceLocation {
+            file: cx.file.to_path_buf(),
+            line: 0,
+            column: 0,
+        });
+    Err(RecipeError::SizeOrder {
+        at,
+        lower_field: lower.field,
+        lower: u64::from(lower.value),
+        lower_is_default: lower.at.is_none(),
+        upper_field: upper.field,
+        upper: u64::from(upper.value),
+        upper_is_default: upper.at.is_none(),
+    })
+}
+
+fn compression(
+    raw: Option<&RawCompression>,
+    cx: &Context<'_>,
+) -> Result<CompressionPlan, RecipeError> {
+    let codec_raw = raw.and_then(|c| c.codec.as_ref());
+    let level_raw = raw.and_then(|c| c.level.as_ref());
+    let codec = match codec_raw {
+        Some(codec) if codec.value.trim().is_empty() => {
+            return Err(RecipeError::EmptyValue {
+                at: cx.at(&codec.referenced),
+                field: "compression.codec".to_owned(),
+            });
+        }
+        Some(codec) => codec.value.clone(),
+        None => CompressionPlan::DEFAULT_CODEC.to_owned(),
+    };
+    let level = match (codec.as_str(), level_raw) {
+        (name, Some(level)) if CompressionPlan::LEVELLESS_CODECS.contains(&name) => {
+            return Err(RecipeError::LevelNotAccepted {
+                at: cx.at(&level.referenced),
+                codec,
+                level: level_text(&level.value),
+            });
+        }
+        (name, Some(level)) => Some(checked_level(name, level, cx)?),
+        ("zstd", None) => Some(CompressionPlan::DEFAULT_ZSTD_LEVEL),
+        (_, None) => None,
+    };
+    Ok(CompressionPlan { codec, level })
+}
+
+/// Range-checks a written level: zstd's own range, or `i32` for other codecs.
+fn checked_level(
+    codec: &str,
+    level: &Spanned<RawLevel>,
+    cx: &Context<'_>,
+) -> Result<i32, RecipeError> {
+    let range = if codec == "zstd" {
+        CompressionPlan::ZSTD_LEVELS
+    } else {
+        i32::MIN..=i32::MAX
+    };
+    let written = match &level.value {
+        RawLevel::Int(written) => *written,
+        RawLevel::Other(text) => {
+            return Err(RecipeError::InvalidLevel {
+                at: cx.at(&level.referenced),
+                written: text.clone(),
+            });
+        }
+    };
+    i32::try_from(written)
+        .ok()
+        .filter(|l| range.contains(l))
+        .ok_or_else(|| RecipeError::LevelOutOfRange {
+            at: cx.at(&level.referenced),
+            codec: codec.to_owned(),
+            level: written,
+            min: i64::from(*range.start()),
+            max: i64::from(*range.end()),
+        })
+}
+
+fn level_text(level: &RawLevel) -> String {
+    match level {
+        RawLevel::Int(level) => level.to_string(),
+        RawLevel::Other(text) => text.clone(),
+    }
+}
+
+/// Provenance JSON. Struct fields are declared in alphabetical order, so the
+/// keys come out sorted whatever `serde_json` features the build enables.
+#[derive(Serialize)]
+struct NormalizedRecipe<'a> {
+    chunking: NormalizedChunking,
+    compression: NormalizedCompression<'a>,
+    inputs: Vec<NormalizedInput<'a>>,
+    output: &'a str,
+}
+
+#[derive(Serialize)]
+struct NormalizedChunking {
+    avg: u32,
+    max: u32,
+    min: u32,
+}
+
+#[derive(Serialize)]
+struct NormalizedCompression<'a> {
+    codec: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<i32>,
+}
+
+#[derive(Serialize)]
+struct NormalizedInput<'a> {
+    path: &'a str,
+}
+
+fn normalized(raw: &RawRecipe, chunking: &ChunkingPlan, compression: &CompressionPlan) -> String {
+    let doc = NormalizedRecipe {
+        chunking: NormalizedChunking {
+            avg: chunking.avg,
+            max: chunking.max,
+            min: chunking.min,
+        },
+        compression: NormalizedCompression {
+            codec: &compression.codec,
+            level: compression.level,
+        },
+        inputs: raw
+            .inputs
+            .value
+            .iter()
+            .map(|input| NormalizedInput {
+                path: &input.path.value,
+            })
+            .collect(),
+        output: &raw.output.value,
+    };
+    // Serializing plain structs with string keys into a String cannot fail.
+    serde_json::to_string(&doc).unwrap_or_default()
+}
