@@ -1,1 +1,395 @@
-fn main() {}
+//! `hexz`: the command-line tool. Parses arguments, calls one library function per
+//! verb, prints the result, and maps errors to exit codes.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use hexz_format::{Archive, EntryKind, ReadOptions};
+use hexz_pipeline::recipe::load_recipe;
+use hexz_pipeline::{BuildOptions, ExtractOptions, PipelineError, Registry};
+
+/// Build, inspect and read hexz archives.
+#[derive(Debug, Parser)]
+#[command(name = "hexz", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build an archive from a recipe.
+    Build {
+        /// The recipe (YAML).
+        recipe: PathBuf,
+        /// Validate the recipe and print the plan without building.
+        #[arg(long)]
+        dry_run: bool,
+        /// No progress bar.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the entries of an archive.
+    Ls {
+        /// The archive.
+        archive: PathBuf,
+        /// Show kind, mode, size and mtime.
+        #[arg(short, long)]
+        long: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an entry's bytes (or a range of them) to standard output.
+    Cat {
+        /// The archive.
+        archive: PathBuf,
+        /// The entry name.
+        entry: String,
+        /// First byte to write.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Bytes to write (default: to the end of the entry).
+        #[arg(long)]
+        length: Option<u64>,
+    },
+    /// Restore the entries of an archive into a folder.
+    Extract {
+        /// The archive.
+        archive: PathBuf,
+        /// Destination folder (created if missing).
+        dest: PathBuf,
+        /// No progress bar.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Replace existing files.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Describe an archive: counts, sizes, ratios, settings, root hash.
+    Info {
+        /// The archive.
+        archive: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every page and every chunk of an archive.
+    Verify {
+        /// The archive.
+        archive: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A closed pipe (`hexz cat ... | head`) is not a failure.
+            if err
+                .downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("hexz: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+/// 1: generic failure; 2: bad usage or recipe; 3: corrupt archive; 4: not found.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    let format = err.downcast_ref::<hexz_format::Error>().or_else(|| {
+        match err.downcast_ref::<PipelineError>() {
+            Some(PipelineError::Format(f)) => Some(f),
+            _ => None,
+        }
+    });
+    if let Some(f) = format {
+        if f.is_corruption() {
+            return 3;
+        }
+        if matches!(f, hexz_format::Error::EntryNotFound { .. }) {
+            return 4;
+        }
+    }
+    if let Some(
+        PipelineError::Recipe(_)
+        | PipelineError::UnknownPlugin { .. }
+        | PipelineError::PluginSettings { .. },
+    ) = err.downcast_ref::<PipelineError>()
+    {
+        return 2;
+    }
+    1
+}
+
+fn open(path: &PathBuf, registry: &Registry) -> Result<Archive> {
+    Ok(hexz_pipeline::open_archive(
+        path,
+        registry,
+        ReadOptions::default(),
+    )?)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let registry = Registry::default();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match cli.command {
+        Command::Build {
+            recipe,
+            dry_run,
+            quiet,
+            threads,
+            json,
+        } => {
+            let plan = load_recipe(&recipe)?;
+            if dry_run {
+                let count = hexz_pipeline::count_inputs(&plan)?;
+                // Resolving the codec checks the plugin exists and takes the level.
+                registry.compressor(&plan.compression.codec, plan.compression.level)?;
+                writeln!(out, "recipe   {}", plan.recipe_path.display())?;
+                for input in &plan.inputs {
+                    writeln!(out, "ingest   {} ({})", input.written, input.path.display())?;
+                }
+                writeln!(
+                    out,
+                    "         {} files, {} dirs, {} symlinks, {} bytes{}",
+                    count.files,
+                    count.dirs,
+                    count.symlinks,
+                    count.bytes,
+                    if count.skipped > 0 {
+                        format!(", {} special files skipped", count.skipped)
+                    } else {
+                        String::new()
+                    }
+                )?;
+                writeln!(
+                    out,
+                    "chunk    fastcdc-2020 min {} avg {} max {}",
+                    plan.chunking.min, plan.chunking.avg, plan.chunking.max
+                )?;
+                writeln!(
+                    out,
+                    "compress {}{}",
+                    plan.compression.codec,
+                    plan.compression
+                        .level
+                        .map(|l| format!(" level {l}"))
+                        .unwrap_or_default()
+                )?;
+                writeln!(out, "output   {}", plan.output.display())?;
+                out.flush()?;
+                return Ok(());
+            }
+            let report = hexz_pipeline::build(&plan, &registry, &BuildOptions { quiet, threads })?;
+            let s = &report.summary.stats;
+            if json {
+                let v = serde_json::json!({
+                    "output": report.output,
+                    "root_hash": report.summary.root_hash.to_string(),
+                    "entries": s.entry_count,
+                    "logical_bytes": s.logical_size,
+                    "stored_bytes": report.summary.archive_size,
+                    "unique_bytes": s.unique_raw_bytes,
+                    "seconds": report.elapsed.as_secs_f64(),
+                });
+                writeln!(out, "{v}")?;
+            } else if !quiet {
+                let secs = report.elapsed.as_secs_f64();
+                eprintln!(
+                    "built {}: {} entries, {} -> {} ({:.2}x), {:.1} MB/s, root {}",
+                    report.output.display(),
+                    s.entry_count,
+                    human(s.logical_size),
+                    human(report.summary.archive_size),
+                    s.logical_size as f64 / report.summary.archive_size.max(1) as f64,
+                    s.logical_size as f64 / 1e6 / secs.max(1e-9),
+                    report.summary.root_hash
+                );
+            }
+        }
+        Command::Ls {
+            archive,
+            long,
+            json,
+        } => {
+            let a = open(&archive, &registry)?;
+            for entry in a.entries() {
+                let e = entry?;
+                if json {
+                    let v = serde_json::json!({
+                        "name": e.name,
+                        "kind": e.kind.as_str(),
+                        "size": e.size,
+                        "mode": e.mode & 0o7777,
+                        "mtime": e.mtime,
+                        "target": e.target,
+                    });
+                    writeln!(out, "{v}")?;
+                } else if long {
+                    let kind = match e.kind {
+                        EntryKind::File => '-',
+                        EntryKind::Dir => 'd',
+                        EntryKind::Symlink => 'l',
+                        EntryKind::Record => 'r',
+                    };
+                    let link = e
+                        .target
+                        .as_deref()
+                        .map(|t| format!(" -> {t}"))
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "{kind}{:04o} {:>12} {:>12} {}{link}",
+                        e.mode & 0o7777,
+                        e.size,
+                        e.mtime,
+                        e.name
+                    )?;
+                } else {
+                    writeln!(out, "{}", e.name)?;
+                }
+            }
+        }
+        Command::Cat {
+            archive,
+            entry,
+            offset,
+            length,
+        } => {
+            let a = open(&archive, &registry)?;
+            let e = a.entry(&entry)?;
+            hexz_pipeline::copy_entry(&a, &e, offset, length, &mut out)?;
+        }
+        Command::Extract {
+            archive,
+            dest,
+            quiet,
+            overwrite,
+        } => {
+            let a = open(&archive, &registry)?;
+            let report = hexz_pipeline::extract(&a, &dest, &ExtractOptions { quiet, overwrite })?;
+            if !quiet {
+                eprintln!(
+                    "extracted {} files, {} dirs, {} symlinks ({}) to {} in {:.2}s",
+                    report.files,
+                    report.dirs,
+                    report.symlinks,
+                    human(report.bytes),
+                    dest.display(),
+                    report.elapsed.as_secs_f64()
+                );
+            }
+        }
+        Command::Info { archive, json } => {
+            let a = open(&archive, &registry)?;
+            let i = hexz_pipeline::info(&a)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&i)?)?;
+            } else {
+                writeln!(out, "archive       {}", i.source)?;
+                writeln!(out, "format        v{}", i.format_version)?;
+                writeln!(out, "root hash     {}", i.root_hash)?;
+                writeln!(out, "entries       {}", i.entries)?;
+                writeln!(
+                    out,
+                    "logical       {} ({} bytes)",
+                    human(i.logical_bytes),
+                    i.logical_bytes
+                )?;
+                writeln!(
+                    out,
+                    "stored        {} ({} bytes)",
+                    human(i.stored_bytes),
+                    i.stored_bytes
+                )?;
+                writeln!(
+                    out,
+                    "chunks        {} ({} unique, {} zero)",
+                    i.chunks, i.unique_chunks, i.zero_chunks
+                )?;
+                writeln!(out, "dedup         {:.2}x", i.dedup_ratio)?;
+                writeln!(out, "compression   {:.2}x", i.compression_ratio)?;
+                writeln!(out, "overall       {:.2}x", i.total_ratio)?;
+                writeln!(
+                    out,
+                    "chunking      {} min {} avg {} max {}",
+                    i.chunking.algorithm, i.chunking.min, i.chunking.avg, i.chunking.max
+                )?;
+                writeln!(
+                    out,
+                    "codec         {} (level {})",
+                    i.codec.name, i.codec.level
+                )?;
+                if let Some(p) = &i.provenance {
+                    if let Some(tool) = p.get("tool").and_then(|t| t.as_str()) {
+                        writeln!(out, "built by      {tool}")?;
+                    }
+                    if let Some(recipe) = p.get("recipe") {
+                        writeln!(out, "recipe        {recipe}")?;
+                    }
+                }
+            }
+        }
+        Command::Verify { archive, json } => {
+            let a = open(&archive, &registry)?;
+            let r = a
+                .verify()
+                .with_context(|| format!("{} failed verification", archive.display()))?;
+            if json {
+                let v = serde_json::json!({
+                    "ok": true,
+                    "root_hash": a.root_hash().to_string(),
+                    "pages": r.pages,
+                    "chunks": r.chunks,
+                    "entries": r.entries,
+                    "stored_bytes": r.stored_bytes,
+                });
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(
+                    out,
+                    "ok: {} pages, {} chunks, {} entries checked; root {}",
+                    r.pages,
+                    r.chunks,
+                    r.entries,
+                    a.root_hash()
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

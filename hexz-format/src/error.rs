@@ -62,7 +62,9 @@ pub enum Error {
         error: io::Error,
     },
     /// The file is shorter than a structure it must contain.
-    #[error("truncated archive: {what} needs bytes {offset}..{end} but the archive is {size} bytes")]
+    #[error(
+        "truncated archive: {what} needs bytes {offset}..{end} but the archive is {size} bytes"
+    )]
     Truncated {
         /// The structure that does not fit.
         what: &'static str,
@@ -74,7 +76,9 @@ pub enum Error {
         size: u64,
     },
     /// A magic number did not match: not a hexz archive, or not this structure.
-    #[error("{what} at offset {offset}: bad magic {found:02x?}, expected {expected:02x?} (not a hexz archive?)")]
+    #[error(
+        "{what} at offset {offset}: bad magic {found:02x?}, expected {expected:02x?} (not a hexz archive?)"
+    )]
     BadMagic {
         /// The structure checked.
         what: &'static str,
@@ -98,7 +102,9 @@ pub enum Error {
         newest_major: u16,
     },
     /// A CRC32 check failed.
-    #[error("{what} at offset {offset}: CRC32 mismatch (stored {expected:08x}, computed {actual:08x})")]
+    #[error(
+        "{what} at offset {offset}: CRC32 mismatch (stored {expected:08x}, computed {actual:08x})"
+    )]
     Checksum {
         /// The blob checked.
         what: &'static str,

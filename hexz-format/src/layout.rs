@@ -475,7 +475,10 @@ impl ChunkRecord {
             return Err(c.corrupt(format!("unknown chunk flags {:#x}", r.flags)));
         }
         if r.raw_len == 0 || r.raw_len > MAX_CHUNK_LEN {
-            return Err(c.corrupt(format!("chunk length {} outside 1..={MAX_CHUNK_LEN}", r.raw_len)));
+            return Err(c.corrupt(format!(
+                "chunk length {} outside 1..={MAX_CHUNK_LEN}",
+                r.raw_len
+            )));
         }
         if r.stored_len > MAX_STORED_CHUNK_LEN {
             return Err(c.corrupt(format!("stored chunk length {} too large", r.stored_len)));
@@ -619,13 +622,17 @@ impl Entry {
         let columns_len = c.u32()? as usize;
         c.reserved(8)?;
         if name_len == 0 || name_len > MAX_NAME_LEN {
-            return Err(c.corrupt(format!("entry name length {name_len} outside 1..={MAX_NAME_LEN}")));
+            return Err(c.corrupt(format!(
+                "entry name length {name_len} outside 1..={MAX_NAME_LEN}"
+            )));
         }
         if target_len > MAX_TARGET_LEN || columns_len > MAX_COLUMNS_LEN {
             return Err(c.corrupt("entry target or columns too long"));
         }
         if len != ENTRY_FIXED_LEN + name_len + target_len + columns_len {
-            return Err(c.corrupt(format!("entry record length {len} does not match its fields")));
+            return Err(c.corrupt(format!(
+                "entry record length {len} does not match its fields"
+            )));
         }
         if mtime_nsec >= 1_000_000_000 {
             return Err(c.corrupt(format!("mtime nanoseconds {mtime_nsec} out of range")));
@@ -769,16 +776,30 @@ impl ChunkParams {
         };
         let (min, avg, max) = (self.min as usize, self.avg as usize, self.max as usize);
         if !(f::MINIMUM_MIN..=f::MINIMUM_MAX).contains(&min) {
-            return Err(bad(format!("min {min} outside {}..={}", f::MINIMUM_MIN, f::MINIMUM_MAX)));
+            return Err(bad(format!(
+                "min {min} outside {}..={}",
+                f::MINIMUM_MIN,
+                f::MINIMUM_MAX
+            )));
         }
         if !(f::AVERAGE_MIN..=f::AVERAGE_MAX).contains(&avg) {
-            return Err(bad(format!("avg {avg} outside {}..={}", f::AVERAGE_MIN, f::AVERAGE_MAX)));
+            return Err(bad(format!(
+                "avg {avg} outside {}..={}",
+                f::AVERAGE_MIN,
+                f::AVERAGE_MAX
+            )));
         }
         if !(f::MAXIMUM_MIN..=f::MAXIMUM_MAX).contains(&max) {
-            return Err(bad(format!("max {max} outside {}..={}", f::MAXIMUM_MIN, f::MAXIMUM_MAX)));
+            return Err(bad(format!(
+                "max {max} outside {}..={}",
+                f::MAXIMUM_MIN,
+                f::MAXIMUM_MAX
+            )));
         }
         if !(min <= avg && avg <= max) {
-            return Err(bad(format!("need min <= avg <= max, got {min}, {avg}, {max}")));
+            return Err(bad(format!(
+                "need min <= avg <= max, got {min}, {avg}, {max}"
+            )));
         }
         if min % 2 != 0 || avg % 2 != 0 || max % 2 != 0 {
             return Err(bad("min, avg and max must be even".into()));
@@ -927,8 +948,14 @@ impl Directory {
         }
         let codec_level = c.i32()?;
         let name: [u8; MAX_CODEC_NAME_LEN] = c.array()?;
-        let len = name.iter().position(|&b| b == 0).unwrap_or(MAX_CODEC_NAME_LEN);
-        if len == 0 || !name[..len].iter().all(|b| b.is_ascii_graphic()) || name[len..].iter().any(|&b| b != 0) {
+        let len = name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(MAX_CODEC_NAME_LEN);
+        if len == 0
+            || !name[..len].iter().all(|b| b.is_ascii_graphic())
+            || name[len..].iter().any(|&b| b != 0)
+        {
             return Err(c.corrupt("codec name is empty or not printable ASCII"));
         }
         let codec = String::from_utf8_lossy(&name[..len]).into_owned();

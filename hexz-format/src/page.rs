@@ -247,7 +247,11 @@ pub(crate) fn decode_page(
     let what = kind.what();
     let mut c = Cursor::new(raw, what, offset);
     let header = PageHeader::decode(&mut c)?;
-    let want = if level == 0 { kind.leaf() } else { kind.internal() };
+    let want = if level == 0 {
+        kind.leaf()
+    } else {
+        kind.internal()
+    };
     if header.kind != want || header.level != level {
         return Err(Error::Corrupt {
             what,
@@ -259,13 +263,17 @@ pub(crate) fn decode_page(
         });
     }
     if let Some(first) = expected_first
-        && header.first != first {
-            return Err(Error::Corrupt {
-                what,
-                offset,
-                detail: format!("page starts at record {} but its parent says {first}", header.first),
-            });
-        }
+        && header.first != first
+    {
+        return Err(Error::Corrupt {
+            what,
+            offset,
+            detail: format!(
+                "page starts at record {} but its parent says {first}",
+                header.first
+            ),
+        });
+    }
     let count = header.count as usize;
     let min_record = match (kind, level) {
         (TreeKind::Chunks, 0) => CHUNK_RECORD_LEN,
@@ -290,9 +298,10 @@ pub(crate) fn decode_page(
                 for _ in 0..count {
                     let r = ChunkRecord::decode(&mut c)?;
                     if let Some(prev) = v.last()
-                        && prev.logical_end() != r.logical_offset {
-                            return Err(c.corrupt("chunk records are not contiguous"));
-                        }
+                        && prev.logical_end() != r.logical_offset
+                    {
+                        return Err(c.corrupt("chunk records are not contiguous"));
+                    }
                     v.push(r);
                 }
                 Page::ChunkLeaf(v)
@@ -302,9 +311,10 @@ pub(crate) fn decode_page(
                 for i in 0..count {
                     let e = Entry::decode(&mut c, header.first + i as u64)?;
                     if let Some(prev) = v.last()
-                        && e.offset < prev.offset + prev.size {
-                            return Err(c.corrupt("entries overlap in the stream"));
-                        }
+                        && e.offset < prev.offset + prev.size
+                    {
+                        return Err(c.corrupt("entries overlap in the stream"));
+                    }
                     v.push(e);
                 }
                 Page::CatalogLeaf(v)
@@ -314,7 +324,9 @@ pub(crate) fn decode_page(
                 for _ in 0..count {
                     let name = decode_name(&mut c)?;
                     let id = c.u64()?;
-                    if v.last().is_some_and(|(prev, _)| prev.as_str() >= name.as_str()) {
+                    if v.last()
+                        .is_some_and(|(prev, _)| prev.as_str() >= name.as_str())
+                    {
                         return Err(c.corrupt("names are not in strictly increasing order"));
                     }
                     v.push((name, id));

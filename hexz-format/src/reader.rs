@@ -122,7 +122,12 @@ impl Archive {
         }
         let tail_len = size.min(OPEN_TAIL_LEN);
         let tail_start = size - tail_len;
-        let tail = read_vec(source.as_ref(), "archive tail", tail_start, tail_len as usize)?;
+        let tail = read_vec(
+            source.as_ref(),
+            "archive tail",
+            tail_start,
+            tail_len as usize,
+        )?;
         if tail_start == 0 {
             decode_header(&tail)?;
         }
@@ -228,7 +233,13 @@ impl Archive {
 
     /// The bytes of the first section of `kind`, if there is one.
     pub fn section(&self, kind: u16) -> Result<Option<Vec<u8>>> {
-        match self.inner.directory.sections.iter().find(|s| s.kind == kind) {
+        match self
+            .inner
+            .directory
+            .sections
+            .iter()
+            .find(|s| s.kind == kind)
+        {
             Some(s) => self.inner.load_blob(&s.page, "section").map(Some),
             None => Ok(None),
         }
@@ -259,9 +270,12 @@ impl Archive {
 
     /// The entry called `name`.
     pub fn entry(&self, name: &str) -> Result<Entry> {
-        let id = self.inner.lookup_name(name)?.ok_or_else(|| Error::EntryNotFound {
-            name: name.to_string(),
-        })?;
+        let id = self
+            .inner
+            .lookup_name(name)?
+            .ok_or_else(|| Error::EntryNotFound {
+                name: name.to_string(),
+            })?;
         let entry = self.entry_by_id(id)?;
         if entry.name != name {
             return Err(self.inner.corrupt(
@@ -279,7 +293,11 @@ impl Archive {
 
     /// `len` bytes of the logical stream at `offset`.
     pub fn read_range(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let mut buf = vec![0; self.inner.checked_len(offset, len, self.len(), "the logical stream")?];
+        let mut buf = vec![
+            0;
+            self.inner
+                .checked_len(offset, len, self.len(), "the logical stream")?
+        ];
         self.read_at(offset, &mut buf)?;
         Ok(buf)
     }
@@ -307,7 +325,12 @@ impl Archive {
                 kind: entry.kind.as_str(),
             });
         }
-        let len = self.inner.checked_len(0, usize::try_from(entry.size).unwrap_or(usize::MAX), entry.size, "entry")?;
+        let len = self.inner.checked_len(
+            0,
+            usize::try_from(entry.size).unwrap_or(usize::MAX),
+            entry.size,
+            "entry",
+        )?;
         let mut buf = vec![0; len];
         self.read_entry_at(entry, 0, &mut buf)?;
         Ok(buf)
@@ -344,20 +367,27 @@ impl Archive {
         // Chunk index: walk every leaf, collect distinct blobs.
         let mut blobs: Vec<ChunkRecord> = Vec::new();
         let mut expected_offset = 0u64;
-        inner.walk_tree(&dir.chunk_tree, TreeKind::Chunks, &mut report, &mut |page| {
-            if let Page::ChunkLeaf(records) = page {
-                for r in records {
-                    if r.logical_offset != expected_offset {
-                        return Err(inner.corrupt("chunk index", "chunks do not tile the stream"));
-                    }
-                    expected_offset = r.logical_end();
-                    if !r.is_zero() {
-                        blobs.push(*r);
+        inner.walk_tree(
+            &dir.chunk_tree,
+            TreeKind::Chunks,
+            &mut report,
+            &mut |page| {
+                if let Page::ChunkLeaf(records) = page {
+                    for r in records {
+                        if r.logical_offset != expected_offset {
+                            return Err(
+                                inner.corrupt("chunk index", "chunks do not tile the stream")
+                            );
+                        }
+                        expected_offset = r.logical_end();
+                        if !r.is_zero() {
+                            blobs.push(*r);
+                        }
                     }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         if expected_offset != dir.stats.logical_size {
             return Err(inner.corrupt("chunk index", "chunks do not cover the logical stream"));
         }
@@ -371,18 +401,23 @@ impl Archive {
         // Catalog and name index.
         let mut entries = 0u64;
         let mut stream_end = 0u64;
-        inner.walk_tree(&dir.catalog_tree, TreeKind::Catalog, &mut report, &mut |page| {
-            if let Page::CatalogLeaf(list) = page {
-                for e in list {
-                    if e.id != entries || e.offset < stream_end {
-                        return Err(inner.corrupt("catalog", "entries out of order"));
+        inner.walk_tree(
+            &dir.catalog_tree,
+            TreeKind::Catalog,
+            &mut report,
+            &mut |page| {
+                if let Page::CatalogLeaf(list) = page {
+                    for e in list {
+                        if e.id != entries || e.offset < stream_end {
+                            return Err(inner.corrupt("catalog", "entries out of order"));
+                        }
+                        stream_end = e.offset + e.size;
+                        entries += 1;
                     }
-                    stream_end = e.offset + e.size;
-                    entries += 1;
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         if stream_end > dir.stats.logical_size {
             return Err(inner.corrupt("catalog", "an entry extends past the logical stream"));
         }
@@ -546,7 +581,8 @@ impl Inner {
     fn chunk_leaf(&self, offset: u64) -> Result<(Arc<Page>, usize)> {
         let page = self
             .descend(&self.directory.chunk_tree, TreeKind::Chunks, |children| {
-                let i = children.partition_point(|(k, _)| matches!(k, Key::Chunk(o) if *o <= offset));
+                let i =
+                    children.partition_point(|(k, _)| matches!(k, Key::Chunk(o) if *o <= offset));
                 i.checked_sub(1)
             })?
             .ok_or_else(|| self.corrupt("chunk index", "no chunk covers the offset"))?;
@@ -570,11 +606,16 @@ impl Inner {
             });
         }
         let page = self
-            .descend(&self.directory.catalog_tree, TreeKind::Catalog, |children| {
-                let i = children
-                    .partition_point(|(k, _)| matches!(k, Key::Catalog { id: first, .. } if *first <= id));
-                i.checked_sub(1)
-            })?
+            .descend(
+                &self.directory.catalog_tree,
+                TreeKind::Catalog,
+                |children| {
+                    let i = children.partition_point(
+                        |(k, _)| matches!(k, Key::Catalog { id: first, .. } if *first <= id),
+                    );
+                    i.checked_sub(1)
+                },
+            )?
             .ok_or_else(|| self.corrupt("catalog", "entry missing"))?;
         let Page::CatalogLeaf(entries) = &*page else {
             return Err(self.corrupt("catalog", "leaf expected"));
@@ -589,7 +630,8 @@ impl Inner {
 
     fn lookup_name(&self, name: &str) -> Result<Option<u64>> {
         let page = self.descend(&self.directory.name_tree, TreeKind::Names, |children| {
-            let i = children.partition_point(|(k, _)| matches!(k, Key::Name(n) if n.as_str() <= name));
+            let i =
+                children.partition_point(|(k, _)| matches!(k, Key::Name(n) if n.as_str() <= name));
             i.checked_sub(1)
         })?;
         let Some(page) = page else {
@@ -630,7 +672,12 @@ impl Inner {
                 feature: "parent archives (thin snapshots)",
             });
         }
-        let stored = read_vec(self.source.as_ref(), "chunk", r.blob_offset, r.stored_len as usize)?;
+        let stored = read_vec(
+            self.source.as_ref(),
+            "chunk",
+            r.blob_offset,
+            r.stored_len as usize,
+        )?;
         let crc = crc32fast::hash(&stored);
         if crc != r.crc {
             return Err(Error::Checksum {
@@ -640,7 +687,13 @@ impl Inner {
                 actual: crc,
             });
         }
-        let data = self.decode_blob(stored, r.flags & CHUNK_RAW != 0, r.raw_len, "chunk", r.blob_offset)?;
+        let data = self.decode_blob(
+            stored,
+            r.flags & CHUNK_RAW != 0,
+            r.raw_len,
+            "chunk",
+            r.blob_offset,
+        )?;
         if verify_id {
             let id = blake3::hash(&data);
             if id.as_bytes() != &r.id {
@@ -657,7 +710,8 @@ impl Inner {
 
     fn chunk(&self, r: &ChunkRecord) -> Result<Arc<[u8]>> {
         self.chunks.get_or_insert_with(&r.blob_offset, || {
-            self.load_chunk(r, self.options.verify_chunks).map(Arc::from)
+            self.load_chunk(r, self.options.verify_chunks)
+                .map(Arc::from)
         })
     }
 
@@ -677,12 +731,24 @@ impl Inner {
         let data: Vec<Option<Arc<[u8]>>> = if uncached >= 2 {
             records
                 .par_iter()
-                .map(|r| if r.is_zero() { Ok(None) } else { self.chunk(r).map(Some) })
+                .map(|r| {
+                    if r.is_zero() {
+                        Ok(None)
+                    } else {
+                        self.chunk(r).map(Some)
+                    }
+                })
                 .collect::<Result<_>>()?
         } else {
             records
                 .iter()
-                .map(|r| if r.is_zero() { Ok(None) } else { self.chunk(r).map(Some) })
+                .map(|r| {
+                    if r.is_zero() {
+                        Ok(None)
+                    } else {
+                        self.chunk(r).map(Some)
+                    }
+                })
                 .collect::<Result<_>>()?
         };
         for (r, d) in records.iter().zip(&data) {
@@ -772,9 +838,9 @@ fn check_first_key(page: &Page, key: &Key) -> std::result::Result<(), &'static s
     let ok = match (page, key) {
         (Page::Internal(c), k) => c.first().is_some_and(|(first, _)| first == k),
         (Page::ChunkLeaf(r), Key::Chunk(o)) => r.first().is_some_and(|r| r.logical_offset == *o),
-        (Page::CatalogLeaf(e), Key::Catalog { id, offset }) => {
-            e.first().is_some_and(|e| e.id == *id && e.offset == *offset)
-        }
+        (Page::CatalogLeaf(e), Key::Catalog { id, offset }) => e
+            .first()
+            .is_some_and(|e| e.id == *id && e.offset == *offset),
         (Page::NameLeaf(n), Key::Name(name)) => n.first().is_some_and(|(first, _)| first == name),
         _ => false,
     };
@@ -802,11 +868,12 @@ impl Iterator for Entries {
         }
         if let Some((page, i)) = &mut self.page
             && let Page::CatalogLeaf(entries) = &**page
-                && let Some(e) = entries.get(*i) {
-                    *i += 1;
-                    self.next += 1;
-                    return Some(Ok(e.clone()));
-                }
+            && let Some(e) = entries.get(*i)
+        {
+            *i += 1;
+            self.next += 1;
+            return Some(Ok(e.clone()));
+        }
         match self.archive.inner.catalog_leaf(self.next) {
             Ok((page, i)) => {
                 self.page = Some((page, i));

@@ -633,7 +633,11 @@ impl<W: Sink> WorkerState<W> {
             .map(|&(s, e)| {
                 let data = &buf[s..e];
                 let zero = is_zero(data);
-                let id = if zero { [0; 32] } else { *blake3::hash(data).as_bytes() };
+                let id = if zero {
+                    [0; 32]
+                } else {
+                    *blake3::hash(data).as_bytes()
+                };
                 (id, zero)
             })
             .collect();
@@ -654,7 +658,13 @@ impl<W: Sink> WorkerState<W> {
             .par_iter()
             .map(|&i| {
                 let (s, e) = cuts[i];
-                prepare_blob_into(compressor.as_ref(), &buf[s..e], raw_codec, "chunk", Vec::new())
+                prepare_blob_into(
+                    compressor.as_ref(),
+                    &buf[s..e],
+                    raw_codec,
+                    "chunk",
+                    Vec::new(),
+                )
             })
             .collect();
         // 4. Write in order.
@@ -828,6 +838,8 @@ fn prepare_blob_into(
 
 fn is_zero(data: &[u8]) -> bool {
     let mut blocks = data.chunks_exact(64);
-    blocks.by_ref().all(|b| b.iter().fold(0u8, |acc, &x| acc | x) == 0)
+    blocks
+        .by_ref()
+        .all(|b| b.iter().fold(0u8, |acc, &x| acc | x) == 0)
         && blocks.remainder().iter().all(|&b| b == 0)
 }

@@ -26,16 +26,32 @@ fn entries_and_ranges_round_trip_with_every_codec() {
         assert_eq!(archive.root_hash(), summary.root_hash);
         assert_eq!(archive.len(), stream.len() as u64);
         assert_eq!(archive.entry_count(), files.len() as u64);
-        assert!(archive.directory().chunk_tree.depth >= 2, "want a multi-level index");
+        assert!(
+            archive.directory().chunk_tree.depth >= 2,
+            "want a multi-level index"
+        );
         let listed: Vec<String> = archive.entries().map(|e| e.unwrap().name).collect();
         let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
         assert_eq!(listed, names);
         for (name, data) in &files {
             let e = archive.entry(name).unwrap();
-            assert_eq!(&archive.read_entry(&e).unwrap(), data, "{name} via {}", codec.name());
+            assert_eq!(
+                &archive.read_entry(&e).unwrap(),
+                data,
+                "{name} via {}",
+                codec.name()
+            );
         }
-        for (off, len) in [(0, 1), (1000, 5000), (39_999, 70_000), (stream.len() - 3, 3)] {
-            assert_eq!(archive.read_range(off as u64, len).unwrap(), stream[off..off + len]);
+        for (off, len) in [
+            (0, 1),
+            (1000, 5000),
+            (39_999, 70_000),
+            (stream.len() - 3, 3),
+        ] {
+            assert_eq!(
+                archive.read_range(off as u64, len).unwrap(),
+                stream[off..off + len]
+            );
         }
         archive.verify().unwrap();
     }
@@ -81,7 +97,10 @@ fn chunking_does_not_depend_on_batch_size() {
 #[test]
 fn entry_reader_reads_and_seeks() {
     let files = sample_files();
-    let (bytes, _) = build(&files, small_options(Arc::new(hexz_lz4::Lz4Compressor::new())));
+    let (bytes, _) = build(
+        &files,
+        small_options(Arc::new(hexz_lz4::Lz4Compressor::new())),
+    );
     let archive = open(&bytes).unwrap();
     let e = archive.entry("a.txt").unwrap();
     let mut r = archive.entry_reader(&e);
@@ -100,7 +119,10 @@ fn empty_archive_opens() {
     let archive = open(&bytes).unwrap();
     assert_eq!(archive.entry_count(), 0);
     assert!(archive.is_empty());
-    assert!(matches!(archive.entry("x"), Err(hexz_format::Error::EntryNotFound { .. })));
+    assert!(matches!(
+        archive.entry("x"),
+        Err(hexz_format::Error::EntryNotFound { .. })
+    ));
     archive.verify().unwrap();
 }
 

@@ -1,1 +1,35 @@
+//! # hexz-pipeline
+//!
+//! Recipes, the build stages, the plugin registry, and the read-side verbs
+//! (`extract`, `info`) the CLI and Python call.
+//!
+//! ```no_run
+//! use hexz_pipeline::{BuildOptions, Registry, build, recipe::load_recipe};
+//! let plan = load_recipe("recipes/sample.yaml".as_ref())?;
+//! let report = build(&plan, &Registry::default(), &BuildOptions::default())?;
+//! println!("{} -> root {}", report.output.display(), report.summary.root_hash);
+//! # Ok::<(), hexz_pipeline::PipelineError>(())
+//! ```
+
+pub mod build;
+pub mod error;
+pub mod extract;
+pub mod info;
+mod progress;
 pub mod recipe;
+pub mod registry;
+
+use std::path::Path;
+
+pub use build::{BuildOptions, BuildReport, InputCount, build, count_inputs};
+pub use error::{PipelineError, Result};
+pub use extract::{ExtractOptions, ExtractReport, copy_entry, extract};
+pub use info::{ArchiveInfo, info};
+pub use registry::{CompressorFactory, FnFactory, Registry};
+
+use hexz_format::{Archive, ReadOptions};
+
+/// Open the archive at `path` with the codecs of `registry`.
+pub fn open_archive(path: &Path, registry: &Registry, options: ReadOptions) -> Result<Archive> {
+    Ok(Archive::open_path(path, registry, options)?)
+}

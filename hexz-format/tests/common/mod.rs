@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use hexz_format::codec::{Compressor, StaticCodecs};
-use hexz_format::{Archive, ArchiveWriter, ChunkParams, EntryMeta, MemorySource, ReadOptions, Summary, WriterOptions};
+use hexz_format::{
+    Archive, ArchiveWriter, ChunkParams, EntryMeta, MemorySource, ReadOptions, Summary,
+    WriterOptions,
+};
 
 /// Codecs every test reader knows.
 pub fn codecs() -> StaticCodecs {
@@ -68,7 +71,9 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
 
 /// A mixed set of files: text, noise, zeros, duplicates.
 pub fn sample_files() -> Files {
-    let text: Vec<u8> = (0..40_000).flat_map(|i| format!("line {i} of some text\n").into_bytes()).collect();
+    let text: Vec<u8> = (0..40_000)
+        .flat_map(|i| format!("line {i} of some text\n").into_bytes())
+        .collect();
     let noise = noise(7, 50_000);
     vec![
         ("a.txt".into(), text.clone()),

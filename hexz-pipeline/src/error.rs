@@ -1,0 +1,78 @@
+//! The error type of the pipeline.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::recipe::RecipeError;
+
+/// Everything building, reading or extracting through the pipeline can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The recipe is invalid.
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    /// The archive layer failed (corrupt archive, I/O, missing entry, ...).
+    #[error(transparent)]
+    Format(#[from] hexz_format::Error),
+    /// A plugin name that is not registered.
+    #[error("unknown {kind} `{name}`; registered: {}", known.join(", "))]
+    UnknownPlugin {
+        /// `"compressor"` or `"transport"`.
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The registered names.
+        known: Vec<String>,
+    },
+    /// A plugin rejected its settings.
+    #[error("{plugin}: {detail}")]
+    PluginSettings {
+        /// The plugin.
+        plugin: String,
+        /// What it rejected.
+        detail: String,
+    },
+    /// A local file operation failed.
+    #[error("{}: {error}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        error: io::Error,
+    },
+    /// An input path cannot be represented as an entry name.
+    #[error("{}: {reason}", path.display())]
+    UnsupportedInput {
+        /// The input file.
+        path: PathBuf,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An archive entry would be written outside the extraction folder, or through
+    /// a symbolic link.
+    #[error("refusing to extract `{name}`: {reason}")]
+    UnsafePath {
+        /// The entry.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An extraction target exists and overwriting was not allowed.
+    #[error("{} already exists (use --overwrite to replace it)", path.display())]
+    Exists {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+impl PipelineError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |error| Self::Io { path, error }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = PipelineError> = std::result::Result<T, E>;

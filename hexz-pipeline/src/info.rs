@@ -1,0 +1,108 @@
+//! `hexz info`: what an archive holds, for people and for `--json`.
+
+use hexz_format::Archive;
+use hexz_format::layout::SECTION_PROVENANCE;
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// Summary of an archive.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveInfo {
+    /// Path or URL.
+    pub source: String,
+    /// `major.minor` of the writer.
+    pub format_version: String,
+    /// BLAKE3 of the directory, hex.
+    pub root_hash: String,
+    /// Entries in the catalog.
+    pub entries: u64,
+    /// Bytes in the logical stream.
+    pub logical_bytes: u64,
+    /// Size of the archive file.
+    pub stored_bytes: u64,
+    /// Raw bytes of distinct non-zero chunks.
+    pub unique_bytes: u64,
+    /// Stored (compressed) bytes of the distinct chunks.
+    pub chunk_bytes_stored: u64,
+    /// Chunks in the stream.
+    pub chunks: u64,
+    /// Distinct stored chunks.
+    pub unique_chunks: u64,
+    /// All-zero chunks (not stored).
+    pub zero_chunks: u64,
+    /// Logical bytes / unique bytes (zeros count as deduplicated).
+    pub dedup_ratio: f64,
+    /// Unique bytes / their stored size.
+    pub compression_ratio: f64,
+    /// Logical bytes / archive size.
+    pub total_ratio: f64,
+    /// FastCDC parameters.
+    pub chunking: Chunking,
+    /// Codec.
+    pub codec: Codec,
+    /// Provenance recorded at build time, if any.
+    pub provenance: Option<serde_json::Value>,
+}
+
+/// FastCDC parameters.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chunking {
+    /// Algorithm.
+    pub algorithm: &'static str,
+    /// Smallest chunk.
+    pub min: u32,
+    /// Average chunk.
+    pub avg: u32,
+    /// Largest chunk.
+    pub max: u32,
+}
+
+/// Codec name and level.
+#[derive(Debug, Clone, Serialize)]
+pub struct Codec {
+    /// Name.
+    pub name: String,
+    /// Level (0 if the codec has none).
+    pub level: i32,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 1.0 } else { a as f64 / b as f64 }
+}
+
+/// Gather [`ArchiveInfo`] (reads the provenance section, nothing else).
+pub fn info(archive: &Archive) -> Result<ArchiveInfo> {
+    let d = archive.directory();
+    let s = &d.stats;
+    let provenance = archive
+        .section(SECTION_PROVENANCE)?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    Ok(ArchiveInfo {
+        source: archive.source_name(),
+        format_version: format!("{}.{}", d.major, d.minor),
+        root_hash: archive.root_hash().to_string(),
+        entries: s.entry_count,
+        logical_bytes: s.logical_size,
+        stored_bytes: archive.archive_size(),
+        unique_bytes: s.unique_raw_bytes,
+        chunk_bytes_stored: s.stored_chunk_bytes,
+        chunks: s.chunk_count,
+        unique_chunks: s.unique_chunk_count,
+        zero_chunks: s.zero_chunk_count,
+        dedup_ratio: ratio(s.logical_size, s.unique_raw_bytes),
+        compression_ratio: ratio(s.unique_raw_bytes, s.stored_chunk_bytes),
+        total_ratio: ratio(s.logical_size, archive.archive_size()),
+        chunking: Chunking {
+            algorithm: "fastcdc-2020",
+            min: d.chunking.min,
+            avg: d.chunking.avg,
+            max: d.chunking.max,
+        },
+        codec: Codec {
+            name: d.codec.clone(),
+            level: d.codec_level,
+        },
+        provenance,
+    })
+}
