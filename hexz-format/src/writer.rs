@@ -546,6 +546,45 @@ struct WorkerState<W: Sink> {
     stats: Stats,
 }
 
+/// A batch cut into chunks: `cuts` are `(start, end)` in `buf`; bytes from
+/// `consumed` on are carried into the next batch.
+struct Cut {
+    buf: Vec<u8>,
+    cuts: Vec<(usize, usize)>,
+    consumed: usize,
+}
+
+/// Cut `data`, prefixed by the tail carried from the previous batch, with FastCDC.
+/// Unless `last`, stop before the final window shorter than the largest chunk, so
+/// cut points are the same as for one continuous stream whatever the batch size.
+fn cut_batch(carry: Vec<u8>, data: Vec<u8>, params: ChunkParams, last: bool) -> Cut {
+    let buf = if carry.is_empty() {
+        data
+    } else {
+        let mut b = carry;
+        b.extend_from_slice(&data);
+        b
+    };
+    let (min, avg, max) = (params.min as usize, params.avg as usize, params.max as usize);
+    let cdc = fastcdc::v2020::FastCDC::new(&buf, min, avg, max);
+    let mut cuts = Vec::new();
+    let mut start = 0;
+    while start < buf.len() {
+        let remaining = buf.len() - start;
+        if !last && remaining < max {
+            break;
+        }
+        let (_, end) = cdc.cut(start, remaining);
+        cuts.push((start, end));
+        start = end;
+    }
+    Cut {
+        buf,
+        cuts,
+        consumed: start,
+    }
+}
+
 struct Prepared {
     stored: Vec<u8>,
     crc: u32,
@@ -575,9 +614,29 @@ impl<W: Sink> WorkerState<W> {
     }
 
     fn run(mut self, rx: Receiver<Msg>) -> Result<(W, Summary)> {
+        // Cutting batch N+1 (serial FastCDC) overlaps with hashing, compressing and
+        // writing batch N; message order alone decides the output, so the bytes do
+        // not depend on timing or thread count.
+        let mut pending: Option<Cut> = None;
         while let Ok(msg) = rx.recv() {
             match msg {
-                Msg::Data(data) => self.chunk_batch(data, false)?,
+                Msg::Data(data) => {
+                    let carry = std::mem::take(&mut self.carry);
+                    let params = self.options.chunking;
+                    let next = match pending.take() {
+                        Some(cut) => {
+                            let (stored, next) = rayon::join(
+                                || self.store_chunks(&cut.buf, &cut.cuts),
+                                || cut_batch(carry, data, params, false),
+                            );
+                            stored?;
+                            next
+                        }
+                        None => cut_batch(carry, data, params, false),
+                    };
+                    self.carry = next.buf[next.consumed..].to_vec();
+                    pending = Some(next);
+                }
                 Msg::Entry(entry) => {
                     self.stats.entry_count += 1;
                     let key = Key::Catalog {
@@ -587,7 +646,15 @@ impl<W: Sink> WorkerState<W> {
                     self.catalog
                         .push(key, |out| entry.encode(out), &mut self.blobs)?;
                 }
-                Msg::Finish { names, sections } => return self.finish(names, sections),
+                Msg::Finish { names, sections } => {
+                    if let Some(cut) = pending.take() {
+                        self.store_chunks(&cut.buf, &cut.cuts)?;
+                    }
+                    let carry = std::mem::take(&mut self.carry);
+                    let last = cut_batch(carry, Vec::new(), self.options.chunking, true);
+                    self.store_chunks(&last.buf, &last.cuts)?;
+                    return self.finish(names, sections);
+                }
             }
         }
         // The caller dropped the writer without finishing: nothing is committed.
@@ -595,35 +662,6 @@ impl<W: Sink> WorkerState<W> {
             path: self.blobs.out.describe(),
             error: io::Error::other("writer dropped before finish"),
         })
-    }
-
-    /// Cut `data` (prefixed by the carried tail) into chunks; keep the last,
-    /// possibly incomplete, window for the next batch unless `last`.
-    fn chunk_batch(&mut self, data: Vec<u8>, last: bool) -> Result<()> {
-        let buf = if self.carry.is_empty() {
-            data
-        } else {
-            let mut b = std::mem::take(&mut self.carry);
-            b.extend_from_slice(&data);
-            b
-        };
-        let p = self.options.chunking;
-        let (min, avg, max) = (p.min as usize, p.avg as usize, p.max as usize);
-        let cdc = fastcdc::v2020::FastCDC::new(&buf, min, avg, max);
-        let mut cuts = Vec::new();
-        let mut start = 0;
-        while start < buf.len() {
-            let remaining = buf.len() - start;
-            if !last && remaining < max {
-                break;
-            }
-            let (_, end) = cdc.cut(start, remaining);
-            cuts.push((start, end));
-            start = end;
-        }
-        self.store_chunks(&buf, &cuts)?;
-        self.carry = buf[start..].to_vec();
-        Ok(())
     }
 
     fn store_chunks(&mut self, buf: &[u8], cuts: &[(usize, usize)]) -> Result<()> {
@@ -728,7 +766,6 @@ impl<W: Sink> WorkerState<W> {
         names: Vec<(String, u64)>,
         sections: Vec<(u16, u16, Vec<u8>)>,
     ) -> Result<(W, Summary)> {
-        self.chunk_batch(Vec::new(), true)?;
         self.stats.logical_size = self.logical;
         let page_size = self.options.page_size;
         let blobs = &mut self.blobs;

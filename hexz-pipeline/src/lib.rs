@@ -33,3 +33,8 @@ use hexz_format::{Archive, ReadOptions};
 pub fn open_archive(path: &Path, registry: &Registry, options: ReadOptions) -> Result<Archive> {
     Ok(Archive::open_path(path, registry, options)?)
 }
+
+/// The README's Rust examples compile as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
