@@ -164,14 +164,35 @@ pub fn encode_header() -> [u8; HEADER_LEN] {
     fixed
 }
 
-/// Check a header's magic (the version that governs is the trailer's).
-pub fn decode_header(bytes: &[u8]) -> Result<()> {
+/// Check a header's magic and reserved bytes; return its (major, minor) version.
+/// The version that governs is the trailer's; see [`check_header`].
+pub fn decode_header(bytes: &[u8]) -> Result<(u16, u16)> {
     if bytes.len() < HEADER_LEN || bytes[..8] != MAGIC {
         return Err(Error::BadMagic {
             what: "header",
             offset: 0,
             found: bytes.iter().take(8).copied().collect(),
             expected: MAGIC.to_vec(),
+        });
+    }
+    let mut c = Cursor::new(&bytes[8..HEADER_LEN], "header", 8);
+    let version = (c.u16()?, c.u16()?);
+    c.reserved(4)?;
+    Ok(version)
+}
+
+/// Check a whole header against the archive's decoded trailer: magic, reserved
+/// bytes, and a version equal to the trailer's.
+pub fn check_header(bytes: &[u8], trailer: &Trailer) -> Result<()> {
+    let (major, minor) = decode_header(bytes)?;
+    if (major, minor) != (trailer.major, trailer.minor) {
+        return Err(Error::Corrupt {
+            what: "header",
+            offset: 8,
+            detail: format!(
+                "header version {major}.{minor} differs from the trailer's {}.{}",
+                trailer.major, trailer.minor
+            ),
         });
     }
     Ok(())
@@ -236,8 +257,8 @@ impl Trailer {
     }
 
     /// Decode and check the trailer found at `offset` of an archive of `size` bytes:
-    /// magic, CRC, version range, flags, and that the regions it points to lie inside
-    /// the file and before the trailer.
+    /// magic, CRC, version range, reserved bytes, flags, and that the regions it
+    /// points to lie inside the file and before the trailer.
     pub fn decode(bytes: &[u8; TRAILER_LEN], offset: u64) -> Result<Self> {
         if bytes[56..64] != MAGIC {
             return Err(Error::BadMagic {
@@ -278,6 +299,14 @@ impl Trailer {
             });
         }
         c.reserved(12)?;
+        // Bytes 52..56 lie outside the CRC: check them on their own.
+        if bytes[52..56] != [0; 4] {
+            return Err(Error::Corrupt {
+                what: "trailer",
+                offset: offset + 52,
+                detail: "reserved bytes are not zero".into(),
+            });
+        }
         if t.flags & !KNOWN_TRAILER_FLAGS != 0 {
             return Err(Error::Corrupt {
                 what: "trailer",
@@ -474,14 +503,24 @@ impl ChunkRecord {
         if r.flags & !(CHUNK_ZERO | CHUNK_RAW) != 0 {
             return Err(c.corrupt(format!("unknown chunk flags {:#x}", r.flags)));
         }
-        if r.raw_len == 0 || r.raw_len > MAX_CHUNK_LEN {
-            return Err(c.corrupt(format!(
-                "chunk length {} outside 1..={MAX_CHUNK_LEN}",
-                r.raw_len
-            )));
+        if r.raw_len == 0 {
+            return Err(c.corrupt("empty chunk"));
+        }
+        if r.raw_len > MAX_CHUNK_LEN {
+            return Err(Error::LimitExceeded {
+                what: "chunk length",
+                offset: r.blob_offset,
+                value: r.raw_len.into(),
+                limit: MAX_CHUNK_LEN.into(),
+            });
         }
         if r.stored_len > MAX_STORED_CHUNK_LEN {
-            return Err(c.corrupt(format!("stored chunk length {} too large", r.stored_len)));
+            return Err(Error::LimitExceeded {
+                what: "stored chunk length",
+                offset: r.blob_offset,
+                value: r.stored_len.into(),
+                limit: MAX_STORED_CHUNK_LEN.into(),
+            });
         }
         if r.flags & CHUNK_RAW != 0 && r.stored_len != r.raw_len {
             return Err(c.corrupt("raw chunk whose stored and raw lengths differ"));

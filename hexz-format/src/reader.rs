@@ -20,7 +20,7 @@ use crate::codec::{CodecProvider, Compressor};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
     BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, FLAG_SIGNED, HEADER_LEN,
-    OPEN_TAIL_LEN, PageRef, Stats, TRAILER_LEN, Trailer, TreeRoot, decode_header,
+    OPEN_TAIL_LEN, PageRef, Stats, TRAILER_LEN, Trailer, TreeRoot, check_header, decode_header,
 };
 use crate::page::{Key, Page, TreeKind, decode_page};
 use crate::source::{FileSource, ReadAt, read_vec};
@@ -78,6 +78,7 @@ pub struct Archive {
 #[derive(Debug)]
 struct Inner {
     source: Arc<dyn ReadAt>,
+    trailer: Trailer,
     directory: Directory,
     root_hash: Hash32,
     codec: Arc<dyn Compressor>,
@@ -135,6 +136,9 @@ impl Archive {
         trailer_bytes.copy_from_slice(&tail[tail.len() - TRAILER_LEN..]);
         let trailer_offset = size - TRAILER_LEN as u64;
         let trailer = Trailer::decode(&trailer_bytes, trailer_offset)?;
+        if tail_start == 0 {
+            check_header(&tail, &trailer)?;
+        }
         if trailer.flags & FLAG_ENCRYPTED != 0 {
             return Err(Error::Unsupported {
                 source_name: source.name(),
@@ -175,6 +179,7 @@ impl Archive {
         Ok(Self {
             inner: Arc::new(Inner {
                 source,
+                trailer,
                 directory,
                 root_hash,
                 codec,
@@ -325,14 +330,38 @@ impl Archive {
                 kind: entry.kind.as_str(),
             });
         }
-        let len = self.inner.checked_len(
-            0,
-            usize::try_from(entry.size).unwrap_or(usize::MAX),
-            entry.size,
-            "entry",
-        )?;
-        let mut buf = vec![0; len];
-        self.read_entry_at(entry, 0, &mut buf)?;
+        // `entry.size` comes from the catalog: check it against the stream before
+        // trusting it, and grow the buffer as chunks are actually read, so that a
+        // hostile size cannot ask for one huge allocation.
+        if entry
+            .offset
+            .checked_add(entry.size)
+            .is_none_or(|end| end > self.len())
+        {
+            return Err(self.inner.corrupt(
+                "catalog",
+                &format!(
+                    "entry `{}` ({}+{}) extends past the logical stream of {} bytes",
+                    entry.name,
+                    entry.offset,
+                    entry.size,
+                    self.len()
+                ),
+            ));
+        }
+        let len = usize::try_from(entry.size).map_err(|_| Error::OutOfRange {
+            what: format!("entry `{}`", entry.name),
+            offset: 0,
+            len: entry.size,
+            size: usize::MAX as u64,
+        })?;
+        const STEP: usize = 16 << 20;
+        let mut buf = Vec::with_capacity(len.min(STEP));
+        while buf.len() < len {
+            let start = buf.len();
+            buf.resize(start + (len - start).min(STEP), 0);
+            self.read_entry_at(entry, start as u64, &mut buf[start..])?;
+        }
         Ok(buf)
     }
 
@@ -358,11 +387,14 @@ impl Archive {
         }
     }
 
-    /// Check every page, every stored chunk (CRC32, decompression, BLAKE3 id) and
-    /// the agreement of catalog and name index. Bypasses the caches.
+    /// Check the header, every page, every stored chunk (CRC32, decompression,
+    /// BLAKE3 id) and the agreement of catalog and name index. Bypasses the caches.
     pub fn verify(&self) -> Result<VerifyReport> {
         let inner = &self.inner;
         let mut report = VerifyReport::default();
+        // Open reads the header only when it lies in the tail it fetched.
+        let header = read_vec(inner.source.as_ref(), "header", 0, HEADER_LEN)?;
+        check_header(&header, &inner.trailer)?;
         let dir = &inner.directory;
         // Chunk index: walk every leaf, collect distinct blobs.
         let mut blobs: Vec<ChunkRecord> = Vec::new();

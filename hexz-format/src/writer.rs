@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -68,9 +69,11 @@ impl PendingFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "archive".into());
+        // 0o666 less the umask, like any new file (tempfile's default is 0o600).
         let temp = tempfile::Builder::new()
             .prefix(&format!(".{file_name}."))
             .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(&dir)
             .map_err(io_err)?;
         let file = temp.as_file().try_clone().map_err(io_err)?;
@@ -206,7 +209,11 @@ pub struct Summary {
 pub struct ArchiveWriter<W: Sink> {
     tx: Option<SyncSender<Msg>>,
     worker: Option<JoinHandle<Result<(W, Summary)>>>,
+    /// The batch being filled: `headroom` spare bytes (where the worker puts the
+    /// tail carried from the previous batch), then input up to `filled`.
     batch: Vec<u8>,
+    filled: usize,
+    headroom: usize,
     batch_bytes: usize,
     stream_pos: u64,
     next_id: u64,
@@ -215,6 +222,7 @@ pub struct ArchiveWriter<W: Sink> {
 }
 
 enum Msg {
+    /// Input bytes at `buf[headroom..]`; see [`cut_batch`].
     Data(Vec<u8>),
     Entry(Entry),
     Finish {
@@ -237,6 +245,7 @@ impl<W: Sink> ArchiveWriter<W> {
     pub fn new(sink: W, options: WriterOptions) -> Result<Self> {
         options.validate()?;
         let batch_bytes = options.batch_bytes;
+        let headroom = options.chunking.max as usize;
         let (tx, rx) = sync_channel(2);
         let pool = match options.threads {
             Some(n) => Some(
@@ -267,7 +276,9 @@ impl<W: Sink> ArchiveWriter<W> {
         Ok(Self {
             tx: Some(tx),
             worker: Some(worker),
-            batch: Vec::with_capacity(batch_bytes),
+            batch: vec![0; headroom + batch_bytes],
+            filled: headroom,
+            headroom,
             batch_bytes,
             stream_pos: 0,
             next_id: 0,
@@ -331,18 +342,14 @@ impl<W: Sink> ArchiveWriter<W> {
         validate_name(name)?;
         let start = self.stream_pos;
         loop {
-            if self.batch.len() == self.batch_bytes {
+            if self.filled == self.batch.len() {
                 self.send_batch()?;
             }
-            let len = self.batch.len();
-            let room = self.batch_bytes - len;
-            self.batch.resize(len + room, 0);
             let n = loop {
-                match data.read(&mut self.batch[len..]) {
+                match data.read(&mut self.batch[self.filled..]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(error) => {
-                        self.batch.truncate(len);
                         return Err(Error::Input {
                             name: name.to_string(),
                             error,
@@ -350,7 +357,7 @@ impl<W: Sink> ArchiveWriter<W> {
                     }
                 }
             };
-            self.batch.truncate(len + n);
+            self.filled += n;
             self.stream_pos += n as u64;
             if n == 0 {
                 break;
@@ -406,7 +413,11 @@ impl<W: Sink> ArchiveWriter<W> {
     }
 
     fn send_batch(&mut self) -> Result<()> {
-        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_bytes));
+        // `vec![0; n]` is a fresh zeroed allocation (calloc), not a memset.
+        let mut full =
+            std::mem::replace(&mut self.batch, vec![0; self.headroom + self.batch_bytes]);
+        full.truncate(self.filled);
+        self.filled = self.headroom;
         self.send(Msg::Data(full))
     }
 
@@ -438,7 +449,7 @@ impl<W: Sink> ArchiveWriter<W> {
     /// Write the index, catalog, directory and trailer, commit the sink, and return
     /// it with a summary.
     pub fn finish(mut self) -> Result<(W, Summary)> {
-        if !self.batch.is_empty() {
+        if self.filled > self.headroom {
             self.send_batch()?;
         }
         let mut names = std::mem::take(&mut self.names);
@@ -554,34 +565,38 @@ struct Cut {
     consumed: usize,
 }
 
-/// Cut `data`, prefixed by the tail carried from the previous batch, with FastCDC.
-/// Unless `last`, stop before the final window shorter than the largest chunk, so
-/// cut points are the same as for one continuous stream whatever the batch size.
-fn cut_batch(carry: Vec<u8>, data: Vec<u8>, params: ChunkParams, last: bool) -> Cut {
-    let buf = if carry.is_empty() {
-        data
-    } else {
-        let mut b = carry;
-        b.extend_from_slice(&data);
-        b
-    };
-    let (min, avg, max) = (params.min as usize, params.avg as usize, params.max as usize);
-    let cdc = fastcdc::v2020::FastCDC::new(&buf, min, avg, max);
+/// Cut a batch with FastCDC. `buf` holds `headroom` (= the largest chunk) spare
+/// bytes, then the batch's input; the tail carried from the previous batch (always
+/// shorter than the largest chunk) is copied into the end of the headroom, so the
+/// input itself is never copied. Unless `last`, stop before the final window
+/// shorter than the largest chunk, so cut points are the same as for one
+/// continuous stream whatever the batch size.
+fn cut_batch(carry: &[u8], mut buf: Vec<u8>, params: ChunkParams, last: bool) -> Cut {
+    let headroom = params.max as usize;
+    let begin = headroom - carry.len();
+    buf[begin..headroom].copy_from_slice(carry);
+    let (min, avg, max) = (
+        params.min as usize,
+        params.avg as usize,
+        params.max as usize,
+    );
+    let cdc = fastcdc::v2020::FastCDC::new(&buf[begin..], min, avg, max);
     let mut cuts = Vec::new();
     let mut start = 0;
-    while start < buf.len() {
-        let remaining = buf.len() - start;
+    let len = buf.len() - begin;
+    while start < len {
+        let remaining = len - start;
         if !last && remaining < max {
             break;
         }
         let (_, end) = cdc.cut(start, remaining);
-        cuts.push((start, end));
+        cuts.push((begin + start, begin + end));
         start = end;
     }
     Cut {
         buf,
         cuts,
-        consumed: start,
+        consumed: begin + start,
     }
 }
 
@@ -627,12 +642,12 @@ impl<W: Sink> WorkerState<W> {
                         Some(cut) => {
                             let (stored, next) = rayon::join(
                                 || self.store_chunks(&cut.buf, &cut.cuts),
-                                || cut_batch(carry, data, params, false),
+                                || cut_batch(&carry, data, params, false),
                             );
                             stored?;
                             next
                         }
-                        None => cut_batch(carry, data, params, false),
+                        None => cut_batch(&carry, data, params, false),
                     };
                     self.carry = next.buf[next.consumed..].to_vec();
                     pending = Some(next);
@@ -651,7 +666,8 @@ impl<W: Sink> WorkerState<W> {
                         self.store_chunks(&cut.buf, &cut.cuts)?;
                     }
                     let carry = std::mem::take(&mut self.carry);
-                    let last = cut_batch(carry, Vec::new(), self.options.chunking, true);
+                    let tail = vec![0; self.options.chunking.max as usize];
+                    let last = cut_batch(&carry, tail, self.options.chunking, true);
                     self.store_chunks(&last.buf, &last.cuts)?;
                     return self.finish(names, sections);
                 }

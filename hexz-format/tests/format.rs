@@ -1,7 +1,8 @@
 //! Integration tests of the archive format: round trips, determinism, malformed
-//! input.
+//! input, golden v1 archives.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod golden;
 mod malformed;
 mod roundtrip;

@@ -1,0 +1,731 @@
+//! Read benchmarks on an archive of ~256 MiB of mixed data (the same generator as
+//! `build.rs`), built once into a temporary folder with zstd level 3 and with lz4,
+//! default chunking and pages. The files stay in the OS page cache, so "cold"
+//! below means "not in hexz's chunk cache", not "on disk".
+//!
+//! Groups (each with an in-group baseline, so results read as ratios):
+//!
+//! * `random_4k_warm`: 4 KiB `read_at` at random 4 KiB-aligned offsets of the
+//!   logical stream, with a chunk cache big enough for every chunk and pre-warmed
+//!   by one full pass. Baseline: `memcpy` of the same 4 KiB from the raw bytes in
+//!   memory (the floor of any cache).
+//! * `random_4k_cold_chunk`: 4 KiB `read_at` inside distinct chunks (one per
+//!   distinct blob, shuffled) with a chunk cache smaller than one chunk, so every
+//!   read loads a blob, while index pages stay cached (64 MiB page cache).
+//!   Baselines, for the very same chunks: `pread` of the stored blob + decompress
+//!   with the same codec (+ copy out 4 KiB), and the same with CRC32 of the blob
+//!   (what the reader always checks). Blob offsets come from the archive's chunk
+//!   index, decoded here from the documented layout (the reader has no public
+//!   API for chunk records).
+//! * `sequential`: the whole logical stream through `stream_reader()` in 1 MiB
+//!   reads, a fresh `Archive` per iteration (open time excluded), with default
+//!   `ReadOptions` (8 MiB read-ahead) and with read-ahead off; plus one row that
+//!   re-reads with the same `Archive` as the previous pass (read-ahead state and
+//!   chunk cache left over from it). Baseline: `std::fs::read` of a file holding
+//!   the same raw bytes (from the page cache).
+//!
+//! Before the criterion runs, a few lines go to stderr: archive sizes and
+//! per-read latency percentiles of the warm and cold 4 KiB reads (criterion
+//! reports means per batch; the percentiles answer "what is p50").
+//!
+//! Run: `cargo bench -p hexz-format --bench read`
+//! (quick: `cargo bench -p hexz-format --bench read -- --quick`, one group:
+//! `... --bench read -- random_4k_warm`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::hint::black_box;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{
+    BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group,
+    criterion_main, measurement::WallTime,
+};
+use hexz_format::layout::{
+    BLOB_RAW, CHUNK_INTERNAL_LEN, CHUNK_RAW, CHUNK_RECORD_LEN, ChunkRecord, PAGE_HEADER_LEN,
+    PageRef, TreeRoot,
+};
+use hexz_format::{
+    Archive, ArchiveWriter, Compressor, EntryMeta, ReadOptions, StaticCodecs, WriterOptions,
+};
+
+/// Size of the logical stream.
+const INPUT_BYTES: usize = 256 << 20;
+
+/// Size of one random read.
+const READ: usize = 4096;
+
+/// Size of one sequential read.
+const SEQ_READ: usize = 1 << 20;
+
+// ---------------------------------------------------------------------------
+// Deterministic mixed corpus (kept identical to the one in `build.rs`).
+// ---------------------------------------------------------------------------
+
+/// xorshift64*.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (`n` < 2^32).
+    fn below(&mut self, n: u64) -> u64 {
+        ((self.next() >> 32) * n) >> 32
+    }
+}
+
+/// One generated file: name and byte range in the corpus.
+struct File {
+    name: String,
+    start: usize,
+    end: usize,
+}
+
+fn push_num(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    while n > 0 || digits.len() - i < width.max(1) {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Log-like lines over a skewed vocabulary (zstd-3 gets ~3-4x on these).
+fn gen_text(rng: &mut Rng, vocab: &[Vec<u8>], out: &mut Vec<u8>, len: usize) {
+    const LEVELS: [&[u8]; 4] = [b" INFO ", b" DEBUG ", b" WARN ", b" ERROR "];
+    let end = out.len() + len;
+    let mut t = rng.below(86_400_000);
+    while out.len() < end {
+        t += rng.below(5_000);
+        out.extend_from_slice(b"2025-03-14T");
+        push_num(out, (t / 3_600_000) % 24, 2);
+        out.push(b':');
+        push_num(out, (t / 60_000) % 60, 2);
+        out.push(b':');
+        push_num(out, (t / 1000) % 60, 2);
+        out.push(b'.');
+        push_num(out, t % 1000, 3);
+        out.push(b'Z');
+        out.extend_from_slice(LEVELS[(rng.below(16) as usize).min(3)]);
+        let n = vocab.len() as u64;
+        out.extend_from_slice(&vocab[rng.below(32) as usize]);
+        out.extend_from_slice(b": ");
+        for w in 0..4 + rng.below(11) {
+            if w > 0 {
+                out.push(b' ');
+            }
+            // Zipf-like: small indices are much more frequent.
+            let i = rng.below(n) * rng.below(n) / n;
+            out.extend_from_slice(&vocab[i as usize]);
+        }
+        if rng.below(3) == 0 {
+            out.extend_from_slice(b" id=");
+            push_num(out, rng.below(1 << 31), 1);
+        }
+        out.push(b'\n');
+    }
+    out.truncate(end);
+}
+
+/// 32-byte little-endian records: id, timestamp, random-walk f64, category, flags.
+fn gen_records(rng: &mut Rng, out: &mut Vec<u8>, len: usize) {
+    let end = out.len() + len;
+    let mut id = rng.below(1 << 20);
+    let mut ts = 1_700_000_000_000u64 + rng.below(1 << 30);
+    let mut value = 100.0f64;
+    while out.len() < end {
+        id += 1;
+        ts += rng.below(1000);
+        value += (rng.below(2001) as f64 - 1000.0) / 1000.0;
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&ts.to_le_bytes());
+        out.extend_from_slice(&value.to_le_bytes());
+        out.extend_from_slice(&(rng.below(16) as u32).to_le_bytes());
+        out.extend_from_slice(&(if rng.below(8) == 0 { 1u32 } else { 0 }).to_le_bytes());
+    }
+    out.truncate(end);
+}
+
+/// Incompressible bytes (already-compressed media, encrypted blobs).
+fn gen_noise(rng: &mut Rng, out: &mut Vec<u8>, len: usize) {
+    let end = out.len() + len;
+    while out.len() < end {
+        out.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    out.truncate(end);
+}
+
+/// Mostly zeros (long runs that become zero chunks) with scattered 4 KiB blocks
+/// of data, like a sparse disk image.
+fn gen_sparse(rng: &mut Rng, out: &mut Vec<u8>, len: usize) {
+    let end = out.len() + len;
+    while out.len() < end {
+        let zeros = (64 << 10) + rng.below(1 << 20) as usize;
+        out.resize((out.len() + zeros).min(end), 0);
+        for _ in 0..1 + rng.below(4) {
+            if out.len() < end {
+                gen_noise(rng, out, 4096.min(end - out.len()));
+            }
+        }
+    }
+    out.truncate(end);
+}
+
+/// `total` bytes of mixed content cut into files of 16 KiB to 2 MiB: about 40 %
+/// text, 25 % binary records, 15 % noise, 15 % edited copies of earlier files,
+/// 5 % sparse.
+fn corpus(total: usize, seed: u64) -> (Vec<u8>, Vec<File>) {
+    let mut rng = Rng::new(seed);
+    let vocab: Vec<Vec<u8>> = (0..512)
+        .map(|_| {
+            (0..2 + rng.below(9))
+                .map(|_| b'a' + rng.below(26) as u8)
+                .collect()
+        })
+        .collect();
+    let mut data = Vec::with_capacity(total);
+    let mut files: Vec<File> = Vec::new();
+    let mut kinds: Vec<(&str, usize, usize)> = Vec::new();
+    while data.len() < total {
+        let base = (16usize << 10) << rng.below(7);
+        let len = (base + rng.below(base as u64) as usize).min(total - data.len());
+        let start = data.len();
+        let kind = rng.below(100);
+        let ext = match kind {
+            0..40 => {
+                gen_text(&mut rng, &vocab, &mut data, len);
+                "log"
+            }
+            40..65 => {
+                gen_records(&mut rng, &mut data, len);
+                "bin"
+            }
+            65..80 => {
+                gen_noise(&mut rng, &mut data, len);
+                "jpg"
+            }
+            80..95 if !files.is_empty() => {
+                // An edited copy of an earlier file: same bytes with a few patched.
+                let src = &files[rng.below(files.len() as u64) as usize];
+                let (s, e) = (src.start, src.end.min(src.start + total - start));
+                data.extend_from_within(s..e);
+                let copied = e - s;
+                for _ in 0..1 + copied / (1 << 20) {
+                    let at = start + rng.below(copied as u64) as usize;
+                    data[at] = data[at].wrapping_add(1);
+                }
+                "copy"
+            }
+            _ => {
+                gen_sparse(&mut rng, &mut data, len);
+                "img"
+            }
+        };
+        match kinds.iter_mut().find(|(k, _, _)| *k == ext) {
+            Some((_, n, bytes)) => {
+                *n += 1;
+                *bytes += data.len() - start;
+            }
+            None => kinds.push((ext, 1, data.len() - start)),
+        }
+        let i = files.len();
+        files.push(File {
+            name: format!("d{:02}/f{i:05}.{ext}", i % 16),
+            start,
+            end: data.len(),
+        });
+    }
+    eprint!("corpus: {} files, {} bytes:", files.len(), data.len());
+    for (ext, n, bytes) in &kinds {
+        eprint!(
+            " .{ext} {n} files {:.1} MiB;",
+            *bytes as f64 / (1 << 20) as f64
+        );
+    }
+    eprintln!();
+    (data, files)
+}
+
+// ---------------------------------------------------------------------------
+
+fn meta(i: usize) -> EntryMeta {
+    EntryMeta {
+        mode: 0o100644,
+        mtime: 1_700_000_000 + i as i64,
+        mtime_nsec: 0,
+        columns: Vec::new(),
+    }
+}
+
+fn codecs() -> StaticCodecs {
+    StaticCodecs::new(vec![
+        Arc::new(hexz_zstd::ZstdCompressor::new(3).unwrap()),
+        Arc::new(hexz_lz4::Lz4Compressor::new()),
+    ])
+}
+
+/// One archive built from the corpus.
+struct Built {
+    name: &'static str,
+    path: PathBuf,
+    codec: Arc<dyn Compressor>,
+    /// Every chunk record of the chunk index, in stream order.
+    records: Vec<ChunkRecord>,
+}
+
+impl Built {
+    fn open(&self, options: ReadOptions) -> Archive {
+        Archive::open_path(&self.path, &codecs(), options).unwrap()
+    }
+}
+
+/// Everything the groups share; the temporary folder goes away on drop.
+struct Fixture {
+    data: Vec<u8>,
+    raw_path: PathBuf,
+    archives: Vec<Built>,
+    _dir: tempfile::TempDir,
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b[..4].try_into().unwrap())
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().unwrap())
+}
+
+/// Read and decode one index page (see `PageRef` / `PageHeader` in `layout`).
+fn load_page(file: &fs::File, codec: &dyn Compressor, r: &PageRef) -> Vec<u8> {
+    let mut stored = vec![0; r.stored_len as usize];
+    file.read_exact_at(&mut stored, r.offset).unwrap();
+    assert_eq!(crc32fast::hash(&stored), r.crc, "page crc");
+    if r.flags & BLOB_RAW != 0 {
+        return stored;
+    }
+    let mut out = Vec::new();
+    codec
+        .decompress(&stored, r.raw_len as usize, &mut out)
+        .unwrap();
+    out
+}
+
+/// Walk the chunk-index tree and return its leaf records in order.
+fn chunk_records(path: &Path, codec: &dyn Compressor, tree: &TreeRoot) -> Vec<ChunkRecord> {
+    let file = fs::File::open(path).unwrap();
+    let mut out = Vec::new();
+    if tree.depth == 0 {
+        return out;
+    }
+    let mut stack = vec![tree.root];
+    while let Some(r) = stack.pop() {
+        let page = load_page(&file, codec, &r);
+        let level = page[1];
+        let count = le_u32(&page[4..]) as usize;
+        let body = &page[PAGE_HEADER_LEN..];
+        if level == 0 {
+            for rec in body.chunks_exact(CHUNK_RECORD_LEN).take(count) {
+                out.push(ChunkRecord {
+                    logical_offset: le_u64(&rec[0..]),
+                    blob_offset: le_u64(&rec[8..]),
+                    raw_len: le_u32(&rec[16..]),
+                    stored_len: le_u32(&rec[20..]),
+                    crc: le_u32(&rec[24..]),
+                    source: u16::from_le_bytes([rec[28], rec[29]]),
+                    flags: rec[30],
+                    id: rec[32..64].try_into().unwrap(),
+                });
+            }
+        } else {
+            // Internal: first key (u64) + child page ref; push in reverse so
+            // children pop in order.
+            let children: Vec<PageRef> = body
+                .chunks_exact(CHUNK_INTERNAL_LEN)
+                .take(count)
+                .map(|rec| PageRef {
+                    offset: le_u64(&rec[8..]),
+                    stored_len: le_u32(&rec[16..]),
+                    raw_len: le_u32(&rec[20..]),
+                    crc: le_u32(&rec[24..]),
+                    flags: rec[28],
+                    hash: rec[32..64].try_into().unwrap(),
+                })
+                .collect();
+            stack.extend(children.into_iter().rev());
+        }
+    }
+    out
+}
+
+fn fixture() -> Fixture {
+    let t0 = Instant::now();
+    let (data, files) = corpus(INPUT_BYTES, 2);
+    let dir = tempfile::Builder::new()
+        .prefix("hexz-read-bench.")
+        .tempdir()
+        .unwrap();
+    let raw_path = dir.path().join("raw.bin");
+    fs::write(&raw_path, &data).unwrap();
+    let codecs: Vec<(&'static str, Arc<dyn Compressor>)> = vec![
+        (
+            "zstd3",
+            Arc::new(hexz_zstd::ZstdCompressor::new(3).unwrap()),
+        ),
+        ("lz4", Arc::new(hexz_lz4::Lz4Compressor::new())),
+    ];
+    let mut archives = Vec::new();
+    for (name, codec) in codecs {
+        let path = dir.path().join(format!("{name}.hxz"));
+        let mut w = ArchiveWriter::create(&path, WriterOptions::new(Arc::clone(&codec))).unwrap();
+        for (i, f) in files.iter().enumerate() {
+            w.add_bytes(&f.name, &data[f.start..f.end], meta(i))
+                .unwrap();
+        }
+        let (_, summary) = w.finish().unwrap();
+        let archive = Archive::open_path(&path, &self::codecs(), ReadOptions::default()).unwrap();
+        assert_eq!(archive.len(), data.len() as u64);
+        let tree = archive.directory().chunk_tree;
+        let records = chunk_records(&path, codec.as_ref(), &tree);
+        // The decoded index must tile the stream and point at the right blobs.
+        let mut at = 0;
+        for r in &records {
+            assert_eq!(r.logical_offset, at);
+            at = r.logical_end();
+        }
+        assert_eq!(at, data.len() as u64);
+        let s = summary.stats;
+        eprintln!(
+            "{name}: {} files, archive {} bytes ({:.3} of {} raw); chunks {} ({} unique, {} zero), \
+             chunk-index pages: depth {}",
+            files.len(),
+            summary.archive_size,
+            summary.archive_size as f64 / data.len() as f64,
+            data.len(),
+            s.chunk_count,
+            s.unique_chunk_count,
+            s.zero_chunk_count,
+            tree.depth,
+        );
+        archives.push(Built {
+            name,
+            path,
+            codec,
+            records,
+        });
+    }
+    eprintln!("fixture built in {:.1?}", t0.elapsed());
+    Fixture {
+        data,
+        raw_path,
+        archives,
+        _dir: dir,
+    }
+}
+
+/// Per-call latency percentiles of `f(i)` for `i in 0..n` (after `n / 10`
+/// untimed calls), printed to stderr.
+fn percentiles(label: &str, n: usize, mut f: impl FnMut(usize)) {
+    for i in 0..n / 10 {
+        f(i);
+    }
+    let mut t: Vec<Duration> = (0..n)
+        .map(|i| {
+            let t0 = Instant::now();
+            f(i);
+            t0.elapsed()
+        })
+        .collect();
+    t.sort_unstable();
+    let p = |q: f64| t[((t.len() - 1) as f64 * q) as usize];
+    eprintln!(
+        "{label:<40} p50 {:>9.2?}  p90 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}",
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        t[t.len() - 1]
+    );
+}
+
+fn configure(g: &mut BenchmarkGroup<'_, WallTime>) {
+    g.sample_size(50);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(3));
+}
+
+/// Random 4 KiB reads, everything in the chunk cache.
+fn random_4k_warm(c: &mut Criterion, fx: &Fixture) {
+    let len = fx.data.len() as u64;
+    let mut rng = Rng::new(3);
+    let offsets: Vec<u64> = (0..1 << 14)
+        .map(|_| rng.below((len - READ as u64) / READ as u64) * READ as u64)
+        .collect();
+    let mask = offsets.len() - 1;
+    let warm: Vec<(&Built, Archive)> = fx
+        .archives
+        .iter()
+        .map(|b| {
+            let a = b.open(ReadOptions {
+                // Twice the data: the cache is sharded, keep every shard roomy.
+                chunk_cache_bytes: 2 * len + (64 << 20),
+                page_cache_bytes: 64 << 20,
+                readahead_bytes: 0,
+                verify_chunks: false,
+            });
+            let mut buf = vec![0; SEQ_READ];
+            let mut at = 0;
+            while at < len {
+                let n = (len - at).min(SEQ_READ as u64) as usize;
+                a.read_at(at, &mut buf[..n]).unwrap();
+                at += n as u64;
+            }
+            (b, a)
+        })
+        .collect();
+    let mut buf = vec![0u8; READ];
+    for (b, a) in &warm {
+        a.read_at(offsets[0], &mut buf).unwrap();
+        assert_eq!(buf[..], fx.data[offsets[0] as usize..][..READ]);
+        percentiles(&format!("random_4k_warm/{}", b.name), 200_000, |i| {
+            a.read_at(offsets[i & mask], &mut buf).unwrap();
+        });
+    }
+    percentiles("random_4k_warm/memcpy", 200_000, |i| {
+        let o = offsets[i & mask] as usize;
+        buf.copy_from_slice(&fx.data[o..o + READ]);
+        black_box(&buf);
+    });
+
+    let mut g = c.benchmark_group("random_4k_warm");
+    configure(&mut g);
+    for (b, a) in &warm {
+        let mut i = 0;
+        g.bench_function(format!("hexz/{}", b.name), |bench| {
+            bench.iter(|| {
+                a.read_at(offsets[i & mask], &mut buf).unwrap();
+                i += 1;
+                black_box(&buf);
+            })
+        });
+    }
+    let mut i = 0;
+    g.bench_function("baseline/memcpy", |bench| {
+        bench.iter(|| {
+            let o = offsets[i & mask] as usize;
+            buf.copy_from_slice(&fx.data[o..o + READ]);
+            i += 1;
+            black_box(&buf);
+        })
+    });
+    g.finish();
+}
+
+/// A 4 KiB read inside one chunk: the logical offset, and the record.
+struct ColdRead {
+    offset: u64,
+    inner: usize,
+    record: ChunkRecord,
+}
+
+/// Random 4 KiB reads whose chunk is never cached.
+fn random_4k_cold_chunk(c: &mut Criterion, fx: &Fixture) {
+    let mut g = c.benchmark_group("random_4k_cold_chunk");
+    configure(&mut g);
+    for b in &fx.archives {
+        // One read per distinct blob (at least 4 KiB long), in shuffled order.
+        let mut rng = Rng::new(4);
+        let mut recs: Vec<ChunkRecord> = b
+            .records
+            .iter()
+            .filter(|r| !r.is_zero() && r.raw_len as usize >= READ)
+            .copied()
+            .collect();
+        recs.sort_unstable_by_key(|r| r.blob_offset);
+        recs.dedup_by_key(|r| r.blob_offset);
+        for i in (1..recs.len()).rev() {
+            recs.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let reads: Vec<ColdRead> = recs
+            .into_iter()
+            .map(|record| {
+                let slots = (record.raw_len as usize - READ) / READ + 1;
+                let inner = rng.below(slots as u64) as usize * READ;
+                ColdRead {
+                    offset: record.logical_offset + inner as u64,
+                    inner,
+                    record,
+                }
+            })
+            .collect();
+        let n = reads.len();
+        let raw_share = reads
+            .iter()
+            .filter(|r| r.record.flags & CHUNK_RAW != 0)
+            .count();
+        let mean_stored = reads
+            .iter()
+            .map(|r| r.record.stored_len as f64)
+            .sum::<f64>()
+            / n as f64;
+        let mean_raw = reads.iter().map(|r| r.record.raw_len as f64).sum::<f64>() / n as f64;
+        eprintln!(
+            "random_4k_cold_chunk/{}: {n} distinct chunks, mean raw {mean_raw:.0} B, mean \
+             stored {mean_stored:.0} B, {raw_share} stored uncompressed",
+            b.name
+        );
+
+        let archive = b.open(ReadOptions {
+            chunk_cache_bytes: 0,
+            page_cache_bytes: 64 << 20,
+            readahead_bytes: 0,
+            verify_chunks: false,
+        });
+        let file = fs::File::open(&b.path).unwrap();
+        let codec = Arc::clone(&b.codec);
+        let mut stored = vec![0u8; 1 << 20];
+        let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut buf = vec![0u8; READ];
+        // The same read through the codec, by hand.
+        let mut by_hand = |r: &ColdRead, crc: bool, buf: &mut [u8]| {
+            let rec = &r.record;
+            let s = &mut stored[..rec.stored_len as usize];
+            file.read_exact_at(s, rec.blob_offset).unwrap();
+            if crc {
+                assert_eq!(crc32fast::hash(s), rec.crc);
+            }
+            if rec.flags & CHUNK_RAW != 0 {
+                buf.copy_from_slice(&s[r.inner..r.inner + READ]);
+            } else {
+                out.clear();
+                codec.decompress(s, rec.raw_len as usize, &mut out).unwrap();
+                buf.copy_from_slice(&out[r.inner..r.inner + READ]);
+            }
+        };
+        // Both paths return the bytes of the raw corpus.
+        for r in reads.iter().take(64) {
+            let want = &fx.data[r.offset as usize..][..READ];
+            archive.read_at(r.offset, &mut buf).unwrap();
+            assert_eq!(&buf[..], want);
+            by_hand(r, true, &mut buf);
+            assert_eq!(&buf[..], want);
+        }
+        percentiles(&format!("random_4k_cold_chunk/{}", b.name), 4 * n, |i| {
+            archive.read_at(reads[i % n].offset, &mut buf).unwrap();
+        });
+        percentiles(
+            &format!("random_4k_cold_chunk/{}-pread+decompress", b.name),
+            4 * n,
+            |i| by_hand(&reads[i % n], false, &mut buf),
+        );
+
+        let mut i = 0;
+        g.bench_function(format!("hexz/{}", b.name), |bench| {
+            bench.iter(|| {
+                archive.read_at(reads[i % n].offset, &mut buf).unwrap();
+                i += 1;
+                black_box(&buf);
+            })
+        });
+        let mut i = 0;
+        g.bench_function(format!("baseline/{}/pread+decompress", b.name), |bench| {
+            bench.iter(|| {
+                by_hand(&reads[i % n], false, &mut buf);
+                i += 1;
+                black_box(&buf);
+            })
+        });
+        let mut i = 0;
+        g.bench_function(
+            format!("baseline/{}/pread+crc32+decompress", b.name),
+            |bench| {
+                bench.iter(|| {
+                    by_hand(&reads[i % n], true, &mut buf);
+                    i += 1;
+                    black_box(&buf);
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+/// Read the whole stream in 1 MiB reads.
+fn read_all(archive: &Archive, buf: &mut [u8]) -> u64 {
+    let mut r = archive.stream_reader();
+    let mut total = 0;
+    loop {
+        let n = r.read(buf).unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n as u64;
+    }
+}
+
+fn sequential(c: &mut Criterion, fx: &Fixture) {
+    let len = fx.data.len() as u64;
+    let mut g = c.benchmark_group("sequential");
+    g.throughput(Throughput::Bytes(len));
+    g.sampling_mode(SamplingMode::Flat);
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(4));
+    let mut buf = vec![0u8; SEQ_READ];
+    let no_readahead = ReadOptions {
+        readahead_bytes: 0,
+        ..ReadOptions::default()
+    };
+    for b in &fx.archives {
+        for (label, options) in [
+            ("readahead", ReadOptions::default()),
+            ("no_readahead", no_readahead.clone()),
+        ] {
+            g.bench_function(format!("hexz/{}/{label}", b.name), |bench| {
+                bench.iter_batched(
+                    || b.open(options.clone()),
+                    |archive| {
+                        assert_eq!(read_all(&archive, &mut buf), len);
+                        // Dropped (with its cache) outside the timed region.
+                        archive
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+        // Same archive for every pass: shows what read-ahead does after a rewind.
+        let archive = b.open(ReadOptions::default());
+        g.bench_function(
+            format!("hexz/{}/readahead_reused_archive", b.name),
+            |bench| bench.iter(|| assert_eq!(read_all(&archive, &mut buf), len)),
+        );
+    }
+    g.bench_function("baseline/fs_read", |bench| {
+        bench.iter_with_large_drop(|| fs::read(&fx.raw_path).unwrap())
+    });
+    g.finish();
+}
+
+fn bench_read(c: &mut Criterion) {
+    let fx = fixture();
+    random_4k_warm(c, &fx);
+    random_4k_cold_chunk(c, &fx);
+    sequential(c, &fx);
+}
+
+criterion_group!(benches, bench_read);
+criterion_main!(benches);
