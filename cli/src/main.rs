@@ -127,6 +127,13 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return 4;
         }
     }
+    // `load_recipe` returns a bare `RecipeError` (not wrapped in `PipelineError`).
+    if err
+        .downcast_ref::<hexz_pipeline::recipe::RecipeError>()
+        .is_some()
+    {
+        return 2;
+    }
     if let Some(
         PipelineError::Recipe(_)
         | PipelineError::UnknownPlugin { .. }

@@ -25,7 +25,15 @@ fn every_bundled_recipe_builds_and_reads_back() {
         let mut plan = load_recipe(&recipe).unwrap_or_else(|e| panic!("{}: {e}", recipe.display()));
         let out = tempfile::tempdir().unwrap();
         plan.output = out.path().join("archive.hxz");
-        let report = build(&plan, &registry, &BuildOptions { quiet: true, threads: None }).unwrap();
+        let report = build(
+            &plan,
+            &registry,
+            &BuildOptions {
+                quiet: true,
+                threads: None,
+            },
+        )
+        .unwrap();
         let archive = open_archive(&plan.output, &registry, ReadOptions::default()).unwrap();
         assert_eq!(archive.root_hash(), report.summary.root_hash);
         archive.verify().unwrap();
@@ -33,11 +41,21 @@ fn every_bundled_recipe_builds_and_reads_back() {
         for input in &plan.inputs {
             for item in walkdir::WalkDir::new(&input.path).min_depth(1) {
                 let item = item.unwrap();
-                let rel = item.path().strip_prefix(&input.path).unwrap().to_str().unwrap().to_string();
+                let rel = item
+                    .path()
+                    .strip_prefix(&input.path)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string();
                 let entry = archive.entry(&rel).unwrap();
                 if item.file_type().is_file() {
                     assert_eq!(entry.kind, EntryKind::File);
-                    assert_eq!(archive.read_entry(&entry).unwrap(), std::fs::read(item.path()).unwrap(), "{rel}");
+                    assert_eq!(
+                        archive.read_entry(&entry).unwrap(),
+                        std::fs::read(item.path()).unwrap(),
+                        "{rel}"
+                    );
                 }
             }
         }
@@ -52,7 +70,15 @@ fn sample_recipe_is_reproducible() {
         let mut plan = load_recipe(&recipes_dir().join("sample.yaml")).unwrap();
         let out = tempfile::tempdir().unwrap();
         plan.output = out.path().join("sample.hxz");
-        build(&plan, &registry, &BuildOptions { quiet: true, threads: Some(threads) }).unwrap();
+        build(
+            &plan,
+            &registry,
+            &BuildOptions {
+                quiet: true,
+                threads: Some(threads),
+            },
+        )
+        .unwrap();
         hashes.push(std::fs::read(&plan.output).unwrap());
     }
     assert_eq!(hashes[0], hashes[1]);
