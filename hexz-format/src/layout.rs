@@ -343,6 +343,13 @@ impl Trailer {
                 ),
             });
         }
+        if t.envelope_len == 0 && t.envelope_offset != 0 {
+            return Err(Error::Corrupt {
+                what: "trailer",
+                offset: offset + 16,
+                detail: "envelope offset set but its length is 0".into(),
+            });
+        }
         if t.envelope_len > 0 && !in_file(t.envelope_offset, t.envelope_len) {
             return Err(Error::Corrupt {
                 what: "trailer",
@@ -441,7 +448,7 @@ impl PageRef {
 /// 28 2  source: 0 = this archive, n = n-th parent (thin snapshots)
 /// 30 1  flags (bit 0 all-zero, no blob; bit 1 stored raw)
 /// 31 1  reserved, zero
-/// 32 32 chunk id: BLAKE3 of the raw bytes
+/// 32 32 chunk id: BLAKE3 of the raw bytes (32 zero bytes for zero chunks)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRecord {
@@ -688,6 +695,9 @@ impl Entry {
         }
         if !kind.has_data() && size != 0 {
             return Err(c.corrupt(format!("{} `{name}` has size {size}", kind.as_str())));
+        }
+        if kind != EntryKind::Symlink && !target.is_empty() {
+            return Err(c.corrupt(format!("{} `{name}` has a symlink target", kind.as_str())));
         }
         Ok(Entry {
             id,
@@ -1036,7 +1046,9 @@ impl Directory {
             if flags & !SECTION_CRITICAL != 0 {
                 return Err(c.corrupt(format!("unknown section flags {flags:#x}")));
             }
-            let known = matches!(kind, SECTION_PROVENANCE | SECTION_PARENTS | SECTION_COLUMNS);
+            // This reader implements provenance only: a critical parents or
+            // column-schema section (thin snapshots, typed columns) is refused.
+            let known = kind == SECTION_PROVENANCE;
             if !known && flags & SECTION_CRITICAL != 0 {
                 return Err(c.corrupt(format!(
                     "critical section kind {kind} is not understood by this version"

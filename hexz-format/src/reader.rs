@@ -19,8 +19,9 @@ use rayon::prelude::*;
 use crate::codec::{CodecProvider, Compressor};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
-    BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, FLAG_SIGNED, HEADER_LEN,
-    OPEN_TAIL_LEN, PageRef, Stats, TRAILER_LEN, Trailer, TreeRoot, check_header, decode_header,
+    BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, FLAG_SIGNED,
+    HASH_BLAKE3_KEYED, HEADER_LEN, OPEN_TAIL_LEN, PageRef, Stats, TRAILER_LEN, Trailer, TreeRoot,
+    check_header, decode_header,
 };
 use crate::page::{Key, Page, TreeKind, decode_page};
 use crate::source::{FileSource, ReadAt, read_vec};
@@ -165,6 +166,23 @@ impl Archive {
         }
         let root_hash = Hash32(*blake3::hash(&directory_bytes).as_bytes());
         let directory = Directory::decode(&directory_bytes, dir_start)?;
+        if (directory.major, directory.minor) != (trailer.major, trailer.minor) {
+            return Err(Error::Corrupt {
+                what: "directory",
+                offset: dir_start,
+                detail: format!(
+                    "version {}.{} differs from the trailer's {}.{}",
+                    directory.major, directory.minor, trailer.major, trailer.minor
+                ),
+            });
+        }
+        if directory.hash == HASH_BLAKE3_KEYED {
+            // Keyed chunk ids only exist in encrypted archives.
+            return Err(Error::Unsupported {
+                source_name: source.name(),
+                feature: "keyed chunk hashes (encrypted archives)",
+            });
+        }
         let codec = codecs.decompressor(&directory.codec)?;
         let pages = Cache::with_weighter(
             (options.page_cache_bytes / 8192).max(16) as usize,
@@ -424,6 +442,17 @@ impl Archive {
             return Err(inner.corrupt("chunk index", "chunks do not cover the logical stream"));
         }
         blobs.sort_unstable_by_key(|r| r.blob_offset);
+        // Records sharing a blob must agree on everything about it.
+        let same_blob = |a: &ChunkRecord, b: &ChunkRecord| {
+            (a.raw_len, a.stored_len, a.crc, a.flags, a.id)
+                == (b.raw_len, b.stored_len, b.crc, b.flags, b.id)
+        };
+        if blobs
+            .windows(2)
+            .any(|w| w[0].blob_offset == w[1].blob_offset && !same_blob(&w[0], &w[1]))
+        {
+            return Err(inner.corrupt("chunk index", "records sharing a blob disagree"));
+        }
         blobs.dedup_by_key(|r| r.blob_offset);
         report.chunks = blobs.len() as u64;
         report.stored_bytes += blobs.iter().map(|r| u64::from(r.stored_len)).sum::<u64>();
@@ -433,6 +462,7 @@ impl Archive {
         // Catalog and name index.
         let mut entries = 0u64;
         let mut stream_end = 0u64;
+        let mut entry_names: Vec<String> = Vec::new();
         inner.walk_tree(
             &dir.catalog_tree,
             TreeKind::Catalog,
@@ -445,6 +475,7 @@ impl Archive {
                         }
                         stream_end = e.offset + e.size;
                         entries += 1;
+                        entry_names.push(e.name.clone());
                     }
                 }
                 Ok(())
@@ -453,12 +484,21 @@ impl Archive {
         if stream_end > dir.stats.logical_size {
             return Err(inner.corrupt("catalog", "an entry extends past the logical stream"));
         }
+        // The name index must list every entry once, in strictly increasing order,
+        // each pointing at the entry of that name.
         let mut names = 0u64;
+        let mut previous: Option<String> = None;
         inner.walk_tree(&dir.name_tree, TreeKind::Names, &mut report, &mut |page| {
             if let Page::NameLeaf(list) = page {
-                names += list.len() as u64;
-                if list.iter().any(|(_, id)| *id >= dir.stats.entry_count) {
-                    return Err(inner.corrupt("name index", "points past the catalog"));
+                for (name, id) in list {
+                    if entry_names.get(*id as usize) != Some(name) {
+                        return Err(inner.corrupt("name index", "a name points at another entry"));
+                    }
+                    if previous.as_ref().is_some_and(|p| p >= name) {
+                        return Err(inner.corrupt("name index", "names out of order"));
+                    }
+                    previous = Some(name.clone());
+                    names += 1;
                 }
             }
             Ok(())
@@ -789,6 +829,19 @@ impl Inner {
             let dst = &mut buf[(from - offset) as usize..(to - offset) as usize];
             match d {
                 Some(d) => {
+                    // Blobs are cached by offset: a hostile index could give two
+                    // records of different lengths the same blob.
+                    if d.len() != r.raw_len as usize {
+                        return Err(Error::Corrupt {
+                            what: "chunk index",
+                            offset: r.blob_offset,
+                            detail: format!(
+                                "records of {} and {} bytes share one blob",
+                                d.len(),
+                                r.raw_len
+                            ),
+                        });
+                    }
                     let s = (from - r.logical_offset) as usize;
                     dst.copy_from_slice(&d[s..s + dst.len()]);
                 }

@@ -22,9 +22,9 @@ use crate::codec::Compressor;
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
     BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord, Directory,
-    Entry, EntryKind, HASH_BLAKE3, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN,
-    MAX_TARGET_LEN, PageRef, SECTION_CRITICAL, Section, Stats, Trailer, VERSION_MAJOR,
-    VERSION_MINOR, encode_header,
+    Entry, EntryKind, HASH_BLAKE3, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
+    MAX_SECTIONS, MAX_TARGET_LEN, PageRef, SECTION_CRITICAL, Section, Stats, Trailer,
+    VERSION_MAJOR, VERSION_MINOR, encode_header,
 };
 use crate::page::{Key, PageSink, TreeBuilder, TreeKind};
 
@@ -322,9 +322,20 @@ impl<W: Sink> ArchiveWriter<W> {
 
     /// Attach a metadata section (`SECTION_*` kind). `critical` sections make
     /// readers that do not know the kind refuse the archive.
-    pub fn add_section(&mut self, kind: u16, critical: bool, data: Vec<u8>) {
+    pub fn add_section(&mut self, kind: u16, critical: bool, data: Vec<u8>) -> Result<()> {
+        if data.len() > MAX_PAGE_LEN as usize || self.sections.len() >= MAX_SECTIONS {
+            return Err(Error::InvalidSetting {
+                setting: "section",
+                detail: format!(
+                    "{} bytes in section {}: at most {MAX_SECTIONS} sections of {MAX_PAGE_LEN} bytes",
+                    data.len(),
+                    self.sections.len()
+                ),
+            });
+        }
         let flags = if critical { SECTION_CRITICAL } else { 0 };
         self.sections.push((kind, flags, data));
+        Ok(())
     }
 
     /// Bytes added to the logical stream so far.

@@ -195,7 +195,8 @@ fn build_golden(codec: Arc<dyn Compressor>) -> Vec<u8> {
                 .unwrap(),
         }
     }
-    w.add_section(SECTION_PROVENANCE, false, PROVENANCE.to_vec());
+    w.add_section(SECTION_PROVENANCE, false, PROVENANCE.to_vec())
+        .unwrap();
     w.finish().unwrap().0
 }
 

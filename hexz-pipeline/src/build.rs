@@ -224,7 +224,7 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
         }
         Ok(())
     })?;
-    writer.add_section(SECTION_PROVENANCE, false, provenance(plan, &seen));
+    writer.add_section(SECTION_PROVENANCE, false, provenance(plan, &seen))?;
     let (_, summary) = writer.finish()?;
     bar.finish_and_clear();
     Ok(BuildReport {
