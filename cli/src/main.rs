@@ -98,17 +98,34 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // A closed pipe (`hexz cat ... | head`) is not a failure.
-            if err
-                .downcast_ref::<io::Error>()
-                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-            {
+            // A closed pipe (`hexz cat ... | head`) is not a failure, however
+            // deep in the chain the io::Error sits (`copy_entry` wraps it).
+            if err.chain().any(|cause| {
+                cause
+                    .downcast_ref::<io::Error>()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("hexz: {err:#}");
+            eprintln!("hexz: {}", message(&err));
             ExitCode::from(exit_code(&err))
         }
     }
+}
+
+/// The error and its causes on one line, `: `-separated. A cause that the
+/// message already ends with is not repeated: several error types print their
+/// source in their own message and also expose it as `source()`.
+fn message(err: &anyhow::Error) -> String {
+    let mut msg = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !msg.ends_with(&cause) {
+            msg.push_str(": ");
+            msg.push_str(&cause);
+        }
+    }
+    msg
 }
 
 /// 1: generic failure; 2: bad usage or recipe; 3: corrupt archive; 4: not found.

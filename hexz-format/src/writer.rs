@@ -476,6 +476,18 @@ impl<W: Sink> ArchiveWriter<W> {
     }
 }
 
+impl<W: Sink> Drop for ArchiveWriter<W> {
+    /// A writer dropped before `finish` (an error, a panic) stops its worker and
+    /// waits for it, so the uncommitted output (a temporary file) is removed before
+    /// the caller goes on — or exits.
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
 /// Check an entry name: relative, `/`-separated, no empty, `.` or `..` components,
 /// no NUL, at most 4096 bytes.
 pub fn validate_name(name: &str) -> Result<()> {

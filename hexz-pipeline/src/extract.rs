@@ -93,6 +93,12 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
             EntryKind::Dir => {
                 match fs::symlink_metadata(&path) {
                     Ok(m) if m.is_dir() => {}
+                    // A file or link in the way: replaced with --overwrite (removing
+                    // a symlink removes the link, never its target).
+                    Ok(_) if options.overwrite => {
+                        fs::remove_file(&path).map_err(PipelineError::io(&path))?;
+                        fs::create_dir(&path).map_err(PipelineError::io(&path))?;
+                    }
                     Ok(_) => {
                         return Err(PipelineError::Exists { path });
                     }

@@ -1,0 +1,40 @@
+//! End-to-end tests of the `hexz` command-line tool.
+//!
+//! One test harness; the themes live in `tests/cli/*.rs`:
+//!
+//! * `support`     — locating the binary, generating trees, walking/comparing trees,
+//!   the shared fixture (one generated tree of 2,000+ entries, built once);
+//! * `roundtrip`   — build → ls / ls -l / ls --json / info --json / verify / cat /
+//!   extract;
+//! * `determinism` — byte-identical rebuilds, whatever the thread count;
+//! * `atomicity`   — a failed build leaves nothing at the output (and no `.tmp`);
+//! * `progress`    — `--quiet` and non-terminal stderr;
+//! * `safety`      — hostile archives cannot write outside the extraction folder;
+//! * `recipes`     — recipe and usage errors, `--dry-run`;
+//! * `corrupt`     — damaged archives give exit code 3.
+//!
+//! The binary: `hexz` belongs to the `hexz-cli` package, and Cargo only exposes
+//! `CARGO_BIN_EXE_*` to tests of the same package, so `support::hexz_bin` runs
+//! `cargo build -p hexz-cli --bin hexz` once per run (same profile and target
+//! folder as this test binary) and uses `<target>/<profile>/hexz`; set
+//! `HEXZ_BIN=/path/to/hexz` to test another build instead.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "cli/support.rs"]
+mod support;
+
+#[path = "cli/atomicity.rs"]
+mod atomicity;
+#[path = "cli/corrupt.rs"]
+mod corrupt;
+#[path = "cli/determinism.rs"]
+mod determinism;
+#[path = "cli/progress.rs"]
+mod progress;
+#[path = "cli/recipes.rs"]
+mod recipes;
+#[path = "cli/roundtrip.rs"]
+mod roundtrip;
+#[path = "cli/safety.rs"]
+mod safety;
