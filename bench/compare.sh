@@ -102,10 +102,11 @@ fi
 
 # ---------------------------------------------------------------- helpers ----
 LOGS=$WORK/logs
-rm -rf -- "$LOGS" "$WORK/hexz-info.json" "$WORK/results.md"; mkdir -p "$LOGS"
+TRASH=$WORK/trash
+rm -rf -- "$LOGS" "$TRASH" "$WORK/hexz-info.json" "$WORK/results.md"; mkdir -p "$LOGS"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hexz-compare.XXXXXX")
 cleanup() {
-    rm -rf -- "$tmp"
+    rm -rf -- "$tmp" "$TRASH"
     if [[ $KEEP_OUTPUT != 1 ]]; then
         rm -rf -- "$WORK"/out-* "$WORK/peers" "$WORK/A.tar.zst" "$WORK/corpus.hxz"
     fi
@@ -116,6 +117,16 @@ bytes_of() { # file or directory -> apparent bytes
     if [[ -d $1 ]]; then du -sb -- "$1" | cut -f1; else stat -c %s -- "$1"; fi
 }
 now() { date +%s.%N; }
+
+# Deleting a 100k-file tree is slow here (ext4 mounted with 'discard') and
+# slows the file system down for a while afterwards. So a previous run's
+# extracted tree is only renamed out of the way (instant) before a timed run,
+# and the trash is emptied after the step, between tools, not between runs.
+trash() { # PATH...: move out of the way if present
+    local p; mkdir -p -- "$TRASH"
+    for p; do [[ -e $p ]] && mv -- "$p" "$(mktemp -d "$TRASH/t.XXXXXX")/" || true; done
+}
+empty_trash() { rm -rf -- "$TRASH"; sync; }
 fsub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
 fmin() { awk -v a="$1" -v b="$2" 'BEGIN {print (a + 0 < b + 0) ? a : b}'; }
 
@@ -130,6 +141,9 @@ timed() {
         "$prep" || { warn "$key: preparation failed"; return 1; }
         lf=$LOGS/$key.run$r.log
         log "  $key run $r/$RUNS"
+        # Flush dirty pages (e.g. the previous run's output, just deleted or
+        # written) so their write-back does not land inside this measurement.
+        sync
         t0=$(now)
         if [[ -x /usr/bin/time ]]; then
             /usr/bin/time -f '%M' -o "$tmp/rss" "$@" >"$lf" 2>&1 && rc=0 || rc=$?
@@ -234,12 +248,13 @@ else
     die "the baseline (tar | zstd) failed; nothing to compare against"
 fi
 
-prep_outA() { rm -rf -- "$OUT_A"; mkdir -p -- "$OUT_A"; }
+prep_outA() { trash "$OUT_A"; mkdir -p -- "$OUT_A"; }
 if timed tar-zstd.extract prep_outA bash -c 'set -o pipefail; zstd -d -q -c "$1" | tar -x -C "$2"' _ "$A" "$OUT_A"; then
     base_extract=$T_BEST
     add_row "tar + zstd -3 -T2" extract extract "$T_BEST" "$T_RUN1" - "$T_RSS" baseline
     verify tar-zstd "$OUT_A" || true
-    [[ $KEEP_OUTPUT == 1 ]] || rm -rf -- "$OUT_A"
+    [[ $KEEP_OUTPUT == 1 ]] || trash "$OUT_A"
+    empty_trash
 else
     die "the baseline extraction (zstd -d | tar -x) failed"
 fi
@@ -248,7 +263,9 @@ fi
 hexz_version=n/a hexz_info=""
 if [[ $have_hexz == 1 ]]; then
     hexz_version=$(ver "$HEXZ" --version)
-    yq() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
+    # YAML double-quoted string; hexz interpolates ${VAR} in paths, so a
+    # literal '$' is written '$$'.
+    yq() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "${s//\$/\$\$}"; }
     cat >"$RECIPE" <<EOF
 inputs:
   - path: $(yq "$CORPUS")
@@ -271,7 +288,7 @@ EOF
             warn "hexz info --json failed (see $LOGS/hexz.info.err)"; hexz_info=""
         fi
         log "hexz extract"
-        prep_outH() { rm -rf -- "$OUT_H"; }  # hexz extract creates DEST itself
+        prep_outH() { trash "$OUT_H"; }  # hexz extract creates DEST itself
         if timed hexz.extract prep_outH "$HEXZ" extract --quiet "$H" "$OUT_H"; then
             add_row hexz extract extract "$T_BEST" "$T_RUN1" - "$T_RSS"
             if verify hexz "$OUT_H"; then
@@ -279,10 +296,11 @@ EOF
             else
                 R_NOTE[-1]="VERIFY FAILED"
             fi
-            [[ $KEEP_OUTPUT == 1 ]] || rm -rf -- "$OUT_H"
+            [[ $KEEP_OUTPUT == 1 ]] || trash "$OUT_H"
         else
             fail "hexz extract failed (logs in $LOGS/hexz.extract.run*.log)"
         fi
+        empty_trash
     fi
 fi
 
@@ -298,12 +316,13 @@ if [[ $PEERS == 1 ]]; then
         if timed squashfs.create prep_sq mksquashfs "$CORPUS" "$SQ" -comp zstd -Xcompression-level 3 -processors 2 -noappend -no-progress; then
             add_row "mksquashfs (zstd 3)" create create "$T_BEST" "$T_RUN1" "$(bytes_of "$SQ")" "$T_RSS"
             if [[ $PEER_EXTRACT == 1 ]]; then
-                prep_sqx() { rm -rf -- "$P/out-sq"; }
+                prep_sqx() { trash "$P/out-sq"; }
                 if timed squashfs.extract prep_sqx unsquashfs -d "$P/out-sq" -processors 2 -no-progress "$SQ"; then
                     add_row "mksquashfs (zstd 3)" "extract (unsquashfs)" extract "$T_BEST" "$T_RUN1" - "$T_RSS"
                     verify squashfs "$P/out-sq" || R_NOTE[-1]="VERIFY FAILED"
-                    rm -rf -- "$P/out-sq"
+                    trash "$P/out-sq"
                 else peer_failed unsquashfs; fi
+                empty_trash
             fi
         else peer_failed mksquashfs; fi
     else
@@ -321,12 +340,13 @@ if [[ $PEERS == 1 ]]; then
         if timed borg.create prep_borg bash -c 'cd "$1" && borg create --compression zstd,3 "$2::bench" .' _ "$CORPUS" "$BR"; then
             add_row "borg $(ver borg --version | awk '{print $2}') (zstd,3)" create create "$T_BEST" "$T_RUN1" "$(bytes_of "$BR")" "$T_RSS" "single-threaded"
             if [[ $PEER_EXTRACT == 1 ]]; then
-                prep_borgx() { rm -rf -- "$P/out-borg"; mkdir -p -- "$P/out-borg"; }
+                prep_borgx() { trash "$P/out-borg"; mkdir -p -- "$P/out-borg"; }
                 if timed borg.extract prep_borgx bash -c 'cd "$1" && borg extract "$2::bench"' _ "$P/out-borg" "$BR"; then
                     add_row "borg (zstd,3)" extract extract "$T_BEST" "$T_RUN1" - "$T_RSS"
                     verify borg "$P/out-borg" || R_NOTE[-1]="VERIFY FAILED"
-                    rm -rf -- "$P/out-borg"
+                    trash "$P/out-borg"
                 else peer_failed "borg extract"; fi
+                empty_trash
             fi
         else peer_failed "borg create"; fi
     else
@@ -341,12 +361,13 @@ if [[ $PEERS == 1 ]]; then
         if timed restic.create prep_restic bash -c 'cd "$1" && restic backup --repo "$2" --no-cache --compression auto --quiet .' _ "$CORPUS" "$RR"; then
             add_row "restic $(ver restic version | awk '{print $2}') (zstd auto)" create create "$T_BEST" "$T_RUN1" "$(bytes_of "$RR")" "$T_RSS" "encrypted"
             if [[ $PEER_EXTRACT == 1 ]]; then
-                prep_resticx() { rm -rf -- "$P/out-restic"; }
+                prep_resticx() { trash "$P/out-restic"; }
                 if timed restic.extract prep_resticx restic restore latest --repo "$RR" --no-cache --target "$P/out-restic"; then
                     add_row "restic (zstd auto)" restore extract "$T_BEST" "$T_RUN1" - "$T_RSS"
                     verify restic "$P/out-restic" || R_NOTE[-1]="VERIFY FAILED"
-                    rm -rf -- "$P/out-restic"
+                    trash "$P/out-restic"
                 else peer_failed "restic restore"; fi
+                empty_trash
             fi
         else peer_failed "restic backup"; fi
     else

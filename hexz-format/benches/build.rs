@@ -315,7 +315,7 @@ fn bench_build(c: &mut Criterion) {
     g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);
     g.warm_up_time(Duration::from_secs(2));
-    g.measurement_time(Duration::from_secs(6));
+    g.measurement_time(Duration::from_secs(10));
     for (name, codec) in &codecs {
         g.bench_function(format!("hexz/{name}"), |b| {
             b.iter_with_large_drop(|| build(black_box(&data), &files, codec))

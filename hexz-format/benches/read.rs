@@ -24,9 +24,12 @@
 //!   chunk cache left over from it). Baseline: `std::fs::read` of a file holding
 //!   the same raw bytes (from the page cache).
 //!
-//! Before the criterion runs, a few lines go to stderr: archive sizes and
-//! per-read latency percentiles of the warm and cold 4 KiB reads (criterion
-//! reports means per batch; the percentiles answer "what is p50").
+//! Diagnostics go to stderr (indented lines), once per benchmark that runs:
+//! archive sizes; per-read latency percentiles of the warm and cold 4 KiB reads
+//! (criterion reports means per batch; the percentiles answer "what is p50");
+//! for the sequential path, wall and CPU time and the number of `decompress`
+//! calls of one pass per read-ahead mode (through a counting codec wrapper), and
+//! a probe of whether read-ahead still fires after the reader jumped back.
 //!
 //! Run: `cargo bench -p hexz-format --bench read`
 //! (quick: `cargo bench -p hexz-format --bench read -- --quick`, one group:
@@ -40,6 +43,7 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{
@@ -51,7 +55,8 @@ use hexz_format::layout::{
     PageRef, TreeRoot,
 };
 use hexz_format::{
-    Archive, ArchiveWriter, Compressor, EntryMeta, ReadOptions, StaticCodecs, WriterOptions,
+    Archive, ArchiveWriter, CodecError, CodecProvider, Compressor, EntryMeta, ReadOptions,
+    StaticCodecs, UnknownCodec, WriterOptions,
 };
 
 /// Size of the logical stream.
@@ -454,11 +459,10 @@ fn percentiles(label: &str, n: usize, mut f: impl FnMut(usize)) {
     t.sort_unstable();
     let p = |q: f64| t[((t.len() - 1) as f64 * q) as usize];
     eprintln!(
-        "{label:<40} p50 {:>9.2?}  p90 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}",
+        "  {label:<44} p50 {:>9.2?}  p90 {:>9.2?}  p99 {:>9.2?}",
         p(0.5),
         p(0.9),
         p(0.99),
-        t[t.len() - 1]
     );
 }
 
@@ -466,6 +470,16 @@ fn configure(g: &mut BenchmarkGroup<'_, WallTime>) {
     g.sample_size(50);
     g.warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(3));
+}
+
+/// Read `[from, to)` of the logical stream in 1 MiB `read_at` calls.
+fn read_span(a: &Archive, from: u64, to: u64, buf: &mut [u8]) {
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(buf.len() as u64) as usize;
+        a.read_at(at, &mut buf[..n]).unwrap();
+        at += n as u64;
+    }
 }
 
 /// Random 4 KiB reads, everything in the chunk cache.
@@ -476,46 +490,32 @@ fn random_4k_warm(c: &mut Criterion, fx: &Fixture) {
         .map(|_| rng.below((len - READ as u64) / READ as u64) * READ as u64)
         .collect();
     let mask = offsets.len() - 1;
-    let warm: Vec<(&Built, Archive)> = fx
-        .archives
-        .iter()
-        .map(|b| {
-            let a = b.open(ReadOptions {
-                // Twice the data: the cache is sharded, keep every shard roomy.
-                chunk_cache_bytes: 2 * len + (64 << 20),
-                page_cache_bytes: 64 << 20,
-                readahead_bytes: 0,
-                verify_chunks: false,
-            });
-            let mut buf = vec![0; SEQ_READ];
-            let mut at = 0;
-            while at < len {
-                let n = (len - at).min(SEQ_READ as u64) as usize;
-                a.read_at(at, &mut buf[..n]).unwrap();
-                at += n as u64;
-            }
-            (b, a)
-        })
-        .collect();
     let mut buf = vec![0u8; READ];
-    for (b, a) in &warm {
-        a.read_at(offsets[0], &mut buf).unwrap();
-        assert_eq!(buf[..], fx.data[offsets[0] as usize..][..READ]);
-        percentiles(&format!("random_4k_warm/{}", b.name), 200_000, |i| {
-            a.read_at(offsets[i & mask], &mut buf).unwrap();
-        });
-    }
-    percentiles("random_4k_warm/memcpy", 200_000, |i| {
-        let o = offsets[i & mask] as usize;
-        buf.copy_from_slice(&fx.data[o..o + READ]);
-        black_box(&buf);
-    });
-
     let mut g = c.benchmark_group("random_4k_warm");
     configure(&mut g);
-    for (b, a) in &warm {
+    for b in &fx.archives {
+        // Opened, pre-warmed and checked on first use (skipped when filtered out).
+        let mut warm: Option<Archive> = None;
         let mut i = 0;
         g.bench_function(format!("hexz/{}", b.name), |bench| {
+            let a = warm.get_or_insert_with(|| {
+                let a = b.open(ReadOptions {
+                    // Twice the data: the cache is sharded, keep every shard roomy.
+                    chunk_cache_bytes: 2 * len + (64 << 20),
+                    page_cache_bytes: 64 << 20,
+                    readahead_bytes: 0,
+                    verify_chunks: false,
+                });
+                read_span(&a, 0, len, &mut vec![0; SEQ_READ]);
+                for &o in offsets.iter().take(64) {
+                    a.read_at(o, &mut buf).unwrap();
+                    assert_eq!(buf[..], fx.data[o as usize..][..READ]);
+                }
+                percentiles(&format!("random_4k_warm/hexz/{}", b.name), 200_000, |i| {
+                    a.read_at(offsets[i & mask], &mut buf).unwrap();
+                });
+                a
+            });
             bench.iter(|| {
                 a.read_at(offsets[i & mask], &mut buf).unwrap();
                 i += 1;
@@ -523,8 +523,16 @@ fn random_4k_warm(c: &mut Criterion, fx: &Fixture) {
             })
         });
     }
+    let mut first = true;
     let mut i = 0;
     g.bench_function("baseline/memcpy", |bench| {
+        if std::mem::take(&mut first) {
+            percentiles("random_4k_warm/baseline/memcpy", 200_000, |i| {
+                let o = offsets[i & mask] as usize;
+                buf.copy_from_slice(&fx.data[o..o + READ]);
+                black_box(&buf);
+            });
+        }
         bench.iter(|| {
             let o = offsets[i & mask] as usize;
             buf.copy_from_slice(&fx.data[o..o + READ]);
@@ -573,21 +581,6 @@ fn random_4k_cold_chunk(c: &mut Criterion, fx: &Fixture) {
             })
             .collect();
         let n = reads.len();
-        let raw_share = reads
-            .iter()
-            .filter(|r| r.record.flags & CHUNK_RAW != 0)
-            .count();
-        let mean_stored = reads
-            .iter()
-            .map(|r| r.record.stored_len as f64)
-            .sum::<f64>()
-            / n as f64;
-        let mean_raw = reads.iter().map(|r| r.record.raw_len as f64).sum::<f64>() / n as f64;
-        eprintln!(
-            "random_4k_cold_chunk/{}: {n} distinct chunks, mean raw {mean_raw:.0} B, mean \
-             stored {mean_stored:.0} B, {raw_share} stored uncompressed",
-            b.name
-        );
 
         let archive = b.open(ReadOptions {
             chunk_cache_bytes: 0,
@@ -616,50 +609,63 @@ fn random_4k_cold_chunk(c: &mut Criterion, fx: &Fixture) {
                 buf.copy_from_slice(&out[r.inner..r.inner + READ]);
             }
         };
-        // Both paths return the bytes of the raw corpus.
-        for r in reads.iter().take(64) {
-            let want = &fx.data[r.offset as usize..][..READ];
-            archive.read_at(r.offset, &mut buf).unwrap();
-            assert_eq!(&buf[..], want);
-            by_hand(r, true, &mut buf);
-            assert_eq!(&buf[..], want);
-        }
-        percentiles(&format!("random_4k_cold_chunk/{}", b.name), 4 * n, |i| {
-            archive.read_at(reads[i % n].offset, &mut buf).unwrap();
-        });
-        percentiles(
-            &format!("random_4k_cold_chunk/{}-pread+decompress", b.name),
-            4 * n,
-            |i| by_hand(&reads[i % n], false, &mut buf),
-        );
 
+        let mut first = true;
         let mut i = 0;
         g.bench_function(format!("hexz/{}", b.name), |bench| {
+            if std::mem::take(&mut first) {
+                let raw = reads
+                    .iter()
+                    .filter(|r| r.record.flags & CHUNK_RAW != 0)
+                    .count();
+                let mean = |f: fn(&ChunkRecord) -> u32| {
+                    reads.iter().map(|r| f(&r.record) as f64).sum::<f64>() / n as f64
+                };
+                eprintln!(
+                    "  {}: {n} distinct chunks, mean raw {:.0} B, mean stored {:.0} B, {raw} \
+                     stored uncompressed",
+                    b.name,
+                    mean(|r| r.raw_len),
+                    mean(|r| r.stored_len),
+                );
+                // Both paths return the bytes of the raw corpus.
+                for r in reads.iter().take(64) {
+                    let want = &fx.data[r.offset as usize..][..READ];
+                    archive.read_at(r.offset, &mut buf).unwrap();
+                    assert_eq!(&buf[..], want);
+                    by_hand(r, true, &mut buf);
+                    assert_eq!(&buf[..], want);
+                }
+                percentiles(
+                    &format!("random_4k_cold_chunk/hexz/{}", b.name),
+                    4 * n,
+                    |i| archive.read_at(reads[i % n].offset, &mut buf).unwrap(),
+                );
+                percentiles(
+                    &format!("random_4k_cold_chunk/baseline/{}/pread+decompress", b.name),
+                    4 * n,
+                    |i| by_hand(&reads[i % n], false, &mut buf),
+                );
+            }
             bench.iter(|| {
                 archive.read_at(reads[i % n].offset, &mut buf).unwrap();
                 i += 1;
                 black_box(&buf);
             })
         });
-        let mut i = 0;
-        g.bench_function(format!("baseline/{}/pread+decompress", b.name), |bench| {
-            bench.iter(|| {
-                by_hand(&reads[i % n], false, &mut buf);
-                i += 1;
-                black_box(&buf);
-            })
-        });
-        let mut i = 0;
-        g.bench_function(
-            format!("baseline/{}/pread+crc32+decompress", b.name),
-            |bench| {
+        for (label, crc) in [
+            ("pread+decompress", false),
+            ("pread+crc32+decompress", true),
+        ] {
+            let mut i = 0;
+            g.bench_function(format!("baseline/{}/{label}", b.name), |bench| {
                 bench.iter(|| {
-                    by_hand(&reads[i % n], true, &mut buf);
+                    by_hand(&reads[i % n], crc, &mut buf);
                     i += 1;
                     black_box(&buf);
                 })
-            },
-        );
+            });
+        }
     }
     g.finish();
 }
@@ -677,6 +683,131 @@ fn read_all(archive: &Archive, buf: &mut [u8]) -> u64 {
     }
 }
 
+/// A codec that counts `decompress` calls (to see how often chunks are loaded).
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn Compressor>,
+    calls: Arc<AtomicU64>,
+}
+
+impl Compressor for Counting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn compress(&self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.inner.compress(input, out)
+    }
+
+    fn decompress(
+        &self,
+        input: &[u8],
+        raw_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.decompress(input, raw_len, out)
+    }
+}
+
+struct CountingCodecs {
+    inner: StaticCodecs,
+    calls: Arc<AtomicU64>,
+}
+
+impl CodecProvider for CountingCodecs {
+    fn decompressor(&self, name: &str) -> Result<Arc<dyn Compressor>, UnknownCodec> {
+        Ok(Arc::new(Counting {
+            inner: self.inner.decompressor(name)?,
+            calls: Arc::clone(&self.calls),
+        }))
+    }
+}
+
+/// User + system CPU time of this process so far (all threads), from
+/// `/proc/self/stat` (clock ticks, assumed 100 Hz).
+fn cpu_time() -> Duration {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}
+
+/// Untimed-by-criterion diagnostics of the sequential path, printed to stderr:
+/// wall and CPU time of one pass per mode, and whether read-ahead still fires
+/// after the reader jumped back behind what was prefetched.
+fn sequential_diagnostics(b: &Built, len: u64, buf: &mut [u8]) {
+    let no_readahead = ReadOptions {
+        readahead_bytes: 0,
+        ..ReadOptions::default()
+    };
+    // The last mode tells read-ahead's own cost from the cost of chunk-cache
+    // evictions: with a cache larger than the stream nothing prefetched is evicted
+    // before the reader gets to it.
+    let big_cache = ReadOptions {
+        chunk_cache_bytes: 2 * len,
+        ..ReadOptions::default()
+    };
+    for (label, options) in [
+        ("readahead", ReadOptions::default()),
+        ("no_readahead", no_readahead),
+        ("readahead, chunk cache > stream", big_cache),
+    ] {
+        let calls = Arc::new(AtomicU64::new(0));
+        let codecs = CountingCodecs {
+            inner: codecs(),
+            calls: Arc::clone(&calls),
+        };
+        let a = Archive::open_path(&b.path, &codecs, options).unwrap();
+        let (w0, c0) = (Instant::now(), cpu_time());
+        read_all(&a, buf);
+        let (wall, cpu) = (w0.elapsed(), cpu_time() - c0);
+        // Let read-ahead still in flight finish before counting.
+        drop(a);
+        std::thread::sleep(Duration::from_millis(100));
+        eprintln!(
+            "  sequential/{}/{label}: one pass {wall:.2?} wall, {cpu:.2?} CPU ({:.2} cores), \
+             {} decompressions",
+            b.name,
+            cpu.as_secs_f64() / wall.as_secs_f64(),
+            calls.load(Ordering::Relaxed),
+        );
+    }
+    // Read-ahead after a jump back: read two sequential MiB at the end, then two
+    // at the start, give read-ahead time to run, and time the third MiB. With
+    // working read-ahead it is already decompressed (a memcpy); without, the
+    // read decompresses it. A fresh archive doing only the start is the control.
+    let mut probe = |jump_back: bool| {
+        let a = b.open(ReadOptions::default());
+        let mib = SEQ_READ as u64;
+        if jump_back {
+            read_span(&a, len - 3 * mib, len - mib, buf);
+        }
+        read_span(&a, 0, 2 * mib, buf);
+        std::thread::sleep(Duration::from_millis(500));
+        let t0 = Instant::now();
+        read_span(&a, 2 * mib, 3 * mib, buf);
+        t0.elapsed()
+    };
+    let (fresh, jumped) = (probe(false), probe(true));
+    eprintln!(
+        "  sequential/{}: 3rd MiB after 2 sequential MiB: fresh archive {fresh:.2?}, after \
+         reading near the end first {jumped:.2?}{}",
+        b.name,
+        if jumped > fresh * 4 {
+            " (read-ahead did not fire after the jump back)"
+        } else {
+            ""
+        }
+    );
+}
+
 fn sequential(c: &mut Criterion, fx: &Fixture) {
     let len = fx.data.len() as u64;
     let mut g = c.benchmark_group("sequential");
@@ -684,18 +815,22 @@ fn sequential(c: &mut Criterion, fx: &Fixture) {
     g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);
     g.warm_up_time(Duration::from_secs(1));
-    g.measurement_time(Duration::from_secs(4));
+    g.measurement_time(Duration::from_secs(8));
     let mut buf = vec![0u8; SEQ_READ];
     let no_readahead = ReadOptions {
         readahead_bytes: 0,
         ..ReadOptions::default()
     };
     for b in &fx.archives {
+        let mut first = true;
         for (label, options) in [
             ("readahead", ReadOptions::default()),
             ("no_readahead", no_readahead.clone()),
         ] {
             g.bench_function(format!("hexz/{}/{label}", b.name), |bench| {
+                if std::mem::take(&mut first) {
+                    sequential_diagnostics(b, len, &mut buf);
+                }
                 bench.iter_batched(
                     || b.open(options.clone()),
                     |archive| {
@@ -707,7 +842,7 @@ fn sequential(c: &mut Criterion, fx: &Fixture) {
                 )
             });
         }
-        // Same archive for every pass: shows what read-ahead does after a rewind.
+        // Same archive for every pass: what read-ahead does after a rewind.
         let archive = b.open(ReadOptions::default());
         g.bench_function(
             format!("hexz/{}/readahead_reused_archive", b.name),
@@ -716,6 +851,20 @@ fn sequential(c: &mut Criterion, fx: &Fixture) {
     }
     g.bench_function("baseline/fs_read", |bench| {
         bench.iter_with_large_drop(|| fs::read(&fx.raw_path).unwrap())
+    });
+    g.bench_function("baseline/file_read_1m", |bench| {
+        bench.iter(|| {
+            let mut f = fs::File::open(&fx.raw_path).unwrap();
+            let mut total = 0;
+            loop {
+                let n = f.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+            assert_eq!(total, len);
+        })
     });
     g.finish();
 }

@@ -212,20 +212,27 @@ pub struct ArchiveWriter<W: Sink> {
     /// The batch being filled: `headroom` spare bytes (where the worker puts the
     /// tail carried from the previous batch), then input up to `filled`.
     batch: Vec<u8>,
+    /// Batches the worker has finished with, to be filled again.
+    recycled: Receiver<Vec<u8>>,
     filled: usize,
     headroom: usize,
     batch_bytes: usize,
     stream_pos: u64,
     next_id: u64,
     names: Vec<(String, u64)>,
+    /// Entries not yet handed to the worker.
+    entries: Vec<Entry>,
     sections: Vec<(u16, u16, Vec<u8>)>,
 }
 
 enum Msg {
-    /// Input bytes at `buf[headroom..]`; see [`cut_batch`].
-    Data(Vec<u8>),
-    Entry(Entry),
+    /// Entries completed since the previous batch, then input bytes at
+    /// `data[headroom..]` (see [`cut_batch`]). Entries travel with the data so the
+    /// caller's thread never waits on the worker for each small file; the channel
+    /// bounds batches, hence memory.
+    Batch { entries: Vec<Entry>, data: Vec<u8> },
     Finish {
+        entries: Vec<Entry>,
         names: Vec<(String, u64)>,
         sections: Vec<(u16, u16, Vec<u8>)>,
     },
@@ -247,6 +254,7 @@ impl<W: Sink> ArchiveWriter<W> {
         let batch_bytes = options.batch_bytes;
         let headroom = options.chunking.max as usize;
         let (tx, rx) = sync_channel(2);
+        let (recycle_tx, recycled) = std::sync::mpsc::channel();
         let pool = match options.threads {
             Some(n) => Some(
                 rayon::ThreadPoolBuilder::new()
@@ -263,7 +271,7 @@ impl<W: Sink> ArchiveWriter<W> {
         let worker = std::thread::Builder::new()
             .name("hexz-writer".into())
             .spawn(move || {
-                let state = WorkerState::new(sink, options)?;
+                let state = WorkerState::new(sink, options, recycle_tx)?;
                 match pool {
                     Some(pool) => pool.install(move || state.run(rx)),
                     None => state.run(rx),
@@ -277,12 +285,14 @@ impl<W: Sink> ArchiveWriter<W> {
             tx: Some(tx),
             worker: Some(worker),
             batch: vec![0; headroom + batch_bytes],
+            recycled,
             filled: headroom,
             headroom,
             batch_bytes,
             stream_pos: 0,
             next_id: 0,
             names: Vec::new(),
+            entries: Vec::new(),
             sections: Vec::new(),
         })
     }
@@ -409,7 +419,7 @@ impl<W: Sink> ArchiveWriter<W> {
         let id = self.next_id;
         self.next_id += 1;
         self.names.push((name.to_string(), id));
-        self.send(Msg::Entry(Entry {
+        self.entries.push(Entry {
             id,
             name: name.to_string(),
             kind,
@@ -420,16 +430,29 @@ impl<W: Sink> ArchiveWriter<W> {
             size,
             target,
             columns: meta.columns,
-        }))
+        });
+        Ok(())
     }
 
     fn send_batch(&mut self) -> Result<()> {
-        // `vec![0; n]` is a fresh zeroed allocation (calloc), not a memset.
-        let mut full =
-            std::mem::replace(&mut self.batch, vec![0; self.headroom + self.batch_bytes]);
+        // Reuse a buffer the worker is done with (no page faults, and only the part
+        // past its old length is zeroed); else a fresh zeroed allocation (calloc).
+        let len = self.headroom + self.batch_bytes;
+        let next = match self.recycled.try_recv() {
+            Ok(mut buf) => {
+                buf.resize(len, 0);
+                buf
+            }
+            Err(_) => vec![0; len],
+        };
+        let mut full = std::mem::replace(&mut self.batch, next);
         full.truncate(self.filled);
         self.filled = self.headroom;
-        self.send(Msg::Data(full))
+        let entries = std::mem::take(&mut self.entries);
+        self.send(Msg::Batch {
+            entries,
+            data: full,
+        })
     }
 
     fn send(&mut self, msg: Msg) -> Result<()> {
@@ -471,7 +494,12 @@ impl<W: Sink> ArchiveWriter<W> {
             });
         }
         let sections = std::mem::take(&mut self.sections);
-        self.send(Msg::Finish { names, sections })?;
+        let entries = std::mem::take(&mut self.entries);
+        self.send(Msg::Finish {
+            entries,
+            names,
+            sections,
+        })?;
         self.join_worker()
     }
 }
@@ -578,6 +606,8 @@ struct WorkerState<W: Sink> {
     chunks: TreeBuilder,
     catalog: TreeBuilder,
     stats: Stats,
+    /// Where processed batch buffers go back to the caller's thread.
+    recycle: std::sync::mpsc::Sender<Vec<u8>>,
 }
 
 /// A batch cut into chunks: `cuts` are `(start, end)` in `buf`; bytes from
@@ -585,6 +615,8 @@ struct WorkerState<W: Sink> {
 struct Cut {
     buf: Vec<u8>,
     cuts: Vec<(usize, usize)>,
+    /// Per chunk: BLAKE3 id and whether it is all zeros (id then all zeros).
+    ids: Vec<([u8; 32], bool)>,
     consumed: usize,
 }
 
@@ -616,9 +648,22 @@ fn cut_batch(carry: &[u8], mut buf: Vec<u8>, params: ChunkParams, last: bool) ->
         cuts.push((begin + start, begin + end));
         start = end;
     }
+    // Hashing here, on the cutting thread, keeps it off the compression path.
+    let ids = cuts
+        .iter()
+        .map(|&(s, e)| {
+            let data = &buf[s..e];
+            if is_zero(data) {
+                ([0; 32], true)
+            } else {
+                (*blake3::hash(data).as_bytes(), false)
+            }
+        })
+        .collect();
     Cut {
         buf,
         cuts,
+        ids,
         consumed: begin + start,
     }
 }
@@ -630,7 +675,11 @@ struct Prepared {
 }
 
 impl<W: Sink> WorkerState<W> {
-    fn new(out: W, options: WriterOptions) -> Result<Self> {
+    fn new(
+        out: W,
+        options: WriterOptions,
+        recycle: std::sync::mpsc::Sender<Vec<u8>>,
+    ) -> Result<Self> {
         let page_size = options.page_size;
         let mut blobs = BlobOut {
             out,
@@ -648,6 +697,7 @@ impl<W: Sink> WorkerState<W> {
             chunks: TreeBuilder::new(TreeKind::Chunks, page_size),
             catalog: TreeBuilder::new(TreeKind::Catalog, page_size),
             stats: Stats::default(),
+            recycle,
         })
     }
 
@@ -658,16 +708,18 @@ impl<W: Sink> WorkerState<W> {
         let mut pending: Option<Cut> = None;
         while let Ok(msg) = rx.recv() {
             match msg {
-                Msg::Data(data) => {
+                Msg::Batch { entries, data } => {
+                    self.add_entries(entries)?;
                     let carry = std::mem::take(&mut self.carry);
                     let params = self.options.chunking;
                     let next = match pending.take() {
                         Some(cut) => {
                             let (stored, next) = rayon::join(
-                                || self.store_chunks(&cut.buf, &cut.cuts),
+                                || self.store_chunks(&cut),
                                 || cut_batch(&carry, data, params, false),
                             );
                             stored?;
+                            let _ = self.recycle.send(cut.buf);
                             next
                         }
                         None => cut_batch(&carry, data, params, false),
@@ -675,23 +727,19 @@ impl<W: Sink> WorkerState<W> {
                     self.carry = next.buf[next.consumed..].to_vec();
                     pending = Some(next);
                 }
-                Msg::Entry(entry) => {
-                    self.stats.entry_count += 1;
-                    let key = Key::Catalog {
-                        id: entry.id,
-                        offset: entry.offset,
-                    };
-                    self.catalog
-                        .push(key, |out| entry.encode(out), &mut self.blobs)?;
-                }
-                Msg::Finish { names, sections } => {
+                Msg::Finish {
+                    entries,
+                    names,
+                    sections,
+                } => {
+                    self.add_entries(entries)?;
                     if let Some(cut) = pending.take() {
-                        self.store_chunks(&cut.buf, &cut.cuts)?;
+                        self.store_chunks(&cut)?;
                     }
                     let carry = std::mem::take(&mut self.carry);
                     let tail = vec![0; self.options.chunking.max as usize];
                     let last = cut_batch(&carry, tail, self.options.chunking, true);
-                    self.store_chunks(&last.buf, &last.cuts)?;
+                    self.store_chunks(&last)?;
                     return self.finish(names, sections);
                 }
             }
@@ -703,21 +751,23 @@ impl<W: Sink> WorkerState<W> {
         })
     }
 
-    fn store_chunks(&mut self, buf: &[u8], cuts: &[(usize, usize)]) -> Result<()> {
-        // 1. Hash in parallel.
-        let ids: Vec<([u8; 32], bool)> = cuts
-            .par_iter()
-            .map(|&(s, e)| {
-                let data = &buf[s..e];
-                let zero = is_zero(data);
-                let id = if zero {
-                    [0; 32]
-                } else {
-                    *blake3::hash(data).as_bytes()
-                };
-                (id, zero)
-            })
-            .collect();
+    fn add_entries(&mut self, entries: Vec<Entry>) -> Result<()> {
+        for entry in entries {
+            self.stats.entry_count += 1;
+            let key = Key::Catalog {
+                id: entry.id,
+                offset: entry.offset,
+            };
+            self.catalog
+                .push(key, |out| entry.encode(out), &mut self.blobs)?;
+        }
+        Ok(())
+    }
+
+    /// Deduplicate, compress (in parallel) and write the chunks of a cut batch, in
+    /// stream order.
+    fn store_chunks(&mut self, cut: &Cut) -> Result<()> {
+        let (buf, cuts, ids) = (&cut.buf, &cut.cuts, &cut.ids);
         // 2. Decide in stream order which chunks are new (first occurrence).
         let mut seen_in_batch = std::collections::HashSet::new();
         let new_chunks: Vec<usize> = ids
@@ -747,7 +797,7 @@ impl<W: Sink> WorkerState<W> {
         // 4. Write in order.
         let mut prepared = prepared.into_iter();
         let mut next_new = new_chunks.iter().peekable();
-        for (i, (&(s, e), (id, zero))) in cuts.iter().zip(&ids).enumerate() {
+        for (i, (&(s, e), (id, zero))) in cuts.iter().zip(ids.iter()).enumerate() {
             let raw_len = (e - s) as u32;
             let mut record = ChunkRecord {
                 logical_offset: self.logical,

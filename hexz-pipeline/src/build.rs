@@ -2,7 +2,7 @@
 //! archive.
 
 use std::fs::{self, File, Metadata};
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -209,8 +209,14 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     if let Some(dir) = plan.output.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(PipelineError::io(dir))?;
     }
-    let total = count_inputs(plan)?;
-    let bar = bytes_bar(total.bytes, options.quiet, "building");
+    // The counting walk only feeds the progress bar's total and ETA: skip it when
+    // nothing is drawn.
+    let total = if options.quiet || !std::io::stderr().is_terminal() {
+        0
+    } else {
+        count_inputs(plan)?.bytes
+    };
+    let bar = bytes_bar(total, options.quiet, "building");
     let mut writer = ArchiveWriter::create(&plan.output, writer_options)?;
     let mut seen = InputCount::default();
     walk(plan, &mut |found| {
