@@ -11,9 +11,10 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use quick_cache::Weighter;
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, DefaultLifecycle, GuardResult};
+use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 use rayon::prelude::*;
 
 use crate::codec::{CodecProvider, Compressor};
@@ -64,8 +65,13 @@ impl Weighter<u64, Arc<Page>> for PageWeight {
 #[derive(Debug, Clone)]
 struct ChunkWeight;
 
-impl Weighter<u64, Arc<[u8]>> for ChunkWeight {
-    fn weight(&self, _: &u64, data: &Arc<[u8]>) -> u64 {
+/// A decompressed chunk. `Arc<Vec<u8>>` rather than `Arc<[u8]>`: the reference
+/// count lives in a small allocation apart from the data (a cache hit does not
+/// touch the data's cache lines), and no copy is made when a chunk is loaded.
+type ChunkData = Arc<Vec<u8>>;
+
+impl Weighter<u64, ChunkData> for ChunkWeight {
+    fn weight(&self, _: &u64, data: &ChunkData) -> u64 {
         data.len() as u64 + 64
     }
 }
@@ -84,7 +90,7 @@ struct Inner {
     root_hash: Hash32,
     codec: Arc<dyn Compressor>,
     pages: Cache<u64, Arc<Page>, PageWeight>,
-    chunks: Cache<u64, Arc<[u8]>, ChunkWeight>,
+    chunks: Cache<u64, ChunkData, ChunkWeight>,
     options: ReadOptions,
     /// End of the last read (for detecting sequential access).
     last_end: AtomicU64,
@@ -189,10 +195,22 @@ impl Archive {
             options.page_cache_bytes.max(1),
             PageWeight,
         );
-        let chunks = Cache::with_weighter(
-            (options.chunk_cache_bytes / 65536).max(16) as usize,
-            options.chunk_cache_bytes.max(1),
+        // Half the chunk cache admits new entries (quick_cache's default keeps 97%
+        // for entries hit twice), so read-ahead is not evicted before it is read.
+        let chunk_options = OptionsBuilder::new()
+            .estimated_items_capacity((options.chunk_cache_bytes / 65536).max(16) as usize)
+            .weight_capacity(options.chunk_cache_bytes.max(1))
+            .hot_allocation(0.5)
+            .build()
+            .map_err(|e| Error::InvalidSetting {
+                setting: "chunk cache",
+                detail: e.to_string(),
+            })?;
+        let chunks = Cache::with_options(
+            chunk_options,
             ChunkWeight,
+            DefaultHashBuilder::default(),
+            DefaultLifecycle::default(),
         );
         Ok(Self {
             inner: Arc::new(Inner {
@@ -780,11 +798,60 @@ impl Inner {
         Ok(data)
     }
 
-    fn chunk(&self, r: &ChunkRecord) -> Result<Arc<[u8]>> {
-        self.chunks.get_or_insert_with(&r.blob_offset, || {
-            self.load_chunk(r, self.options.verify_chunks)
-                .map(Arc::from)
-        })
+    fn chunk(&self, r: &ChunkRecord) -> Result<ChunkData> {
+        let data = self.chunks.get_or_insert_with(&r.blob_offset, || {
+            self.load_chunk(r, self.options.verify_chunks).map(Arc::new)
+        })?;
+        // Blobs are cached by offset: a hostile index could give two records of
+        // different lengths the same blob.
+        if data.len() != r.raw_len as usize {
+            return Err(Error::Corrupt {
+                what: "chunk index",
+                offset: r.blob_offset,
+                detail: format!(
+                    "records of {} and {} bytes share one blob",
+                    data.len(),
+                    r.raw_len
+                ),
+            });
+        }
+        Ok(data)
+    }
+
+    /// Load a chunk into the cache unless it is there or being loaded; never
+    /// waits (for read-ahead).
+    fn prefetch(&self, r: &ChunkRecord) {
+        if let GuardResult::Guard(guard) = self
+            .chunks
+            .get_value_or_guard(&r.blob_offset, Some(Duration::ZERO))
+        {
+            // Errors surface when the reader reaches the chunk itself.
+            if let Ok(data) = self.load_chunk(r, self.options.verify_chunks) {
+                let _ = guard.insert(Arc::new(data));
+            }
+        }
+    }
+
+    /// Copy the part of chunk `r` that falls in `[offset, end)` into `buf` (which
+    /// starts at `offset`).
+    fn copy_chunk(
+        &self,
+        r: &ChunkRecord,
+        data: Option<&[u8]>,
+        offset: u64,
+        end: u64,
+        buf: &mut [u8],
+    ) {
+        let from = offset.max(r.logical_offset);
+        let to = end.min(r.logical_end());
+        let dst = &mut buf[(from - offset) as usize..(to - offset) as usize];
+        match data {
+            Some(d) => {
+                let s = (from - r.logical_offset) as usize;
+                dst.copy_from_slice(&d[s..s + dst.len()]);
+            }
+            None => dst.fill(0),
+        }
     }
 
     fn read_at(self: &Arc<Self>, offset: u64, buf: &mut [u8], what: &str) -> Result<()> {
@@ -794,58 +861,41 @@ impl Inner {
             return Ok(());
         }
         let end = offset + buf.len() as u64;
-        let records = self.chunks_covering(offset, end)?;
         let sequential = self.last_end.swap(end, Ordering::Relaxed) == offset;
-        let uncached = records
-            .iter()
-            .filter(|r| !r.is_zero() && !self.chunks.contains_key(&r.blob_offset))
-            .count();
-        let data: Vec<Option<Arc<[u8]>>> = if uncached >= 2 {
-            records
-                .par_iter()
-                .map(|r| {
-                    if r.is_zero() {
-                        Ok(None)
-                    } else {
-                        self.chunk(r).map(Some)
-                    }
-                })
-                .collect::<Result<_>>()?
-        } else {
-            records
-                .iter()
-                .map(|r| {
-                    if r.is_zero() {
-                        Ok(None)
-                    } else {
-                        self.chunk(r).map(Some)
-                    }
-                })
-                .collect::<Result<_>>()?
+        let (page, i) = self.chunk_leaf(offset)?;
+        let first = match &*page {
+            Page::ChunkLeaf(records) => records[i],
+            _ => return Err(self.corrupt("chunk index", "leaf expected")),
         };
-        for (r, d) in records.iter().zip(&data) {
-            let from = offset.max(r.logical_offset);
-            let to = end.min(r.logical_end());
-            let dst = &mut buf[(from - offset) as usize..(to - offset) as usize];
-            match d {
-                Some(d) => {
-                    // Blobs are cached by offset: a hostile index could give two
-                    // records of different lengths the same blob.
-                    if d.len() != r.raw_len as usize {
-                        return Err(Error::Corrupt {
-                            what: "chunk index",
-                            offset: r.blob_offset,
-                            detail: format!(
-                                "records of {} and {} bytes share one blob",
-                                d.len(),
-                                r.raw_len
-                            ),
-                        });
-                    }
-                    let s = (from - r.logical_offset) as usize;
-                    dst.copy_from_slice(&d[s..s + dst.len()]);
+        if first.logical_end() >= end {
+            // Fast path: the read lies in one chunk.
+            let data = if first.is_zero() {
+                None
+            } else {
+                Some(self.chunk(&first)?)
+            };
+            self.copy_chunk(&first, data.as_deref().map(Vec::as_slice), offset, end, buf);
+        } else {
+            let records = self.chunks_covering(offset, end)?;
+            let uncached = records
+                .iter()
+                .filter(|r| !r.is_zero() && !self.chunks.contains_key(&r.blob_offset))
+                .count();
+            let load = |r: &ChunkRecord| {
+                if r.is_zero() {
+                    Ok(None)
+                } else {
+                    self.chunk(r).map(Some)
                 }
-                None => dst.fill(0),
+            };
+            // Several chunks to decompress: do it in parallel.
+            let data: Vec<Option<ChunkData>> = if uncached >= 2 {
+                records.par_iter().map(load).collect::<Result<_>>()?
+            } else {
+                records.iter().map(load).collect::<Result<_>>()?
+            };
+            for (r, d) in records.iter().zip(&data) {
+                self.copy_chunk(r, d.as_deref().map(Vec::as_slice), offset, end, buf);
             }
         }
         if sequential {
@@ -863,10 +913,12 @@ impl Inner {
             return;
         }
         let issued = self.prefetched_to.load(Ordering::Relaxed);
-        if issued > end + window / 2 && issued <= end + window {
+        let ahead = (end..=end + window).contains(&issued);
+        if ahead && issued > end + window / 2 {
             return;
         }
-        let from = issued.max(end);
+        // After a jump (backwards or far ahead) start again from the reader.
+        let from = if ahead { issued } else { end };
         let to = (end + window).min(size);
         if from >= to {
             return;
@@ -875,10 +927,10 @@ impl Inner {
         let inner = Arc::clone(self);
         rayon::spawn(move || {
             if let Ok(records) = inner.chunks_covering(from, to) {
-                records.par_iter().filter(|r| !r.is_zero()).for_each(|r| {
-                    // Errors surface when the reader reaches the chunk itself.
-                    let _ = inner.chunk(r);
-                });
+                records
+                    .par_iter()
+                    .filter(|r| !r.is_zero())
+                    .for_each(|r| inner.prefetch(r));
             }
         });
     }
