@@ -15,8 +15,7 @@
 //!   Baselines, for the very same chunks: `pread` of the stored blob + decompress
 //!   with the same codec (+ copy out 4 KiB), and the same with CRC32 of the blob
 //!   (what the reader always checks). Blob offsets come from the archive's chunk
-//!   index, decoded here from the documented layout (the reader has no public
-//!   API for chunk records).
+//!   index (`Archive::chunk_records`).
 //! * `sequential`: the whole logical stream through `stream_reader()` in 1 MiB
 //!   reads, a fresh `Archive` per iteration (open time excluded), with default
 //!   `ReadOptions` (8 MiB read-ahead) and with read-ahead off; plus one row that
@@ -41,7 +40,7 @@ use std::fs;
 use std::hint::black_box;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -50,10 +49,7 @@ use criterion::{
     BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group,
     criterion_main, measurement::WallTime,
 };
-use hexz_format::layout::{
-    BLOB_RAW, CHUNK_INTERNAL_LEN, CHUNK_RAW, CHUNK_RECORD_LEN, ChunkRecord, PAGE_HEADER_LEN,
-    PageRef, TreeRoot,
-};
+use hexz_format::layout::{CHUNK_RAW, ChunkRecord};
 use hexz_format::{
     Archive, ArchiveWriter, CodecError, CodecProvider, Compressor, EntryMeta, ReadOptions,
     StaticCodecs, UnknownCodec, WriterOptions,
@@ -308,76 +304,6 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-fn le_u32(b: &[u8]) -> u32 {
-    u32::from_le_bytes(b[..4].try_into().unwrap())
-}
-
-fn le_u64(b: &[u8]) -> u64 {
-    u64::from_le_bytes(b[..8].try_into().unwrap())
-}
-
-/// Read and decode one index page (see `PageRef` / `PageHeader` in `layout`).
-fn load_page(file: &fs::File, codec: &dyn Compressor, r: &PageRef) -> Vec<u8> {
-    let mut stored = vec![0; r.stored_len as usize];
-    file.read_exact_at(&mut stored, r.offset).unwrap();
-    assert_eq!(crc32fast::hash(&stored), r.crc, "page crc");
-    if r.flags & BLOB_RAW != 0 {
-        return stored;
-    }
-    let mut out = Vec::new();
-    codec
-        .decompress(&stored, r.raw_len as usize, &mut out)
-        .unwrap();
-    out
-}
-
-/// Walk the chunk-index tree and return its leaf records in order.
-fn chunk_records(path: &Path, codec: &dyn Compressor, tree: &TreeRoot) -> Vec<ChunkRecord> {
-    let file = fs::File::open(path).unwrap();
-    let mut out = Vec::new();
-    if tree.depth == 0 {
-        return out;
-    }
-    let mut stack = vec![tree.root];
-    while let Some(r) = stack.pop() {
-        let page = load_page(&file, codec, &r);
-        let level = page[1];
-        let count = le_u32(&page[4..]) as usize;
-        let body = &page[PAGE_HEADER_LEN..];
-        if level == 0 {
-            for rec in body.chunks_exact(CHUNK_RECORD_LEN).take(count) {
-                out.push(ChunkRecord {
-                    logical_offset: le_u64(&rec[0..]),
-                    blob_offset: le_u64(&rec[8..]),
-                    raw_len: le_u32(&rec[16..]),
-                    stored_len: le_u32(&rec[20..]),
-                    crc: le_u32(&rec[24..]),
-                    source: u16::from_le_bytes([rec[28], rec[29]]),
-                    flags: rec[30],
-                    id: rec[32..64].try_into().unwrap(),
-                });
-            }
-        } else {
-            // Internal: first key (u64) + child page ref; push in reverse so
-            // children pop in order.
-            let children: Vec<PageRef> = body
-                .chunks_exact(CHUNK_INTERNAL_LEN)
-                .take(count)
-                .map(|rec| PageRef {
-                    offset: le_u64(&rec[8..]),
-                    stored_len: le_u32(&rec[16..]),
-                    raw_len: le_u32(&rec[20..]),
-                    crc: le_u32(&rec[24..]),
-                    flags: rec[28],
-                    hash: rec[32..64].try_into().unwrap(),
-                })
-                .collect();
-            stack.extend(children.into_iter().rev());
-        }
-    }
-    out
-}
-
 fn fixture() -> Fixture {
     let t0 = Instant::now();
     let (data, files) = corpus(INPUT_BYTES, 2);
@@ -406,7 +332,7 @@ fn fixture() -> Fixture {
         let archive = Archive::open_path(&path, &self::codecs(), ReadOptions::default()).unwrap();
         assert_eq!(archive.len(), data.len() as u64);
         let tree = archive.directory().chunk_tree;
-        let records = chunk_records(&path, codec.as_ref(), &tree);
+        let records = archive.chunk_records(0, archive.len()).unwrap();
         // The decoded index must tile the stream and point at the right blobs.
         let mut at = 0;
         for r in &records {

@@ -327,6 +327,18 @@ impl Archive {
         Ok(entry)
     }
 
+    /// The chunk records covering `[offset, end)` of the logical stream, in order
+    /// (for tools that inspect chunking and deduplication: `hexz diff`, benches).
+    pub fn chunk_records(&self, offset: u64, end: u64) -> Result<Vec<ChunkRecord>> {
+        self.inner.checked_len(
+            offset,
+            end.saturating_sub(offset) as usize,
+            self.len(),
+            "the logical stream",
+        )?;
+        self.inner.chunks_covering(offset, end)
+    }
+
     /// Fill `buf` from the logical stream at `offset`.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.inner.read_at(offset, buf, "the logical stream")

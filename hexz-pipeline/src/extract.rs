@@ -5,8 +5,9 @@
 //! component by component, files are created with `create_new`, and symlink
 //! entries are created last, so an archived link cannot redirect a later write.
 
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -52,21 +53,19 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
     let mut dirs: Vec<(PathBuf, Entry)> = Vec::new();
     let mut links: Vec<(PathBuf, Entry)> = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
+    // Folders this run created or checked (never symlinks): their children skip the
+    // per-component checks. No symlink is created before all files are written.
+    let mut known_dirs: HashSet<PathBuf> = HashSet::new();
     for entry in archive.entries() {
         let entry = entry?;
         validate_name(&entry.name).map_err(|_| PipelineError::UnsafePath {
             name: entry.name.clone(),
             reason: "the name is absolute or has an empty, `.` or `..` component",
         })?;
-        let path = prepare_parent(&root, &entry.name)?;
+        let path = prepare_parent(&root, &entry.name, &mut known_dirs)?;
         match entry.kind {
             EntryKind::File | EntryKind::Record => {
-                replace_existing(&path, &entry.name, options.overwrite)?;
-                let mut out = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .map_err(PipelineError::io(&path))?;
+                let mut out = create_file(&path, &entry.name, options.overwrite)?;
                 let mut reader = archive.entry_reader(&entry);
                 loop {
                     let n = reader.read(&mut buf).map_err(|e| {
@@ -84,9 +83,12 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
                     out.write_all(&buf[..n]).map_err(PipelineError::io(&path))?;
                     bar.inc(n as u64);
                 }
-                drop(out);
-                set_mode(&path, entry.mode)?;
-                set_mtime(&path, &entry)?;
+                // Through the handle: no second path lookup.
+                out.set_permissions(fs::Permissions::from_mode(entry.mode & 0o7777))
+                    .map_err(PipelineError::io(&path))?;
+                let t = FileTime::from_unix_time(entry.mtime, entry.mtime_nsec);
+                filetime::set_file_handle_times(&out, None, Some(t))
+                    .map_err(PipelineError::io(&path))?;
                 report.files += 1;
                 report.bytes += entry.size;
             }
@@ -104,6 +106,7 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
                     }
                     Err(_) => fs::create_dir(&path).map_err(PipelineError::io(&path))?,
                 }
+                known_dirs.insert(path.clone());
                 dirs.push((path, entry));
             }
             EntryKind::Symlink => links.push((path, entry)),
@@ -111,8 +114,8 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
     }
     for (path, entry) in links {
         let target = entry.target.as_deref().unwrap_or_default();
-        // A parent may have been replaced since: check again before creating.
-        prepare_parent(&root, &entry.name)?;
+        // Check the parents again, without the cache, before creating a link.
+        prepare_parent(&root, &entry.name, &mut HashSet::new())?;
         replace_existing(&path, &entry.name, options.overwrite)?;
         symlink(target, &path).map_err(PipelineError::io(&path))?;
         let t = FileTime::from_unix_time(entry.mtime, entry.mtime_nsec);
@@ -131,8 +134,9 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
 }
 
 /// Create the parents of `name` under `root` (refusing any that is a symlink or not
-/// a directory) and return the entry's full path.
-fn prepare_parent(root: &Path, name: &str) -> Result<PathBuf> {
+/// a directory) and return the entry's full path. Parents in `known` were checked
+/// before; the ones checked now are added.
+fn prepare_parent(root: &Path, name: &str, known: &mut HashSet<PathBuf>) -> Result<PathBuf> {
     let mut path = root.to_path_buf();
     let mut parts = name.split('/').peekable();
     while let Some(part) = parts.next() {
@@ -140,6 +144,10 @@ fn prepare_parent(root: &Path, name: &str) -> Result<PathBuf> {
         if parts.peek().is_none() {
             break;
         }
+        if known.contains(&path) {
+            continue;
+        }
+        known.insert(path.clone());
         match fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_symlink() => {
                 return Err(PipelineError::UnsafePath {
@@ -158,6 +166,19 @@ fn prepare_parent(root: &Path, name: &str) -> Result<PathBuf> {
         }
     }
     Ok(path)
+}
+
+/// Create a new file at `path`; an existing file or link is replaced only with
+/// `overwrite` (the link itself, never its target), a folder never.
+fn create_file(path: &Path, name: &str, overwrite: bool) -> Result<File> {
+    let open = || OpenOptions::new().write(true).create_new(true).open(path);
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            replace_existing(path, name, overwrite)?;
+            open().map_err(PipelineError::io(path))
+        }
+        other => other.map_err(PipelineError::io(path)),
+    }
 }
 
 fn replace_existing(path: &Path, name: &str, overwrite: bool) -> Result<()> {
