@@ -2,7 +2,7 @@
 //! verb, prints the result, and maps errors to exit codes.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -162,7 +162,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     1
 }
 
-fn open(path: &PathBuf, registry: &Registry) -> Result<Archive> {
+fn open(path: &Path, registry: &Registry) -> Result<Archive> {
     Ok(hexz_pipeline::open_archive(
         path,
         registry,
