@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::codec::{CodecError, UnknownCodec};
+use crate::columns::ColumnError;
 
 /// A 32-byte BLAKE3 hash, displayed as hex in errors.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -213,6 +214,24 @@ pub enum Error {
         /// The feature (`"encrypted archives"`, `"parent archives"`).
         feature: &'static str,
     },
+    /// The archive's column schema, or an entry's column values, are malformed.
+    #[error("corrupt archive: {context}: {error}")]
+    CorruptColumns {
+        /// What was decoded (`"column schema"`, `"columns of entry `a`"`).
+        context: String,
+        /// What is wrong, with the byte offset inside the schema or row.
+        #[source]
+        error: ColumnError,
+    },
+    /// A column schema or row handed to the writer is invalid.
+    #[error("invalid user columns ({context}): {error}")]
+    InvalidColumns {
+        /// What was being written (`"schema"`, `"entry `a`"`).
+        context: String,
+        /// What is wrong.
+        #[source]
+        error: ColumnError,
+    },
     /// The entry is not a regular file or record (it has no bytes to read).
     #[error("entry `{name}` is a {kind}, not a file")]
     NotAFile {
@@ -239,6 +258,7 @@ impl Error {
                 | Error::Corrupt { .. }
                 | Error::LimitExceeded { .. }
                 | Error::Codec { .. }
+                | Error::CorruptColumns { .. }
         )
     }
 }

@@ -108,7 +108,7 @@ pub const CHUNK_RAW: u8 = 2;
 pub const SECTION_PROVENANCE: u16 = 1;
 /// Section kind: parent archives (thin snapshots, reserved).
 pub const SECTION_PARENTS: u16 = 2;
-/// Section kind: user-column schema (reserved).
+/// Section kind: user-column schema (see [`crate::columns`]).
 pub const SECTION_COLUMNS: u16 = 3;
 /// Section flag: a reader that does not know the kind must refuse the archive.
 pub const SECTION_CRITICAL: u16 = 1;
@@ -1046,9 +1046,9 @@ impl Directory {
             if flags & !SECTION_CRITICAL != 0 {
                 return Err(c.corrupt(format!("unknown section flags {flags:#x}")));
             }
-            // This reader implements provenance only: a critical parents or
-            // column-schema section (thin snapshots, typed columns) is refused.
-            let known = kind == SECTION_PROVENANCE;
+            // This reader implements provenance and the column schema: a
+            // critical parents section (thin snapshots) is refused.
+            let known = matches!(kind, SECTION_PROVENANCE | SECTION_COLUMNS);
             if !known && flags & SECTION_CRITICAL != 0 {
                 return Err(c.corrupt(format!(
                     "critical section kind {kind} is not understood by this version"

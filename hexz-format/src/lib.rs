@@ -10,6 +10,7 @@
 //! codecs come in through the [`Compressor`] trait.
 
 pub mod codec;
+pub mod columns;
 pub mod conformance;
 
 pub use codec::{CodecError, CodecProvider, Compressor, NoCompression, StaticCodecs, UnknownCodec};
@@ -22,6 +23,7 @@ pub mod reader;
 pub mod source;
 pub mod writer;
 
+pub use columns::{Column, ColumnSchema, ColumnType, Value};
 pub use error::{Error, Hash32, Result};
 pub use layout::{ChunkParams, Entry, EntryKind, Stats};
 pub use reader::{Archive, Entries, EntryReader, ReadOptions, VerifyReport};

@@ -9,8 +9,8 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use quick_cache::sync::{Cache, DefaultLifecycle, GuardResult};
@@ -18,11 +18,12 @@ use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 use rayon::prelude::*;
 
 use crate::codec::{CodecProvider, Compressor};
+use crate::columns::{ColumnSchema, Value};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
     BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, FLAG_SIGNED,
-    HASH_BLAKE3_KEYED, HEADER_LEN, OPEN_TAIL_LEN, PageRef, Stats, TRAILER_LEN, Trailer, TreeRoot,
-    check_header, decode_header,
+    HASH_BLAKE3_KEYED, HEADER_LEN, OPEN_TAIL_LEN, PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN,
+    Trailer, TreeRoot, check_header, decode_header,
 };
 use crate::page::{Key, Page, TreeKind, decode_page};
 use crate::source::{FileSource, ReadAt, read_vec};
@@ -96,6 +97,8 @@ struct Inner {
     last_end: AtomicU64,
     /// Read-ahead has been issued up to this logical offset.
     prefetched_to: AtomicU64,
+    /// The decoded column schema, once loaded (`None`: the archive has none).
+    schema: OnceLock<Option<Arc<ColumnSchema>>>,
 }
 
 /// What a full verification checked.
@@ -224,6 +227,7 @@ impl Archive {
                 options,
                 last_end: AtomicU64::new(u64::MAX),
                 prefetched_to: AtomicU64::new(0),
+                schema: OnceLock::new(),
             }),
         })
     }
@@ -284,6 +288,29 @@ impl Archive {
             Some(s) => self.inner.load_blob(&s.page, "section").map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The typed user-column schema (the first section of kind
+    /// [`SECTION_COLUMNS`]), or `None` when the archive has none, in which case
+    /// entries' `columns` bytes are opaque. Loaded and checked on first use, then
+    /// kept.
+    pub fn columns(&self) -> Result<Option<ColumnSchema>> {
+        Ok(self.inner.schema()?.map(|s| (*s).clone()))
+    }
+
+    /// The values of `entry`'s user columns, one per schema column (nulls
+    /// included), or `None` when the archive has no column schema.
+    pub fn entry_columns(&self, entry: &Entry) -> Result<Option<Vec<Value>>> {
+        let Some(schema) = self.inner.schema()? else {
+            return Ok(None);
+        };
+        schema
+            .decode_row(&entry.columns)
+            .map(Some)
+            .map_err(|error| Error::CorruptColumns {
+                context: format!("columns of entry `{}`", entry.name),
+                error,
+            })
     }
 
     /// Number of entries.
@@ -489,7 +516,8 @@ impl Archive {
         blobs
             .par_iter()
             .try_for_each(|r| inner.load_chunk(r, true).map(drop))?;
-        // Catalog and name index.
+        // Catalog and name index; with a column schema, every entry's columns.
+        let schema = inner.schema()?;
         let mut entries = 0u64;
         let mut stream_end = 0u64;
         let mut entry_names: Vec<String> = Vec::new();
@@ -504,6 +532,14 @@ impl Archive {
                             return Err(inner.corrupt("catalog", "entries out of order"));
                         }
                         stream_end = e.offset + e.size;
+                        if let Some(schema) = &schema {
+                            schema.check_row(&e.columns).map_err(|error| {
+                                Error::CorruptColumns {
+                                    context: format!("columns of entry `{}`", e.name),
+                                    error,
+                                }
+                            })?;
+                        }
                         entries += 1;
                         entry_names.push(e.name.clone());
                     }
@@ -547,6 +583,32 @@ impl Archive {
 }
 
 impl Inner {
+    /// The column schema, decoded once. Errors are not kept: a failed load is
+    /// retried by the next call.
+    fn schema(&self) -> Result<Option<Arc<ColumnSchema>>> {
+        if let Some(schema) = self.schema.get() {
+            return Ok(schema.clone());
+        }
+        let section = self
+            .directory
+            .sections
+            .iter()
+            .find(|s| s.kind == SECTION_COLUMNS);
+        let schema = match section {
+            Some(s) => {
+                let bytes = self.load_blob(&s.page, "column schema")?;
+                let schema =
+                    ColumnSchema::decode(&bytes).map_err(|error| Error::CorruptColumns {
+                        context: format!("column schema (section at offset {})", s.page.offset),
+                        error,
+                    })?;
+                Some(Arc::new(schema))
+            }
+            None => None,
+        };
+        Ok(self.schema.get_or_init(|| schema).clone())
+    }
+
     fn corrupt(&self, what: &'static str, detail: &str) -> Error {
         Error::Corrupt {
             what,

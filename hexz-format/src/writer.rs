@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 
 use crate::codec::Compressor;
+use crate::columns::ColumnSchema;
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
     BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord, Directory,
@@ -223,6 +224,8 @@ pub struct ArchiveWriter<W: Sink> {
     /// Entries not yet handed to the worker.
     entries: Vec<Entry>,
     sections: Vec<(u16, u16, Vec<u8>)>,
+    /// The column schema every entry's columns are checked against, once set.
+    schema: Option<ColumnSchema>,
 }
 
 enum Msg {
@@ -294,6 +297,7 @@ impl<W: Sink> ArchiveWriter<W> {
             names: Vec::new(),
             entries: Vec::new(),
             sections: Vec::new(),
+            schema: None,
         })
     }
 
@@ -348,6 +352,43 @@ impl<W: Sink> ArchiveWriter<W> {
         Ok(())
     }
 
+    /// Declare the archive's typed user columns: writes the schema as a
+    /// non-critical [`SECTION_COLUMNS`](crate::layout::SECTION_COLUMNS) section
+    /// and, from then on, checks that every entry's `columns` bytes are a row of
+    /// it (see [`crate::columns`]; build them with
+    /// [`ColumnSchema::encode_row`]). Call it once, before adding any entry.
+    /// Without a schema, `columns` bytes are stored as given (opaque).
+    pub fn set_columns(&mut self, schema: ColumnSchema) -> Result<()> {
+        if self.schema.is_some() || self.next_id > 0 {
+            return Err(Error::InvalidSetting {
+                setting: "columns",
+                detail: "the column schema is set once, before the first entry".into(),
+            });
+        }
+        self.add_section(crate::layout::SECTION_COLUMNS, false, schema.encode())?;
+        self.schema = Some(schema);
+        Ok(())
+    }
+
+    /// The column schema set by [`set_columns`](Self::set_columns).
+    pub fn columns(&self) -> Option<&ColumnSchema> {
+        self.schema.as_ref()
+    }
+
+    /// With a schema set, `columns` must be one of its rows. Checked before an
+    /// entry's bytes enter the stream, so a refused entry leaves no trace.
+    fn check_columns(&self, name: &str, columns: &[u8]) -> Result<()> {
+        match &self.schema {
+            Some(schema) => schema
+                .check_row(columns)
+                .map_err(|error| Error::InvalidColumns {
+                    context: format!("entry `{name}`"),
+                    error,
+                }),
+            None => Ok(()),
+        }
+    }
+
     /// Bytes added to the logical stream so far.
     pub fn logical_size(&self) -> u64 {
         self.stream_pos
@@ -361,6 +402,7 @@ impl<W: Sink> ArchiveWriter<W> {
         meta: EntryMeta,
     ) -> Result<u64> {
         validate_name(name)?;
+        self.check_columns(name, &meta.columns)?;
         let start = self.stream_pos;
         loop {
             if self.filled == self.batch.len() {
@@ -398,6 +440,7 @@ impl<W: Sink> ArchiveWriter<W> {
         meta: EntryMeta,
     ) -> Result<()> {
         validate_name(name)?;
+        self.check_columns(name, &meta.columns)?;
         self.push_entry_at(name, kind, self.stream_pos, size, target, meta)
     }
 
