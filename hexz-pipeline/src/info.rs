@@ -41,8 +41,20 @@ pub struct ArchiveInfo {
     pub chunking: Chunking,
     /// Codec.
     pub codec: Codec,
+    /// Typed user columns (name and type, in order), if the archive has a schema.
+    pub columns: Option<Vec<ColumnInfo>>,
     /// Provenance recorded at build time, if any.
     pub provenance: Option<serde_json::Value>,
+}
+
+/// One user column.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnInfo {
+    /// Column name.
+    pub name: String,
+    /// `bool`, `int64`, `float64`, `utf8` or `bytes`.
+    #[serde(rename = "type")]
+    pub ty: &'static str,
 }
 
 /// FastCDC parameters.
@@ -103,6 +115,15 @@ pub fn info(archive: &Archive) -> Result<ArchiveInfo> {
             name: d.codec.clone(),
             level: d.codec_level,
         },
+        columns: archive.columns()?.map(|s| {
+            s.columns()
+                .iter()
+                .map(|c| ColumnInfo {
+                    name: c.name.clone(),
+                    ty: c.ty.as_str(),
+                })
+                .collect()
+        }),
         provenance,
     })
 }
