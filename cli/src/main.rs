@@ -42,7 +42,7 @@ enum Command {
     Ls {
         /// The archive.
         archive: PathBuf,
-        /// Show kind, mode, size and mtime.
+        /// Show kind, mode, owner (uid/gid), size and mtime.
         #[arg(short, long)]
         long: bool,
         /// One JSON object per line.
@@ -74,6 +74,10 @@ enum Command {
         /// Replace existing files.
         #[arg(long)]
         overwrite: bool,
+        /// Do not restore recorded owners (by default they are restored when
+        /// running as root, like tar).
+        #[arg(long)]
+        no_same_owner: bool,
     },
     /// Describe an archive: counts, sizes, ratios, settings, root hash.
     Info {
@@ -185,21 +189,27 @@ fn run(cli: Cli) -> Result<()> {
             let plan = load_recipe(&recipe)?;
             if dry_run {
                 let count = hexz_pipeline::count_inputs(&plan)?;
-                // Resolving the codec checks the plugin exists and takes the level.
-                registry.compressor(&plan.compression.codec, plan.compression.level)?;
+                // Resolving the codec checks the plugin exists and takes the level;
+                // its errors point at the recipe.
+                hexz_pipeline::build::compressor(&plan, &registry)?;
                 writeln!(out, "recipe   {}", plan.recipe_path.display())?;
                 for input in &plan.inputs {
                     writeln!(out, "ingest   {} ({})", input.written, input.path.display())?;
                 }
                 writeln!(
                     out,
-                    "         {} files, {} dirs, {} symlinks, {} bytes{}",
+                    "         {} files, {} dirs, {} symlinks, {} bytes{}{}",
                     count.files,
                     count.dirs,
                     count.symlinks,
                     count.bytes,
                     if count.skipped > 0 {
                         format!(", {} special files skipped", count.skipped)
+                    } else {
+                        String::new()
+                    },
+                    if count.excluded > 0 {
+                        format!(", {} excluded", count.excluded)
                     } else {
                         String::new()
                     }
@@ -264,6 +274,8 @@ fn run(cli: Cli) -> Result<()> {
                         "size": e.size,
                         "mode": e.mode & 0o7777,
                         "mtime": e.mtime,
+                        "uid": e.owner.map(|o| o.uid),
+                        "gid": e.owner.map(|o| o.gid),
                         "target": e.target,
                     });
                     writeln!(out, "{v}")?;
@@ -279,9 +291,13 @@ fn run(cli: Cli) -> Result<()> {
                         .as_deref()
                         .map(|t| format!(" -> {t}"))
                         .unwrap_or_default();
+                    let owner = e
+                        .owner
+                        .map(|o| format!("{}/{}", o.uid, o.gid))
+                        .unwrap_or_else(|| "-".to_string());
                     writeln!(
                         out,
-                        "{kind}{:04o} {:>12} {:>12} {}{link}",
+                        "{kind}{:04o} {owner:>11} {:>12} {:>12} {}{link}",
                         e.mode & 0o7777,
                         e.size,
                         e.mtime,
@@ -307,9 +323,15 @@ fn run(cli: Cli) -> Result<()> {
             dest,
             quiet,
             overwrite,
+            no_same_owner,
         } => {
             let a = open(&archive, &registry)?;
-            let report = hexz_pipeline::extract(&a, &dest, &ExtractOptions { quiet, overwrite })?;
+            let options = ExtractOptions {
+                quiet,
+                overwrite,
+                no_same_owner,
+            };
+            let report = hexz_pipeline::extract(&a, &dest, &options)?;
             if !quiet {
                 eprintln!(
                     "extracted {} files, {} dirs, {} symlinks ({}) to {} in {:.2}s",
@@ -368,6 +390,19 @@ fn run(cli: Cli) -> Result<()> {
                     }
                     if let Some(recipe) = p.get("recipe") {
                         writeln!(out, "recipe        {recipe}")?;
+                    }
+                    let digests = p.get("input_digests").and_then(|d| d.as_array());
+                    for d in digests.into_iter().flatten() {
+                        let text = |key: &str| d.get(key).and_then(|v| v.as_str()).unwrap_or("?");
+                        let number = |key: &str| d.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+                        writeln!(
+                            out,
+                            "input         {} blake3 {} ({} entries, {} bytes)",
+                            text("path"),
+                            text("blake3"),
+                            number("entries"),
+                            number("bytes")
+                        )?;
                     }
                 }
             }

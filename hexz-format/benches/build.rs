@@ -233,6 +233,7 @@ fn meta(i: usize) -> EntryMeta {
         mode: 0o100644,
         mtime: 1_700_000_000 + i as i64,
         mtime_nsec: 0,
+        owner: None,
         columns: Vec::new(),
     }
 }

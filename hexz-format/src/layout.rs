@@ -113,6 +113,11 @@ pub const SECTION_COLUMNS: u16 = 3;
 /// Section flag: a reader that does not know the kind must refuse the archive.
 pub const SECTION_CRITICAL: u16 = 1;
 
+/// Entry flag: the entry records its owner (uid at offset 48, gid at 52).
+pub const ENTRY_HAS_OWNER: u8 = 1;
+/// Entry flags this version understands.
+pub const KNOWN_ENTRY_FLAGS: u8 = ENTRY_HAS_OWNER;
+
 /// Page kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -585,7 +590,7 @@ impl EntryKind {
 /// ```text
 /// 0  4  record length (this whole record, fixed part included)
 /// 4  1  kind (1 file, 2 dir, 3 symlink, 4 record)
-/// 5  1  reserved, zero
+/// 5  1  flags (bit 0: has owner; other bits zero)
 /// 6  2  name length
 /// 8  4  mode (Unix permission bits and file-type bits as in st_mode)
 /// 12 4  mtime nanoseconds (0..1e9)
@@ -595,7 +600,8 @@ impl EntryKind {
 /// 40 2  symlink target length
 /// 42 2  reserved, zero
 /// 44 4  user-columns length
-/// 48 8  reserved, zero
+/// 48 4  owner uid (zero without the has-owner flag)
+/// 52 4  owner gid (zero without the has-owner flag)
 /// 56 .. name (UTF-8), target (UTF-8), user columns
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -618,8 +624,20 @@ pub struct Entry {
     pub size: u64,
     /// Symlink target.
     pub target: Option<String>,
+    /// Numeric owner, when the writer recorded one.
+    pub owner: Option<Owner>,
     /// Encoded user columns (empty in archives without columns).
     pub columns: Vec<u8>,
+}
+
+/// The numeric owner of an entry (Unix user and group ids, as in `st_uid` and
+/// `st_gid`). Names are not recorded: ids are what `chown` restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
 }
 
 impl Entry {
@@ -634,7 +652,11 @@ impl Entry {
         let target = self.target.as_deref().unwrap_or("");
         out.put_u32(self.encoded_len() as u32);
         out.put_u8(self.kind as u8);
-        out.put_u8(0);
+        out.put_u8(if self.owner.is_some() {
+            ENTRY_HAS_OWNER
+        } else {
+            0
+        });
         out.put_u16(self.name.len() as u16);
         out.put_u32(self.mode);
         out.put_u32(self.mtime_nsec);
@@ -644,7 +666,9 @@ impl Entry {
         out.put_u16(target.len() as u16);
         out.put_u16(0);
         out.put_u32(self.columns.len() as u32);
-        out.put_u64(0);
+        let owner = self.owner.unwrap_or(Owner { uid: 0, gid: 0 });
+        out.put_u32(owner.uid);
+        out.put_u32(owner.gid);
         out.extend_from_slice(self.name.as_bytes());
         out.extend_from_slice(target.as_bytes());
         out.extend_from_slice(&self.columns);
@@ -656,7 +680,10 @@ impl Entry {
         let kind_byte = c.u8()?;
         let kind = EntryKind::from_u8(kind_byte)
             .ok_or_else(|| c.corrupt(format!("unknown entry kind {kind_byte}")))?;
-        c.reserved(1)?;
+        let flags = c.u8()?;
+        if flags & !KNOWN_ENTRY_FLAGS != 0 {
+            return Err(c.corrupt(format!("unknown entry flags {flags:#x}")));
+        }
         let name_len = c.u16()? as usize;
         let mode = c.u32()?;
         let mtime_nsec = c.u32()?;
@@ -666,7 +693,16 @@ impl Entry {
         let target_len = c.u16()? as usize;
         c.reserved(2)?;
         let columns_len = c.u32()? as usize;
-        c.reserved(8)?;
+        let owner = if flags & ENTRY_HAS_OWNER != 0 {
+            Some(Owner {
+                uid: c.u32()?,
+                gid: c.u32()?,
+            })
+        } else {
+            // Without the flag the owner bytes are reserved: zero.
+            c.reserved(8)?;
+            None
+        };
         if name_len == 0 || name_len > MAX_NAME_LEN {
             return Err(c.corrupt(format!(
                 "entry name length {name_len} outside 1..={MAX_NAME_LEN}"
@@ -709,6 +745,7 @@ impl Entry {
             offset,
             size,
             target: (kind == EntryKind::Symlink).then_some(target),
+            owner,
             columns,
         })
     }

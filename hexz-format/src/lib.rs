@@ -25,7 +25,7 @@ pub mod writer;
 
 pub use columns::{Column, ColumnSchema, ColumnType, Value};
 pub use error::{Error, Hash32, Result};
-pub use layout::{ChunkParams, Entry, EntryKind, Stats};
+pub use layout::{ChunkParams, Entry, EntryKind, Owner, Stats};
 pub use reader::{Archive, Entries, EntryReader, ReadOptions, VerifyReport};
 pub use source::{FileSource, MemorySource, ReadAt};
 pub use writer::{ArchiveWriter, EntryMeta, PendingFile, Sink, Summary, WriterOptions};

@@ -24,7 +24,7 @@ use crate::error::{Error, Hash32, Result};
 use crate::layout::{
     BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord, Directory,
     Entry, EntryKind, HASH_BLAKE3, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
-    MAX_SECTIONS, MAX_TARGET_LEN, PageRef, SECTION_CRITICAL, Section, Stats, Trailer,
+    MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, Section, Stats, Trailer,
     VERSION_MAJOR, VERSION_MINOR, encode_header,
 };
 use crate::page::{Key, PageSink, TreeBuilder, TreeKind};
@@ -191,6 +191,8 @@ pub struct EntryMeta {
     /// Modification time, nanoseconds.
     pub mtime_nsec: u32,
     /// Encoded user columns (empty for none).
+    /// Numeric owner (`None`: not recorded; readers then see no owner).
+    pub owner: Option<Owner>,
     pub columns: Vec<u8>,
 }
 
@@ -472,6 +474,7 @@ impl<W: Sink> ArchiveWriter<W> {
             offset,
             size,
             target,
+            owner: meta.owner,
             columns: meta.columns,
         });
         Ok(())

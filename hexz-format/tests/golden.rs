@@ -56,6 +56,7 @@ fn meta(mode: u32, mtime: i64, mtime_nsec: u32) -> EntryMeta {
         mode,
         mtime,
         mtime_nsec,
+        owner: None,
         columns: Vec::new(),
     }
 }
@@ -157,6 +158,7 @@ fn golden_entries() -> Vec<Golden> {
                 mode: 0o100644,
                 mtime: T + 100 + i64::from(i),
                 mtime_nsec: i * 1_000,
+                owner: None,
                 columns: format!(
                     "label={};split={}",
                     i % 7,

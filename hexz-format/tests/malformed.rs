@@ -94,6 +94,7 @@ fn sample(codec: Arc<dyn Compressor>) -> Vec<u8> {
             },
             mtime: 1_600_000_000 + i as i64,
             mtime_nsec: 0,
+            owner: None,
             columns: Vec::new(),
         };
         match e.kind {
@@ -1357,7 +1358,6 @@ fn reserved_bytes_in_pages() {
         (Tree::Catalog, 3, "catalog page"),
         (Tree::Names, 2, "name-index page"),
         (Tree::Chunks, record + 31, "chunk-index page"),
-        (Tree::Catalog, entry + 5, "catalog page"),
         (Tree::Catalog, entry + 43, "catalog page"),
         (Tree::Catalog, entry + 48, "catalog page"),
         (Tree::Catalog, entry + 55, "catalog page"),
@@ -1371,6 +1371,40 @@ fn reserved_bytes_in_pages() {
             "{what} byte {at}: {e:?}"
         );
     }
+}
+
+#[test]
+fn entry_flags_and_owner() {
+    let bytes = sample(none());
+    let entry = catalog_entries(&bytes)[1];
+    // An unknown flag bit.
+    let mut b = bytes.clone();
+    edit_root_page(&mut b, Tree::Catalog, Fix::CrcAndHash, |p| {
+        p[entry + 5] = 0x02
+    });
+    let e = open(&b).unwrap().verify().unwrap_err();
+    assert!(
+        matches!(&e, Error::Corrupt { what: "catalog page", detail, .. } if detail.contains("unknown entry flags 0x2")),
+        "{e:?}"
+    );
+    // The has-owner flag makes bytes 48..56 the uid and gid.
+    let mut b = bytes.clone();
+    edit_root_page(&mut b, Tree::Catalog, Fix::CrcAndHash, |p| {
+        p[entry + 5] = 0x01;
+        p[entry + 48..entry + 52].copy_from_slice(&1000u32.to_le_bytes());
+        p[entry + 52..entry + 56].copy_from_slice(&u32::MAX.to_le_bytes());
+    });
+    let archive = open(&b).unwrap();
+    archive.verify().unwrap();
+    let owned = archive.entry_by_id(1).unwrap();
+    assert_eq!(
+        owned.owner,
+        Some(hexz_format::Owner {
+            uid: 1000,
+            gid: u32::MAX
+        })
+    );
+    assert_eq!(open(&bytes).unwrap().entry_by_id(1).unwrap().owner, None);
 }
 
 // ---------------------------------------------------------------------------

@@ -114,6 +114,41 @@ fn entry_reader_reads_and_seeks() {
 }
 
 #[test]
+fn owners_round_trip_and_are_optional() {
+    use hexz_format::{ArchiveWriter, EntryKind, EntryMeta, Owner};
+    let owner = |uid, gid| Some(Owner { uid, gid });
+    let meta = |owner| EntryMeta {
+        mode: 0o100640,
+        mtime: 1_700_000_000,
+        mtime_nsec: 0,
+        owner,
+        columns: Vec::new(),
+    };
+    let mut w = ArchiveWriter::new(Vec::new(), small_options(Arc::new(NoCompression))).unwrap();
+    w.add_dir("d", meta(owner(0, 0))).unwrap();
+    w.add_bytes("d/f", b"data", meta(owner(1000, 100))).unwrap();
+    w.add_symlink("d/l", "f", meta(owner(u32::MAX, 7))).unwrap();
+    w.add_bytes("g", b"", meta(None)).unwrap();
+    let (bytes, _) = w.finish().unwrap();
+    let archive = open(&bytes).unwrap();
+    archive.verify().unwrap();
+    let got: Vec<(String, EntryKind, Option<Owner>)> = archive
+        .entries()
+        .map(|e| e.unwrap())
+        .map(|e| (e.name, e.kind, e.owner))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("d".into(), EntryKind::Dir, owner(0, 0)),
+            ("d/f".into(), EntryKind::File, owner(1000, 100)),
+            ("d/l".into(), EntryKind::Symlink, owner(u32::MAX, 7)),
+            ("g".into(), EntryKind::File, None),
+        ]
+    );
+}
+
+#[test]
 fn empty_archive_opens() {
     let (bytes, _) = build(&Vec::new(), small_options(Arc::new(NoCompression)));
     let archive = open(&bytes).unwrap();

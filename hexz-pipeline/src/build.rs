@@ -2,20 +2,25 @@
 //! archive.
 
 use std::fs::{self, File, Metadata};
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hexz_format::layout::SECTION_PROVENANCE;
-use hexz_format::{ArchiveWriter, ChunkParams, EntryMeta, PendingFile, Summary, WriterOptions};
+use hexz_format::{
+    ArchiveWriter, ChunkParams, Compressor, EntryKind, EntryMeta, Owner, PendingFile, Summary,
+    WriterOptions,
+};
 use indicatif::ProgressBar;
-use walkdir::WalkDir;
 
+use crate::digest::{ContentHasher, InputDigest};
 use crate::error::{PipelineError, Result};
 use crate::progress::bytes_bar;
-use crate::recipe::Plan;
+use crate::recipe::{Plan, RecipeError, SourceLocation};
 use crate::registry::Registry;
+use crate::walk::{Found, walk};
 
 /// Settings of a build run that are not part of the recipe.
 #[derive(Debug, Clone, Default)]
@@ -50,22 +55,18 @@ pub struct InputCount {
     pub symlinks: u64,
     /// Sockets, FIFOs and devices, which are skipped.
     pub skipped: u64,
+    /// Entries left out by `include`/`exclude` globs or `symlinks: skip` (an
+    /// excluded folder counts once, whatever it holds).
+    pub excluded: u64,
     /// Bytes of regular files.
     pub bytes: u64,
-}
-
-/// One thing to add, found by the walk.
-struct Found {
-    path: PathBuf,
-    name: String,
-    meta: Metadata,
 }
 
 /// Count the inputs of `plan` without reading file contents (used for progress
 /// totals and `--dry-run`).
 pub fn count_inputs(plan: &Plan) -> Result<InputCount> {
     let mut count = InputCount::default();
-    walk(plan, &mut |found| {
+    count.excluded = walk(plan, &mut |found| {
         tally(&mut count, &found.meta);
         Ok(())
     })?;
@@ -86,112 +87,67 @@ fn tally(count: &mut InputCount, meta: &Metadata) {
     }
 }
 
-/// Walk every input in a deterministic order (directory contents sorted by file
-/// name), calling `visit` for each entry to archive.
-fn walk(plan: &Plan, visit: &mut dyn FnMut(Found) -> Result<()>) -> Result<()> {
-    let output = absolute(&plan.output);
-    for input in &plan.inputs {
-        let root = &input.path;
-        let meta = fs::symlink_metadata(root).map_err(PipelineError::io(root))?;
-        if !meta.is_dir() {
-            let name = root
-                .file_name()
-                .and_then(|n| n.to_str())
-                .ok_or(PipelineError::UnsupportedInput {
-                    path: root.clone(),
-                    reason: "file name is not valid UTF-8",
-                })?
-                .to_string();
-            let meta = fs::metadata(root).map_err(PipelineError::io(root))?;
-            visit(Found {
-                path: root.clone(),
-                name,
-                meta,
-            })?;
-            continue;
-        }
-        let walker = WalkDir::new(root)
-            .min_depth(1)
-            .follow_links(false)
-            .sort_by_file_name();
-        for item in walker {
-            let item = item.map_err(|e| {
-                let path = e
-                    .path()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| root.clone());
-                PipelineError::Io {
-                    path,
-                    error: e
-                        .into_io_error()
-                        .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
-                }
-            })?;
-            let path = item.path();
-            if is_own_output(path, &output) {
-                continue;
-            }
-            let rel = path.strip_prefix(root).unwrap_or(path);
-            let name = rel
-                .to_str()
-                .ok_or(PipelineError::UnsupportedInput {
-                    path: path.to_path_buf(),
-                    reason: "path is not valid UTF-8; rename it or exclude it",
-                })?
-                .to_string();
-            let meta = item.metadata().map_err(|e| PipelineError::Io {
-                path: path.to_path_buf(),
-                error: e
-                    .into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("metadata")),
-            })?;
-            visit(Found {
-                path: path.to_path_buf(),
-                name,
-                meta,
-            })?;
-        }
-    }
-    Ok(())
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-/// The archive being written (or its temporary file) must not archive itself.
-fn is_own_output(path: &Path, output: &Path) -> bool {
-    let path = absolute(path);
-    if path == output {
-        return true;
-    }
-    let (Some(dir), Some(out_dir), Some(name), Some(out_name)) = (
-        path.parent(),
-        output.parent(),
-        path.file_name().and_then(|n| n.to_str()),
-        output.file_name().and_then(|n| n.to_str()),
-    ) else {
-        return false;
-    };
-    dir == out_dir && name.starts_with(&format!(".{out_name}.")) && name.ends_with(".tmp")
-}
-
 fn entry_meta(meta: &Metadata) -> EntryMeta {
     EntryMeta {
         mode: meta.mode(),
         mtime: meta.mtime(),
         mtime_nsec: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
+        owner: Some(Owner {
+            uid: meta.uid(),
+            gid: meta.gid(),
+        }),
         columns: Vec::new(),
     }
 }
 
-/// Writer settings for `plan`, with the compressor resolved in `registry`.
+/// The compressor `plan` asks for, resolved in `registry`. A codec the registry
+/// does not have, or settings its plugin rejects, is a recipe error located at
+/// `compression.codec` (or `compression.level`) in the recipe file.
+pub fn compressor(plan: &Plan, registry: &Registry) -> Result<Arc<dyn Compressor>> {
+    let codec = &plan.compression.codec;
+    let file_only = || SourceLocation {
+        file: plan.recipe_path.clone(),
+        line: 0,
+        column: 0,
+    };
+    let codec_at = plan.compression_at.codec.clone();
+    registry
+        .compressor(codec, plan.compression.level)
+        .map_err(|e| match e {
+            PipelineError::UnknownPlugin { known, .. } => {
+                let names: Vec<&str> = known.iter().map(String::as_str).collect();
+                RecipeError::UnknownCodec {
+                    at: codec_at.unwrap_or_else(file_only),
+                    codec: codec.clone(),
+                    suggestion: crate::recipe::closest(&codec.to_lowercase(), &names)
+                        .map(str::to_owned),
+                    known,
+                }
+                .into()
+            }
+            PipelineError::PluginSettings { detail, .. } => RecipeError::CodecSettings {
+                at: plan
+                    .compression_at
+                    .level
+                    .clone()
+                    .or(codec_at)
+                    .unwrap_or_else(file_only),
+                codec: codec.clone(),
+                detail,
+            }
+            .into(),
+            other => other,
+        })
+}
+
+/// Writer settings for `plan`, with the compressor resolved in `registry` (see
+/// [`compressor`] for its errors).
 pub fn writer_options(
     plan: &Plan,
     registry: &Registry,
     threads: Option<usize>,
 ) -> Result<WriterOptions> {
-    let compressor = registry.compressor(&plan.compression.codec, plan.compression.level)?;
+    let compressor = compressor(plan, registry)?;
     let mut options = WriterOptions::new(compressor);
     options.chunking = ChunkParams {
         min: plan.chunking.min,
@@ -219,9 +175,10 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     let bar = bytes_bar(total, options.quiet, "building");
     let mut writer = ArchiveWriter::create(&plan.output, writer_options)?;
     let mut seen = InputCount::default();
-    walk(plan, &mut |found| {
+    let mut digests = vec![InputDigest::new(); plan.inputs.len()];
+    seen.excluded = walk(plan, &mut |found| {
         tally(&mut seen, &found.meta);
-        add_found(&mut writer, &found, &bar)?;
+        add_found(&mut writer, &found, &bar, &mut digests[found.input])?;
         if seen.files % 64 == 0 {
             bar.set_message(format!(
                 "{} entries",
@@ -230,7 +187,7 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
         }
         Ok(())
     })?;
-    writer.add_section(SECTION_PROVENANCE, false, provenance(plan, &seen))?;
+    writer.add_section(SECTION_PROVENANCE, false, provenance(plan, &seen, &digests))?;
     let (_, summary) = writer.finish()?;
     bar.finish_and_clear();
     Ok(BuildReport {
@@ -245,14 +202,18 @@ fn add_found(
     writer: &mut ArchiveWriter<PendingFile>,
     found: &Found,
     bar: &ProgressBar,
+    digest: &mut InputDigest,
 ) -> Result<()> {
     let t = found.meta.file_type();
     let meta = entry_meta(&found.meta);
+    // The digest needs the metadata after the writer took it; columns are empty.
+    let digest_meta = meta.clone();
     if t.is_file() {
         let file = File::open(&found.path).map_err(PipelineError::io(&found.path))?;
-        let mut counted = CountingReader { inner: file, bar };
-        writer
-            .add_file(&found.name, &mut counted, meta)
+        let progress = |n| bar.inc(n);
+        let mut hashed = ContentHasher::new(file, &progress);
+        let size = writer
+            .add_file(&found.name, &mut hashed, meta)
             .map_err(|e| match e {
                 hexz_format::Error::Input { error, .. } => PipelineError::Io {
                     path: found.path.clone(),
@@ -260,8 +221,19 @@ fn add_found(
                 },
                 other => other.into(),
             })?;
+        let content = hashed.hash();
+        digest.add(
+            EntryKind::File,
+            &found.name,
+            size,
+            &digest_meta,
+            None,
+            &content,
+        );
     } else if t.is_dir() {
         writer.add_dir(&found.name, meta)?;
+        let none = blake3::hash(b"");
+        digest.add(EntryKind::Dir, &found.name, 0, &digest_meta, None, &none);
     } else if t.is_symlink() {
         let target = fs::read_link(&found.path).map_err(PipelineError::io(&found.path))?;
         let target = target.to_str().ok_or(PipelineError::UnsupportedInput {
@@ -269,28 +241,39 @@ fn add_found(
             reason: "symlink target is not valid UTF-8",
         })?;
         writer.add_symlink(&found.name, target, meta)?;
+        let none = blake3::hash(b"");
+        digest.add(
+            EntryKind::Symlink,
+            &found.name,
+            0,
+            &digest_meta,
+            Some(target),
+            &none,
+        );
     }
     Ok(())
 }
 
-struct CountingReader<'a, R> {
-    inner: R,
-    bar: &'a ProgressBar,
-}
-
-impl<R: Read> Read for CountingReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
-}
-
-/// The provenance section: tool, normalized recipe, input counts. No clock times
-/// and no absolute paths, so rebuilding gives the same bytes.
-fn provenance(plan: &Plan, seen: &InputCount) -> Vec<u8> {
+/// The provenance section: tool, normalized recipe, input counts and one digest
+/// per input (see [`crate::digest`]). No clock times and no absolute paths
+/// (inputs are named as written in the recipe), so rebuilding gives the same
+/// bytes.
+fn provenance(plan: &Plan, seen: &InputCount, digests: &[InputDigest]) -> Vec<u8> {
     let recipe: serde_json::Value = serde_json::from_str(&plan.normalized)
         .unwrap_or(serde_json::Value::String(plan.normalized.clone()));
+    let input_digests: Vec<serde_json::Value> = plan
+        .inputs
+        .iter()
+        .zip(digests)
+        .map(|(input, d)| {
+            serde_json::json!({
+                "path": input.written,
+                "entries": d.entries(),
+                "bytes": d.bytes(),
+                "blake3": d.finish().to_string(),
+            })
+        })
+        .collect();
     let value = serde_json::json!({
         "tool": format!("hexz {}", env!("CARGO_PKG_VERSION")),
         "recipe": recipe,
@@ -299,8 +282,10 @@ fn provenance(plan: &Plan, seen: &InputCount) -> Vec<u8> {
             "dirs": seen.dirs,
             "symlinks": seen.symlinks,
             "skipped": seen.skipped,
+            "excluded": seen.excluded,
             "bytes": seen.bytes,
         },
+        "input_digests": input_digests,
     });
     serde_json::to_vec(&value).unwrap_or_default()
 }

@@ -59,6 +59,46 @@ pub enum PipelineError {
         /// Why.
         reason: &'static str,
     },
+    /// `symlinks: follow` met a link that leads back to a folder containing it.
+    #[error(
+        "{}: symbolic link loop: it leads back to {}, which contains it; \
+         exclude it, or use `symlinks: keep`",
+        path.display(), ancestor.display()
+    )]
+    SymlinkLoop {
+        /// The link.
+        path: PathBuf,
+        /// The folder it leads back to.
+        ancestor: PathBuf,
+    },
+    /// `symlinks: follow` met a link whose target does not exist.
+    #[error(
+        "{}: symbolic link to `{}` points to nothing, so it cannot be followed; \
+         exclude it, or use `symlinks: keep`",
+        path.display(), target.display()
+    )]
+    DanglingSymlink {
+        /// The link.
+        path: PathBuf,
+        /// Its target, as stored in the link.
+        target: PathBuf,
+    },
+    /// Extraction could not give an entry its recorded owner.
+    #[error(
+        "cannot give {} the owner {uid}:{gid}: {error}; use --no-same-owner to keep \
+         the extracting user as owner",
+        path.display()
+    )]
+    Chown {
+        /// The extracted path.
+        path: PathBuf,
+        /// Recorded user id.
+        uid: u32,
+        /// Recorded group id.
+        gid: u32,
+        /// Why it failed (part of the message, not a `source`).
+        error: io::Error,
+    },
     /// An extraction target exists and overwriting was not allowed.
     #[error("{} already exists (use --overwrite to replace it)", path.display())]
     Exists {

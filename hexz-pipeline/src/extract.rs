@@ -4,17 +4,23 @@
 //! `/etc/x`); no write ever goes through a symbolic link — parents are checked
 //! component by component, files are created with `create_new`, and symlink
 //! entries are created last, so an archived link cannot redirect a later write.
+//!
+//! Ownership: like `tar`, entries that record an owner get it back when the
+//! extraction runs as root (effective uid 0), unless
+//! [`ExtractOptions::no_same_owner`] is set; otherwise files belong to the user
+//! running the extraction. Owners are set before modes, since `chown` clears
+//! set-uid and set-gid bits.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, fchown, lchown, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use filetime::FileTime;
 use hexz_format::writer::validate_name;
-use hexz_format::{Archive, Entry, EntryKind};
+use hexz_format::{Archive, Entry, EntryKind, Owner};
 
 use crate::error::{PipelineError, Result};
 use crate::progress::bytes_bar;
@@ -26,6 +32,8 @@ pub struct ExtractOptions {
     pub quiet: bool,
     /// Replace existing files and links (never directories).
     pub overwrite: bool,
+    /// Never restore recorded owners, even when running as root.
+    pub no_same_owner: bool,
 }
 
 /// What an extraction wrote.
@@ -50,6 +58,8 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
     let root = fs::canonicalize(dest).map_err(PipelineError::io(dest))?;
     let bar = bytes_bar(archive.len(), options.quiet, "extracting");
     let mut report = ExtractReport::default();
+    let restore_owner = !options.no_same_owner && rustix::process::geteuid().is_root();
+    let owner_of = |entry: &Entry| entry.owner.filter(|_| restore_owner);
     let mut dirs: Vec<(PathBuf, Entry)> = Vec::new();
     let mut links: Vec<(PathBuf, Entry)> = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -83,7 +93,12 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
                     out.write_all(&buf[..n]).map_err(PipelineError::io(&path))?;
                     bar.inc(n as u64);
                 }
-                // Through the handle: no second path lookup.
+                // Through the handle: no second path lookup. Owner first: chown
+                // clears set-uid/set-gid bits.
+                if let Some(owner) = owner_of(&entry) {
+                    fchown(&out, Some(owner.uid), Some(owner.gid))
+                        .map_err(chown_error(&path, owner))?;
+                }
                 out.set_permissions(fs::Permissions::from_mode(entry.mode & 0o7777))
                     .map_err(PipelineError::io(&path))?;
                 let t = FileTime::from_unix_time(entry.mtime, entry.mtime_nsec);
@@ -118,12 +133,19 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
         prepare_parent(&root, &entry.name, &mut HashSet::new())?;
         replace_existing(&path, &entry.name, options.overwrite)?;
         symlink(target, &path).map_err(PipelineError::io(&path))?;
+        if let Some(owner) = owner_of(&entry) {
+            lchown(&path, Some(owner.uid), Some(owner.gid)).map_err(chown_error(&path, owner))?;
+        }
         let t = FileTime::from_unix_time(entry.mtime, entry.mtime_nsec);
         filetime::set_symlink_file_times(&path, t, t).map_err(PipelineError::io(&path))?;
         report.symlinks += 1;
     }
     // Children first, so setting a directory's mtime is not undone by its children.
     for (path, entry) in dirs.iter().rev() {
+        if let Some(owner) = owner_of(entry) {
+            // lchown: never through a link that replaced the folder meanwhile.
+            lchown(path, Some(owner.uid), Some(owner.gid)).map_err(chown_error(path, owner))?;
+        }
         set_mode(path, entry.mode)?;
         set_mtime(path, entry)?;
         report.dirs += 1;
@@ -192,6 +214,16 @@ fn replace_existing(path: &Path, name: &str, overwrite: bool) -> Result<()> {
         Ok(_) => Err(PipelineError::Exists {
             path: path.to_path_buf(),
         }),
+    }
+}
+
+fn chown_error(path: &Path, owner: Owner) -> impl FnOnce(io::Error) -> PipelineError {
+    let path = path.to_path_buf();
+    move |error| PipelineError::Chown {
+        path,
+        uid: owner.uid,
+        gid: owner.gid,
+        error,
     }
 }
 

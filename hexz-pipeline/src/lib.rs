@@ -12,12 +12,14 @@
 //! ```
 
 pub mod build;
+pub mod digest;
 pub mod error;
 pub mod extract;
 pub mod info;
 mod progress;
 pub mod recipe;
 pub mod registry;
+mod walk;
 
 use std::path::Path;
 

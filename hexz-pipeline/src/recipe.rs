@@ -60,6 +60,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod dir_options;
 mod error;
 mod interpolate;
 mod plan;
@@ -68,8 +69,10 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub(crate) use dir_options::glob;
+pub(crate) use error::closest;
 pub use error::{InterpolationProblem, RecipeError, SourceLocation};
-pub use plan::{ChunkingPlan, CompressionPlan, InputPlan, Plan};
+pub use plan::{ChunkingPlan, CompressionPlan, CompressionSpans, InputPlan, Plan, SymlinkPolicy};
 
 /// Reads, parses and validates the recipe at `path`, interpolating `${VAR}`
 /// from the process environment (a variable whose value is not UTF-8 counts

@@ -7,6 +7,8 @@
 //! * `roundtrip`   — build → ls / ls -l / ls --json / info --json / verify / cat /
 //!   extract;
 //! * `determinism` — byte-identical rebuilds, whatever the thread count;
+//! * `owners`      — owners in `ls`, restored by `extract` as root,
+//!   `--no-same-owner`; include/exclude/symlink options through the CLI;
 //! * `atomicity`   — a failed build leaves nothing at the output (and no `.tmp`);
 //! * `progress`    — `--quiet` and non-terminal stderr;
 //! * `safety`      — hostile archives cannot write outside the extraction folder;
@@ -30,6 +32,8 @@ mod atomicity;
 mod corrupt;
 #[path = "cli/determinism.rs"]
 mod determinism;
+#[path = "cli/owners.rs"]
+mod owners;
 #[path = "cli/progress.rs"]
 mod progress;
 #[path = "cli/recipes.rs"]

@@ -40,6 +40,7 @@ pub fn build(files: &Files, options: WriterOptions) -> (Vec<u8>, Summary) {
             mode: 0o100644,
             mtime: 1_700_000_000 + i as i64,
             mtime_nsec: 0,
+            owner: None,
             columns: Vec::new(),
         };
         w.add_bytes(name, data, meta).unwrap();

@@ -307,6 +307,84 @@ pub enum RecipeError {
         error: io::Error,
     },
 
+    /// An `include` or `exclude` pattern is not a valid glob, or can never match
+    /// an entry name.
+    #[error("{at}: {field}: `{pattern}` {problem}")]
+    InvalidGlob {
+        /// Location of the pattern.
+        at: SourceLocation,
+        /// Key path, e.g. `inputs[0].exclude`.
+        field: String,
+        /// The pattern as written.
+        pattern: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+
+    /// `symlinks` is not one of `keep`, `follow`, `skip`.
+    #[error(
+        "{at}: {field}: unknown symlink policy `{written}`{}",
+        match suggestion {
+            Some(s) => format!(", did you mean `{s}`?"),
+            None => "; write `keep`, `follow` or `skip`".to_owned(),
+        }
+    )]
+    UnknownSymlinkPolicy {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path, e.g. `inputs[0].symlinks`.
+        field: String,
+        /// The value as written.
+        written: String,
+        /// The closest policy, if the value looks like a typo of one.
+        suggestion: Option<&'static str>,
+    },
+
+    /// `include`, `exclude` or `symlinks` on an input that is a single file.
+    #[error(
+        "{at}: {field} applies only to directory inputs, and `{written}` is a file; \
+         remove it, or point the input at a directory"
+    )]
+    DirectoryOptionOnFile {
+        /// Location of the option's value.
+        at: SourceLocation,
+        /// Key path, e.g. `inputs[1].exclude`.
+        field: String,
+        /// The input path as written.
+        written: String,
+    },
+
+    /// `compression.codec` names a codec the plugin registry does not have.
+    #[error(
+        "{at}: unknown codec `{codec}`; registered: {}{}",
+        known.join(", "),
+        match suggestion {
+            Some(s) => format!("; did you mean `{s}`?"),
+            None => "; use one of these, or register the plugin that provides it".to_owned(),
+        }
+    )]
+    UnknownCodec {
+        /// Location of the `codec` value (just the file when it is the default).
+        at: SourceLocation,
+        /// The codec name.
+        codec: String,
+        /// The registered codec names, sorted.
+        known: Vec<String>,
+        /// The registered name closest to `codec`, if it looks like a typo of it.
+        suggestion: Option<String>,
+    },
+
+    /// The codec's plugin rejected the recipe's settings (usually the level).
+    #[error("{at}: codec `{codec}` rejected its settings: {detail}")]
+    CodecSettings {
+        /// Location of the `level` value (or of `codec` when no level is written).
+        at: SourceLocation,
+        /// The codec name.
+        codec: String,
+        /// The plugin's explanation.
+        detail: String,
+    },
+
     /// An input path is neither a directory nor a regular file (e.g. a socket).
     #[error(
         "{at}: input `{written}` (resolved to {}) is neither a directory nor a regular file; \
@@ -345,7 +423,12 @@ impl RecipeError {
             | Self::LevelNotAccepted { at, .. }
             | Self::InputMissing { at, .. }
             | Self::InputUnreadable { at, .. }
-            | Self::InputNotFileOrDir { at, .. } => Some(at),
+            | Self::InputNotFileOrDir { at, .. }
+            | Self::InvalidGlob { at, .. }
+            | Self::UnknownSymlinkPolicy { at, .. }
+            | Self::DirectoryOptionOnFile { at, .. }
+            | Self::UnknownCodec { at, .. }
+            | Self::CodecSettings { at, .. } => Some(at),
         }
     }
 }
@@ -422,7 +505,7 @@ pub(crate) fn from_yaml(file: &Path, err: &YamlError) -> RecipeError {
 }
 
 /// The allowed key most similar to `field`, if it is similar enough to be a typo.
-fn closest<'a>(field: &str, expected: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(field: &str, expected: &[&'a str]) -> Option<&'a str> {
     expected
         .iter()
         .map(|candidate| (strsim::jaro_winkler(field, candidate), *candidate))

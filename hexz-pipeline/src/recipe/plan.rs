@@ -1,7 +1,10 @@
 //! The checked plan: what the pipeline stages receive and may trust.
 
+use std::fmt;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+
+use super::error::SourceLocation;
 
 const KIB: u32 = 1024;
 const MIB: u32 = 1024 * 1024;
@@ -24,6 +27,9 @@ pub struct Plan {
     pub chunking: ChunkingPlan,
     /// Chunk compression.
     pub compression: CompressionPlan,
+    /// Where the recipe wrote the compression settings, for errors found when the
+    /// codec is resolved against a plugin registry (see [`crate::build::compressor`]).
+    pub compression_at: CompressionSpans,
     /// Canonical JSON of the validated recipe, for provenance: compact, keys sorted,
     /// sizes as plain integers, defaults filled in, paths as written in the recipe
     /// (before `${VAR}` interpolation and resolution, so no environment values leak).
@@ -37,6 +43,47 @@ pub struct InputPlan {
     pub path: PathBuf,
     /// The path as written in the recipe.
     pub written: String,
+    /// Directory inputs: globs (valid `globset` syntax, `*` not crossing `/`) an
+    /// entry name must match, any of them, to be archived. Empty: everything.
+    pub include: Vec<String>,
+    /// Directory inputs: globs whose matches are left out; a matching folder is
+    /// left out with everything in it. Exclusion wins over inclusion.
+    pub exclude: Vec<String>,
+    /// Directory inputs: what to do with symbolic links.
+    pub symlinks: SymlinkPolicy,
+}
+
+/// What a directory walk does with a symbolic link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SymlinkPolicy {
+    /// Archive the link itself (its target as text). The default.
+    #[default]
+    Keep,
+    /// Archive what the link points to, under the link's name; a link to a
+    /// folder is walked. Loops and dangling links are errors.
+    Follow,
+    /// Leave links out.
+    Skip,
+}
+
+impl SymlinkPolicy {
+    /// Every policy, in the order messages list them.
+    pub const ALL: [SymlinkPolicy; 3] = [Self::Keep, Self::Follow, Self::Skip];
+
+    /// The name written in recipes: `keep`, `follow`, `skip`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keep => "keep",
+            Self::Follow => "follow",
+            Self::Skip => "skip",
+        }
+    }
+}
+
+impl fmt::Display for SymlinkPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// FastCDC chunk-size bounds in bytes, with `min <= avg <= max`, all even.
@@ -98,6 +145,16 @@ impl CompressionPlan {
     pub const ZSTD_LEVELS: RangeInclusive<i32> = 1..=22;
     /// Codecs that take no level.
     pub const LEVELLESS_CODECS: &'static [&'static str] = &["none", "lz4"];
+}
+
+/// Where the recipe set `compression.codec` and `compression.level`; `None` when
+/// the value is the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompressionSpans {
+    /// Location of the `codec` value.
+    pub codec: Option<SourceLocation>,
+    /// Location of the `level` value.
+    pub level: Option<SourceLocation>,
 }
 
 impl Default for CompressionPlan {

@@ -28,6 +28,15 @@ pub(crate) struct RawRecipe {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawInput {
     pub(crate) path: Spanned<String>,
+    /// Directory inputs: globs an entry name must match (any of them) to be kept.
+    #[serde(default)]
+    pub(crate) include: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Directory inputs: globs whose matches are left out (folders with their contents).
+    #[serde(default)]
+    pub(crate) exclude: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Directory inputs: `keep`, `follow` or `skip`.
+    #[serde(default)]
+    pub(crate) symlinks: Option<Spanned<String>>,
 }
 
 /// The `chunking` mapping; absent keys take the defaults.

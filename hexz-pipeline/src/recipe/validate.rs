@@ -12,9 +12,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_saphyr::{Location, Spanned};
 
+use super::dir_options::{check_file_input, dir_options};
 use super::error::{RecipeError, SourceLocation};
 use super::interpolate::{InterpolationError, interpolate};
-use super::plan::{ChunkingPlan, CompressionPlan, InputPlan, Plan};
+use super::plan::{
+    ChunkingPlan, CompressionPlan, CompressionSpans, InputPlan, Plan, SymlinkPolicy,
+};
 use super::raw::{RawChunking, RawCompression, RawLevel, RawRecipe, RawSize};
 
 /// What validation needs besides the raw recipe.
@@ -28,7 +31,7 @@ pub(crate) struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn at(&self, location: &Location) -> SourceLocation {
+    pub(crate) fn at(&self, location: &Location) -> SourceLocation {
         SourceLocation::new(self.file, location)
     }
 
@@ -71,18 +74,35 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
     let mut inputs = Vec::with_capacity(raw.inputs.value.len());
     for (index, input) in raw.inputs.value.iter().enumerate() {
         let path = cx.interpolated(&format!("inputs[{index}].path"), &input.path)?;
+        let options = dir_options(index, input, cx)?;
         inputs.push(InputPlan {
             path: cx.resolve(&path),
             written: input.path.value.clone(),
+            include: options.include,
+            exclude: options.exclude,
+            symlinks: options.symlinks,
         });
     }
     let output = cx.resolve(&cx.interpolated("output", &raw.output)?);
     let chunking = chunking(raw.chunking.as_ref(), cx)?;
     let compression = compression(raw.compression.as_ref(), cx)?;
-    for (input, raw_input) in inputs.iter().zip(&raw.inputs.value) {
+    for (index, (input, raw_input)) in inputs.iter().zip(&raw.inputs.value).enumerate() {
         check_exists(input, cx.at(&raw_input.path.referenced))?;
+        check_file_input(index, raw_input, input, cx)?;
     }
-    let normalized = normalized(raw, &chunking, &compression);
+    let normalized = normalized(raw, &inputs, &chunking, &compression);
+    let compression_at = CompressionSpans {
+        codec: raw
+            .compression
+            .as_ref()
+            .and_then(|c| c.codec.as_ref())
+            .map(|c| cx.at(&c.referenced)),
+        level: raw
+            .compression
+            .as_ref()
+            .and_then(|c| c.level.as_ref())
+            .map(|l| cx.at(&l.referenced)),
+    };
     Ok(Plan {
         recipe_path: cx.file.to_path_buf(),
         recipe_dir: cx.recipe_dir.to_path_buf(),
@@ -90,6 +110,7 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
         output,
         chunking,
         compression,
+        compression_at,
         normalized,
     })
 }
@@ -325,12 +346,25 @@ struct NormalizedCompression<'a> {
     level: Option<i32>,
 }
 
+/// Directory options appear only when they differ from the defaults (no
+/// patterns, `symlinks: keep`), so writing a default out changes nothing.
 #[derive(Serialize)]
 struct NormalizedInput<'a> {
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    exclude: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    include: &'a [String],
     path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    symlinks: Option<&'static str>,
 }
 
-fn normalized(raw: &RawRecipe, chunking: &ChunkingPlan, compression: &CompressionPlan) -> String {
+fn normalized(
+    raw: &RawRecipe,
+    inputs: &[InputPlan],
+    chunking: &ChunkingPlan,
+    compression: &CompressionPlan,
+) -> String {
     let doc = NormalizedRecipe {
         chunking: NormalizedChunking {
             avg: chunking.avg,
@@ -345,8 +379,12 @@ fn normalized(raw: &RawRecipe, chunking: &ChunkingPlan, compression: &Compressio
             .inputs
             .value
             .iter()
-            .map(|input| NormalizedInput {
+            .zip(inputs)
+            .map(|(input, plan)| NormalizedInput {
+                exclude: &plan.exclude,
+                include: &plan.include,
                 path: &input.path.value,
+                symlinks: (plan.symlinks != SymlinkPolicy::Keep).then_some(plan.symlinks.as_str()),
             })
             .collect(),
         output: &raw.output.value,

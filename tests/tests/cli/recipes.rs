@@ -71,13 +71,36 @@ fn missing_input_and_other_recipe_errors_exit_2() {
     );
     assert!(err.contains("min"), "{err}");
 
-    // Codec names are checked by the registry after validation: this message
-    // does not point into the recipe (yet).
-    let err = any_recipe_error(
+    // Codec names are checked against the plugin registry after validation, and
+    // still point into the recipe, at the codec's value.
+    let err = recipe_error(
         "inputs:\n  - path: data/\noutput: out/a.hxz\ncompression: { codec: brotli }\n",
     );
-    assert!(err.contains("brotli"), "{err}");
-    assert!(err.contains("zstd"), "known codecs should be listed: {err}");
+    assert!(
+        err.contains("recipe.yaml:4:23: unknown codec `brotli`; registered: lz4, none, zstd"),
+        "{err}"
+    );
+    let err = recipe_error(
+        "inputs:\n  - path: data/\noutput: out/a.hxz\ncompression:\n  level: 3\n  codec: zst\n",
+    );
+    assert!(
+        err.contains("recipe.yaml:6:10: unknown codec `zst`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `zstd`?"), "{err}");
+    // --dry-run resolves the codec too.
+    let dir = scratch();
+    fs::create_dir_all(dir.path().join("data")).unwrap();
+    let recipe = write_recipe(
+        dir.path(),
+        "inputs:\n  - path: data/\noutput: out/a.hxz\ncompression: { codec: brotli }\n",
+    );
+    let out = run(["build".as_ref(), recipe.as_os_str(), "--dry-run".as_ref()]);
+    let err = fails_with(&out, 2);
+    assert!(
+        err.contains("recipe.yaml:4:23: unknown codec `brotli`"),
+        "{err}"
+    );
 
     let err = recipe_error("inputs:\n  - path: ${HEXZ_TEST_SURELY_UNSET_VAR}\noutput: out/a.hxz\n");
     assert!(err.contains("HEXZ_TEST_SURELY_UNSET_VAR"), "{err}");

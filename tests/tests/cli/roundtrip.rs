@@ -56,6 +56,8 @@ fn ls_json_matches_the_tree() {
         assert_eq!(v["size"], n.size, "size of {}", n.name);
         assert_eq!(v["mode"], n.mode, "mode of {}", n.name);
         assert_eq!(v["mtime"], n.mtime, "mtime of {}", n.name);
+        assert_eq!(v["uid"], n.uid, "uid of {}", n.name);
+        assert_eq!(v["gid"], n.gid, "gid of {}", n.name);
         match &n.target {
             Some(t) => assert_eq!(v["target"], t.as_str(), "target of {}", n.name),
             None => assert!(v["target"].is_null(), "target of {}", n.name),
@@ -102,8 +104,9 @@ fn ls_long_format() {
             .as_deref()
             .map(|t| format!(" -> {t}"))
             .unwrap_or_default();
+        let owner = format!("{}/{}", n.uid, n.gid);
         let want = format!(
-            "{kind}{:04o} {:>12} {:>12} {}{link}",
+            "{kind}{:04o} {owner:>11} {:>12} {:>12} {}{link}",
             n.mode, n.size, n.mtime, n.name
         );
         assert_eq!(*line, want);
@@ -171,6 +174,16 @@ fn info_json_reports_counts_ratios_and_settings() {
     let files = f.nodes.iter().filter(|n| n.kind == Kind::File).count();
     assert_eq!(inputs["files"], files as u64);
     assert_eq!(inputs["bytes"], logical);
+    assert_eq!(inputs["excluded"], 0);
+    // One digest per input, named as the recipe writes it.
+    let digests = v["provenance"]["input_digests"].as_array().unwrap();
+    assert_eq!(digests.len(), 1);
+    assert_eq!(digests[0]["path"], f.data.to_str().unwrap());
+    assert_eq!(digests[0]["entries"], f.nodes.len() as u64);
+    assert_eq!(digests[0]["bytes"], logical);
+    let digest = digests[0]["blake3"].as_str().unwrap();
+    assert_eq!(digest.len(), 64);
+    assert!(digest.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
     // The build summary agrees.
     let b = &f.build_json;
     assert_eq!(b["entries"], v["entries"]);
@@ -192,6 +205,20 @@ fn info_text_and_verify() {
         "{text}"
     );
     assert!(text.contains("format        v1.0"), "{text}");
+    let info = json(&run([
+        "info".as_ref(),
+        f.archive.as_os_str(),
+        "--json".as_ref(),
+    ]));
+    let digest = &info["provenance"]["input_digests"][0];
+    let line = format!(
+        "input         {} blake3 {} ({} entries, {} bytes)",
+        f.data.display(),
+        digest["blake3"].as_str().unwrap(),
+        digest["entries"],
+        digest["bytes"]
+    );
+    assert!(text.lines().any(|l| l == line), "want {line:?} in\n{text}");
 
     let v = json(&run([
         "verify".as_ref(),

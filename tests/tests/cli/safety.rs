@@ -21,6 +21,7 @@ fn meta(mode: u32) -> EntryMeta {
         mode,
         mtime: 1_700_000_000,
         mtime_nsec: 0,
+        owner: None,
         columns: Vec::new(),
     }
 }

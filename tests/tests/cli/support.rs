@@ -463,6 +463,9 @@ pub struct Node {
     pub mtime: i64,
     pub size: u64,
     pub target: Option<String>,
+    /// Numeric owner.
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// Walk `root` the way `hexz build` documents it: depth first, parents before
@@ -509,6 +512,8 @@ pub fn walk(root: &Path) -> Vec<Node> {
                 mtime: meta.mtime(),
                 size: if kind == Kind::File { meta.len() } else { 0 },
                 target,
+                uid: meta.uid(),
+                gid: meta.gid(),
             });
             if kind == Kind::Dir {
                 visit(&path, &name, out);
@@ -521,7 +526,9 @@ pub fn walk(root: &Path) -> Vec<Node> {
 }
 
 /// Assert that `actual` holds the same tree as `expected`: names (and order),
-/// kinds, permission bits, mtimes to the second, file contents, symlink targets.
+/// kinds, permission bits, mtimes to the second, file contents, symlink targets,
+/// owners (the trees the tests extract belong to the user running them, or are
+/// extracted by root, which restores owners).
 #[track_caller]
 pub fn assert_same_tree(expected: &Path, actual: &Path) {
     let want = walk(expected);
@@ -542,6 +549,7 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
         assert_eq!(w.mtime, g.mtime, "mtime of {}", w.name);
         assert_eq!(w.size, g.size, "size of {}", w.name);
         assert_eq!(w.target, g.target, "target of {}", w.name);
+        assert_eq!((w.uid, w.gid), (g.uid, g.gid), "owner of {}", w.name);
         if w.kind == Kind::File {
             let a = fs::read(&w.path).expect("read expected");
             let b = fs::read(&g.path).expect("read actual");
