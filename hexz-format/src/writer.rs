@@ -190,9 +190,9 @@ pub struct EntryMeta {
     pub mtime: i64,
     /// Modification time, nanoseconds.
     pub mtime_nsec: u32,
-    /// Encoded user columns (empty for none).
     /// Numeric owner (`None`: not recorded; readers then see no owner).
     pub owner: Option<Owner>,
+    /// Encoded user columns (empty for none).
     pub columns: Vec<u8>,
 }
 
