@@ -265,9 +265,16 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let a = open(&archive, &registry)?;
+            let schema = if json { a.columns()? } else { None };
             for entry in a.entries() {
                 let e = entry?;
                 if json {
+                    let columns = match &schema {
+                        Some(s) => a
+                            .entry_columns(&e)?
+                            .map(|values| hexz_pipeline::records::columns_json(s, &values)),
+                        None => None,
+                    };
                     let v = serde_json::json!({
                         "name": e.name,
                         "kind": e.kind.as_str(),
@@ -277,6 +284,7 @@ fn run(cli: Cli) -> Result<()> {
                         "uid": e.owner.map(|o| o.uid),
                         "gid": e.owner.map(|o| o.gid),
                         "target": e.target,
+                        "columns": columns,
                     });
                     writeln!(out, "{v}")?;
                 } else if long {
@@ -384,6 +392,13 @@ fn run(cli: Cli) -> Result<()> {
                     "codec         {} (level {})",
                     i.codec.name, i.codec.level
                 )?;
+                if let Some(columns) = &i.columns {
+                    let list: Vec<String> = columns
+                        .iter()
+                        .map(|c| format!("{} {}", c.name, c.ty))
+                        .collect();
+                    writeln!(out, "columns       {}", list.join(", "))?;
+                }
                 if let Some(p) = &i.provenance {
                     if let Some(tool) = p.get("tool").and_then(|t| t.as_str()) {
                         writeln!(out, "built by      {tool}")?;

@@ -58,7 +58,10 @@ pub struct InputCount {
     /// Entries left out by `include`/`exclude` globs or `symlinks: skip` (an
     /// excluded folder counts once, whatever it holds).
     pub excluded: u64,
-    /// Bytes of regular files.
+    /// Records of record inputs (`records:`); [`count_inputs`] leaves it 0.
+    pub records: u64,
+    /// Bytes of regular files and of records' data ([`count_inputs`] counts a
+    /// record file's size instead).
     pub bytes: u64,
 }
 
@@ -67,6 +70,10 @@ pub struct InputCount {
 pub fn count_inputs(plan: &Plan) -> Result<InputCount> {
     let mut count = InputCount::default();
     count.excluded = walk(plan, &mut |found| {
+        if plan.inputs[found.input].records.is_some() {
+            count.bytes += found.meta.len();
+            return Ok(());
+        }
         tally(&mut count, &found.meta);
         Ok(())
     })?;
@@ -173,10 +180,30 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
         count_inputs(plan)?.bytes
     };
     let bar = bytes_bar(total, options.quiet, "building");
+    // Record inputs are scanned for their column schema before anything is written.
+    let scan = crate::records::scan(plan)?;
     let mut writer = ArchiveWriter::create(&plan.output, writer_options)?;
+    if let Some(schema) = &scan.schema {
+        writer.set_columns(schema.clone())?;
+    }
     let mut seen = InputCount::default();
     let mut digests = vec![InputDigest::new(); plan.inputs.len()];
     seen.excluded = walk(plan, &mut |found| {
+        // A record input is one file, visited like a single-file input.
+        let input = &plan.inputs[found.input];
+        if input.records.is_some() {
+            let done = crate::records::ingest(
+                &mut writer,
+                scan.schema.as_ref(),
+                input,
+                &found.meta,
+                &bar,
+                &mut digests[found.input],
+            )?;
+            seen.records += done.records;
+            seen.bytes += done.bytes;
+            return Ok(());
+        }
         tally(&mut seen, &found.meta);
         add_found(&mut writer, &found, &bar, &mut digests[found.input])?;
         if seen.files % 64 == 0 {
@@ -274,17 +301,23 @@ fn provenance(plan: &Plan, seen: &InputCount, digests: &[InputDigest]) -> Vec<u8
             })
         })
         .collect();
+    let mut inputs = serde_json::json!({
+        "files": seen.files,
+        "dirs": seen.dirs,
+        "symlinks": seen.symlinks,
+        "skipped": seen.skipped,
+        "excluded": seen.excluded,
+        "bytes": seen.bytes,
+    });
+    // Only archives with record inputs say how many records they hold, so the
+    // provenance of a plain directory build does not change with the feature.
+    if seen.records > 0 {
+        inputs["records"] = seen.records.into();
+    }
     let value = serde_json::json!({
         "tool": format!("hexz {}", env!("CARGO_PKG_VERSION")),
         "recipe": recipe,
-        "inputs": {
-            "files": seen.files,
-            "dirs": seen.dirs,
-            "symlinks": seen.symlinks,
-            "skipped": seen.skipped,
-            "excluded": seen.excluded,
-            "bytes": seen.bytes,
-        },
+        "inputs": inputs,
         "input_digests": input_digests,
     });
     serde_json::to_vec(&value).unwrap_or_default()

@@ -99,6 +99,10 @@ pub enum PipelineError {
         /// Why it failed (part of the message, not a `source`).
         error: io::Error,
     },
+    /// A record source (JSONL, CSV, Parquet, Arrow) is malformed or does not
+    /// fit its `records:` options.
+    #[error(transparent)]
+    Records(Box<crate::records::RecordError>),
     /// An extraction target exists and overwriting was not allowed.
     #[error("{} already exists (use --overwrite to replace it)", path.display())]
     Exists {

@@ -18,6 +18,7 @@ pub mod extract;
 pub mod info;
 mod progress;
 pub mod recipe;
+pub mod records;
 pub mod registry;
 mod walk;
 

@@ -65,6 +65,7 @@ mod error;
 mod interpolate;
 mod plan;
 mod raw;
+mod records;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -73,6 +74,7 @@ pub(crate) use dir_options::glob;
 pub(crate) use error::closest;
 pub use error::{InterpolationProblem, RecipeError, SourceLocation};
 pub use plan::{ChunkingPlan, CompressionPlan, CompressionSpans, InputPlan, Plan, SymlinkPolicy};
+pub use records::{DataEncoding, DataField, RecordFormat, RecordsPlan};
 
 /// Reads, parses and validates the recipe at `path`, interpolating `${VAR}`
 /// from the process environment (a variable whose value is not UTF-8 counts

@@ -7,19 +7,36 @@ use hexz_format::{EntryKind, ReadOptions};
 use hexz_pipeline::recipe::{SymlinkPolicy, load_recipe};
 use hexz_pipeline::{BuildOptions, Registry, build, open_archive};
 
+#[path = "recipes/records.rs"]
+mod records;
+
 fn recipes_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes")
 }
 
+/// `recipes/*.yaml` and `recipes/*/*.yaml` (a recipe with its data in its own
+/// folder), sorted.
+fn bundled_recipes() -> Vec<PathBuf> {
+    let mut recipes = Vec::new();
+    for e in std::fs::read_dir(recipes_dir()).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                recipes.push(e.unwrap().path());
+            }
+        } else {
+            recipes.push(p);
+        }
+    }
+    recipes.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+    recipes.sort();
+    recipes
+}
+
 #[test]
 fn every_bundled_recipe_builds_and_reads_back() {
-    let mut recipes: Vec<PathBuf> = std::fs::read_dir(recipes_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    recipes.sort();
-    assert!(!recipes.is_empty());
+    let recipes = bundled_recipes();
+    assert!(recipes.len() >= 5, "{recipes:?}");
     let registry = Registry::default();
     for recipe in recipes {
         let mut plan = load_recipe(&recipe).unwrap_or_else(|e| panic!("{}: {e}", recipe.display()));
@@ -39,6 +56,10 @@ fn every_bundled_recipe_builds_and_reads_back() {
         archive.verify().unwrap();
         // Every file of every input reads back identical.
         for input in &plan.inputs {
+            if input.records.is_some() {
+                records::check_input(&archive, input);
+                continue;
+            }
             let filtered = !input.include.is_empty()
                 || !input.exclude.is_empty()
                 || input.symlinks != SymlinkPolicy::Keep;

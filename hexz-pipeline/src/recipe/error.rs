@@ -385,6 +385,70 @@ pub enum RecipeError {
         detail: String,
     },
 
+    /// A value that must be one of a few names is not (`records.format`,
+    /// `records.encoding`).
+    #[error("{at}: {field}: unknown value `{written}`{fix}")]
+    UnknownChoice {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path, e.g. `inputs[0].records.format`.
+        field: String,
+        /// The value as written.
+        written: String,
+        /// `, did you mean `x`?` or `; write one of `a`, `b``.
+        fix: String,
+    },
+
+    /// A record input whose format cannot be told from its extension.
+    #[error(
+        "{at}: cannot tell the record format of `{written}` from its extension; \
+         add `format: jsonl`, `csv`, `parquet` or `arrow` under `records:`"
+    )]
+    RecordFormatUnknown {
+        /// Location of the input's `path` value.
+        at: SourceLocation,
+        /// The path as written.
+        written: String,
+    },
+
+    /// `records.name` names the same field as `records.data`.
+    #[error(
+        "{at}: `{field}` is both the data field and the name field; name entries by \
+         another field, or remove `name:` to number them"
+    )]
+    SameDataAndName {
+        /// Location of the `name` value.
+        at: SourceLocation,
+        /// The field.
+        field: String,
+    },
+
+    /// `records.prefix` would make names that are absolute or hold `.`/`..`.
+    #[error(
+        "{at}: {field}: `{written}` cannot start entry names: no leading `/`, no `.` or \
+         `..` component; write a relative folder such as `train/`"
+    )]
+    BadPrefix {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path.
+        field: String,
+        /// The value as written.
+        written: String,
+    },
+
+    /// `records:` on an input that is a directory.
+    #[error(
+        "{at}: input `{written}` is a directory, but `records:` reads one file; point \
+         `path` at a .jsonl, .csv, .parquet or .arrow file (one input per file)"
+    )]
+    RecordsNotAFile {
+        /// Location of the input's `path` value.
+        at: SourceLocation,
+        /// The path as written.
+        written: String,
+    },
+
     /// An input path is neither a directory nor a regular file (e.g. a socket).
     #[error(
         "{at}: input `{written}` (resolved to {}) is neither a directory nor a regular file; \
@@ -424,6 +488,11 @@ impl RecipeError {
             | Self::InputMissing { at, .. }
             | Self::InputUnreadable { at, .. }
             | Self::InputNotFileOrDir { at, .. }
+            | Self::UnknownChoice { at, .. }
+            | Self::RecordFormatUnknown { at, .. }
+            | Self::SameDataAndName { at, .. }
+            | Self::BadPrefix { at, .. }
+            | Self::RecordsNotAFile { at, .. }
             | Self::InvalidGlob { at, .. }
             | Self::UnknownSymlinkPolicy { at, .. }
             | Self::DirectoryOptionOnFile { at, .. }
@@ -466,6 +535,10 @@ fn missing_field_fix(field: &str) -> &'static str {
         "inputs" => "add `inputs:` with at least one `- path: <directory or file>`",
         "output" => "add `output: <archive>.hxz`",
         "path" => "each input needs `path: <directory or file>`",
+        "data" => {
+            "name the field holding each record's bytes, e.g. `data: image`, or write \
+             `data: null` to store each record whole"
+        }
         _ => "add it",
     }
 }

@@ -51,6 +51,8 @@ pub struct InputPlan {
     pub exclude: Vec<String>,
     /// Directory inputs: what to do with symbolic links.
     pub symlinks: SymlinkPolicy,
+    /// Set when the input is a record source (a file whose records become entries).
+    pub records: Option<super::records::RecordsPlan>,
 }
 
 /// What a directory walk does with a symbolic link.

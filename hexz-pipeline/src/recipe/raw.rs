@@ -37,6 +37,9 @@ pub(crate) struct RawInput {
     /// Directory inputs: `keep`, `follow` or `skip`.
     #[serde(default)]
     pub(crate) symlinks: Option<Spanned<String>>,
+    /// The file is a record source (see `recipe/records.rs`).
+    #[serde(default)]
+    pub(crate) records: Option<super::records::RawRecords>,
 }
 
 /// The `chunking` mapping; absent keys take the defaults.

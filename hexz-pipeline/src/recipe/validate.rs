@@ -19,6 +19,7 @@ use super::plan::{
     ChunkingPlan, CompressionPlan, CompressionSpans, InputPlan, Plan, SymlinkPolicy,
 };
 use super::raw::{RawChunking, RawCompression, RawLevel, RawRecipe, RawSize};
+use super::records::{DataField, check_records_file, records_plan};
 
 /// What validation needs besides the raw recipe.
 pub(crate) struct Context<'a> {
@@ -75,12 +76,25 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
     for (index, input) in raw.inputs.value.iter().enumerate() {
         let path = cx.interpolated(&format!("inputs[{index}].path"), &input.path)?;
         let options = dir_options(index, input, cx)?;
+        let resolved = cx.resolve(&path);
+        let records = match &input.records {
+            Some(raw) => Some(records_plan(
+                index,
+                raw,
+                &resolved,
+                &input.path.value,
+                &input.path.referenced,
+                cx,
+            )?),
+            None => None,
+        };
         inputs.push(InputPlan {
-            path: cx.resolve(&path),
+            path: resolved,
             written: input.path.value.clone(),
             include: options.include,
             exclude: options.exclude,
             symlinks: options.symlinks,
+            records,
         });
     }
     let output = cx.resolve(&cx.interpolated("output", &raw.output)?);
@@ -89,6 +103,9 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
     for (index, (input, raw_input)) in inputs.iter().zip(&raw.inputs.value).enumerate() {
         check_exists(input, cx.at(&raw_input.path.referenced))?;
         check_file_input(index, raw_input, input, cx)?;
+        if input.records.is_some() {
+            check_records_file(&input.path, &input.written, &raw_input.path.referenced, cx)?;
+        }
     }
     let normalized = normalized(raw, &inputs, &chunking, &compression);
     let compression_at = CompressionSpans {
@@ -356,7 +373,21 @@ struct NormalizedInput<'a> {
     include: &'a [String],
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    records: Option<NormalizedRecords<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     symlinks: Option<&'static str>,
+}
+
+/// A record input's options, defaults filled in (`data: null` for the whole record).
+#[derive(Serialize)]
+struct NormalizedRecords<'a> {
+    data: Option<&'a str>,
+    encoding: &'static str,
+    format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    prefix: &'a str,
 }
 
 fn normalized(
@@ -384,6 +415,16 @@ fn normalized(
                 exclude: &plan.exclude,
                 include: &plan.include,
                 path: &input.path.value,
+                records: plan.records.as_ref().map(|r| NormalizedRecords {
+                    data: match &r.data {
+                        DataField::Field(f) => Some(f.as_str()),
+                        DataField::Whole => None,
+                    },
+                    encoding: r.encoding.as_str(),
+                    format: r.format.as_str(),
+                    name: r.name.as_deref(),
+                    prefix: &r.prefix,
+                }),
                 symlinks: (plan.symlinks != SymlinkPolicy::Keep).then_some(plan.symlinks.as_str()),
             })
             .collect(),
