@@ -94,7 +94,8 @@ fn tally(count: &mut InputCount, meta: &Metadata) {
     }
 }
 
-fn entry_meta(meta: &Metadata) -> EntryMeta {
+/// Mode, mtime and owner of a file, as entry metadata (no columns).
+pub(crate) fn entry_meta(meta: &Metadata) -> EntryMeta {
     EntryMeta {
         mode: meta.mode(),
         mtime: meta.mtime(),

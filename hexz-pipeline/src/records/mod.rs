@@ -49,12 +49,11 @@ mod schema;
 
 use std::fmt;
 use std::fs::{File, Metadata};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use hexz_format::columns::{ColumnError, ColumnSchema, ColumnType, Value};
-use hexz_format::{ArchiveWriter, EntryKind, EntryMeta, Owner, PendingFile};
+use hexz_format::{ArchiveWriter, EntryKind, PendingFile};
 use indicatif::ProgressBar;
 
 use crate::digest::InputDigest;
@@ -303,16 +302,7 @@ pub(crate) fn ingest(
     let Some(plan) = &input.records else {
         return Ok(Ingested::default());
     };
-    let template = EntryMeta {
-        mode: meta.mode(),
-        mtime: meta.mtime(),
-        mtime_nsec: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
-        owner: Some(Owner {
-            uid: meta.uid(),
-            gid: meta.gid(),
-        }),
-        columns: Vec::new(),
-    };
+    let template = crate::build::entry_meta(meta);
     let mut done = Ingested::default();
     let mut name_buf = String::new();
     let mut sink = |record: Record<'_>| -> Result<()> {
