@@ -28,4 +28,6 @@ pub use error::{Error, Hash32, Result};
 pub use layout::{ChunkParams, Entry, EntryKind, Owner, Stats};
 pub use reader::{Archive, Entries, EntryReader, ReadOptions, VerifyReport};
 pub use source::{FileSource, MemorySource, ReadAt};
-pub use writer::{ArchiveWriter, EntryMeta, PendingFile, Sink, Summary, WriterOptions};
+pub use writer::{
+    ArchiveWriter, EntryMeta, PendingFile, Sink, Summary, WriteProgress, WriterOptions,
+};

@@ -13,6 +13,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -28,6 +29,36 @@ use crate::layout::{
     VERSION_MAJOR, VERSION_MINOR, encode_header,
 };
 use crate::page::{Key, PageSink, TreeBuilder, TreeKind};
+
+/// A snapshot of a writer's progress (see [`ArchiveWriter::progress`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteProgress {
+    /// Bytes of the logical stream cut into chunks and stored so far.
+    pub chunked_bytes: u64,
+    /// Raw bytes of the distinct non-zero chunks among them.
+    pub unique_bytes: u64,
+    /// Stored (compressed) bytes of those chunks.
+    pub stored_bytes: u64,
+}
+
+impl WriteProgress {
+    /// Chunked bytes per distinct byte (zero runs count as deduplicated); 1.0 at
+    /// the start.
+    pub fn dedup_ratio(&self) -> f64 {
+        if self.unique_bytes == 0 {
+            1.0
+        } else {
+            self.chunked_bytes as f64 / self.unique_bytes as f64
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ProgressCounters {
+    chunked: AtomicU64,
+    unique: AtomicU64,
+    stored: AtomicU64,
+}
 
 /// Where a finished archive goes. `commit` runs once everything is written and
 /// flushed; a sink that is dropped without a commit must leave nothing behind.
@@ -217,6 +248,8 @@ pub struct ArchiveWriter<W: Sink> {
     batch: Vec<u8>,
     /// Batches the worker has finished with, to be filled again.
     recycled: Receiver<Vec<u8>>,
+    /// Counters the worker updates after each batch.
+    progress: Arc<ProgressCounters>,
     filled: usize,
     headroom: usize,
     batch_bytes: usize,
@@ -260,6 +293,8 @@ impl<W: Sink> ArchiveWriter<W> {
         let headroom = options.chunking.max as usize;
         let (tx, rx) = sync_channel(2);
         let (recycle_tx, recycled) = std::sync::mpsc::channel();
+        let progress = Arc::new(ProgressCounters::default());
+        let worker_progress = Arc::clone(&progress);
         let pool = match options.threads {
             Some(n) => Some(
                 rayon::ThreadPoolBuilder::new()
@@ -276,7 +311,7 @@ impl<W: Sink> ArchiveWriter<W> {
         let worker = std::thread::Builder::new()
             .name("hexz-writer".into())
             .spawn(move || {
-                let state = WorkerState::new(sink, options, recycle_tx)?;
+                let state = WorkerState::new(sink, options, recycle_tx, worker_progress)?;
                 match pool {
                     Some(pool) => pool.install(move || state.run(rx)),
                     None => state.run(rx),
@@ -291,6 +326,7 @@ impl<W: Sink> ArchiveWriter<W> {
             worker: Some(worker),
             batch: vec![0; headroom + batch_bytes],
             recycled,
+            progress,
             filled: headroom,
             headroom,
             batch_bytes,
@@ -394,6 +430,17 @@ impl<W: Sink> ArchiveWriter<W> {
     /// Bytes added to the logical stream so far.
     pub fn logical_size(&self) -> u64 {
         self.stream_pos
+    }
+
+    /// How far the worker has got: bytes chunked, their distinct (deduplicated,
+    /// non-zero) part, and its stored size. Cheap; for progress bars.
+    pub fn progress(&self) -> WriteProgress {
+        let p = &self.progress;
+        WriteProgress {
+            chunked_bytes: p.chunked.load(Ordering::Relaxed),
+            unique_bytes: p.unique.load(Ordering::Relaxed),
+            stored_bytes: p.stored.load(Ordering::Relaxed),
+        }
     }
 
     fn add_stream(
@@ -654,6 +701,8 @@ struct WorkerState<W: Sink> {
     stats: Stats,
     /// Where processed batch buffers go back to the caller's thread.
     recycle: std::sync::mpsc::Sender<Vec<u8>>,
+    /// Shared with the caller's thread for progress reports.
+    progress: Arc<ProgressCounters>,
 }
 
 /// A batch cut into chunks: `cuts` are `(start, end)` in `buf`; bytes from
@@ -725,6 +774,7 @@ impl<W: Sink> WorkerState<W> {
         out: W,
         options: WriterOptions,
         recycle: std::sync::mpsc::Sender<Vec<u8>>,
+        progress: Arc<ProgressCounters>,
     ) -> Result<Self> {
         let page_size = options.page_size;
         let mut blobs = BlobOut {
@@ -744,6 +794,7 @@ impl<W: Sink> WorkerState<W> {
             catalog: TreeBuilder::new(TreeKind::Catalog, page_size),
             stats: Stats::default(),
             recycle,
+            progress,
         })
     }
 
@@ -893,6 +944,12 @@ impl<W: Sink> WorkerState<W> {
                 &mut self.blobs,
             )?;
         }
+        let p = &self.progress;
+        p.chunked.store(self.logical, Ordering::Relaxed);
+        p.unique
+            .store(self.stats.unique_raw_bytes, Ordering::Relaxed);
+        p.stored
+            .store(self.stats.stored_chunk_bytes, Ordering::Relaxed);
         Ok(())
     }
 

@@ -208,9 +208,10 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
         tally(&mut seen, &found.meta);
         add_found(&mut writer, &found, &bar, &mut digests[found.input])?;
         if seen.files % 64 == 0 {
-            bar.set_message(format!(
-                "{} entries",
-                seen.files + seen.dirs + seen.symlinks
+            bar.set_message(crate::progress::build_message(
+                seen.files + seen.dirs + seen.symlinks,
+                "entries",
+                writer.progress(),
             ));
         }
         Ok(())

@@ -23,3 +23,17 @@ pub(crate) fn bytes_bar(total: u64, quiet: bool, verb: &str) -> ProgressBar {
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }
+
+/// The message beside a build's bar: items so far and the deduplication and
+/// compression achieved on what the writer has stored.
+pub(crate) fn build_message(count: u64, what: &str, p: hexz_format::WriteProgress) -> String {
+    let compression = if p.stored_bytes == 0 {
+        1.0
+    } else {
+        p.unique_bytes as f64 / p.stored_bytes as f64
+    };
+    format!(
+        "{count} {what}, dedup {:.2}x, compression {compression:.2}x",
+        p.dedup_ratio()
+    )
+}

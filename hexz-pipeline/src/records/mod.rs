@@ -344,7 +344,11 @@ pub(crate) fn ingest(
         done.bytes += record.data.len() as u64;
         bar.inc(record.data.len() as u64);
         if done.records % 256 == 0 {
-            bar.set_message(format!("{} records", done.records));
+            bar.set_message(crate::progress::build_message(
+                done.records,
+                "records",
+                writer.progress(),
+            ));
         }
         Ok(())
     };
