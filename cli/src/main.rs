@@ -40,7 +40,7 @@ enum Command {
     },
     /// List the entries of an archive.
     Ls {
-        /// The archive.
+        /// The archive: a path, or a URL (s3://bucket/key, https://host/a.hxz, file:///a.hxz).
         archive: PathBuf,
         /// Show kind, mode, owner (uid/gid), size and mtime.
         #[arg(short, long)]
@@ -51,7 +51,7 @@ enum Command {
     },
     /// Write an entry's bytes (or a range of them) to standard output.
     Cat {
-        /// The archive.
+        /// The archive: a path, or a URL (s3://bucket/key, https://host/a.hxz, file:///a.hxz).
         archive: PathBuf,
         /// The entry name.
         entry: String,
@@ -64,7 +64,7 @@ enum Command {
     },
     /// Restore the entries of an archive into a folder.
     Extract {
-        /// The archive.
+        /// The archive: a path, or a URL (s3://bucket/key, https://host/a.hxz, file:///a.hxz).
         archive: PathBuf,
         /// Destination folder (created if missing).
         dest: PathBuf,
@@ -81,7 +81,7 @@ enum Command {
     },
     /// Describe an archive: counts, sizes, ratios, settings, root hash.
     Info {
-        /// The archive.
+        /// The archive: a path, or a URL (s3://bucket/key, https://host/a.hxz, file:///a.hxz).
         archive: PathBuf,
         /// Print JSON.
         #[arg(long)]
@@ -89,7 +89,7 @@ enum Command {
     },
     /// Check every page and every chunk of an archive.
     Verify {
-        /// The archive.
+        /// The archive: a path, or a URL (s3://bucket/key, https://host/a.hxz, file:///a.hxz).
         archive: PathBuf,
         /// Print JSON.
         #[arg(long)]
@@ -166,12 +166,17 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     1
 }
 
-fn open(path: &Path, registry: &Registry) -> Result<Archive> {
-    Ok(hexz_pipeline::open_archive(
-        path,
-        registry,
-        ReadOptions::default(),
-    )?)
+/// Open a path or URL: URLs go to the registry's transports, other arguments are
+/// local paths (kept as paths, so names that are not UTF-8 still work).
+fn open(archive: &Path, registry: &Registry) -> Result<Archive> {
+    let options = ReadOptions::default();
+    let url = archive
+        .to_str()
+        .filter(|s| hexz_pipeline::registry::url_scheme(s).is_some());
+    Ok(match url {
+        Some(url) => hexz_pipeline::open_archive(url, registry, options)?,
+        None => hexz_pipeline::open_archive_path(archive, registry, options)?,
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -25,6 +25,16 @@ pub enum PipelineError {
         /// The registered names.
         known: Vec<String>,
     },
+    /// A transport could not open a location (bad URL, missing object, network or
+    /// server error after retries).
+    #[error("{error}")]
+    Transport {
+        /// The path or URL.
+        location: String,
+        /// The transport's error; its message names the location.
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A plugin rejected its settings.
     #[error("{plugin}: {detail}")]
     PluginSettings {

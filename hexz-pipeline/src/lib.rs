@@ -28,12 +28,24 @@ pub use build::{BuildOptions, BuildReport, InputCount, build, count_inputs};
 pub use error::{PipelineError, Result};
 pub use extract::{ExtractOptions, ExtractReport, copy_entry, extract};
 pub use info::{ArchiveInfo, info};
-pub use registry::{CompressorFactory, FnFactory, Registry};
+pub use registry::{CompressorFactory, FnFactory, OpendalTransport, Registry, Transport};
 
 use hexz_format::{Archive, ReadOptions};
 
-/// Open the archive at `path` with the codecs of `registry`.
-pub fn open_archive(path: &Path, registry: &Registry, options: ReadOptions) -> Result<Archive> {
+/// Open the archive at `location` — a local path, or a URL served by one of the
+/// `registry`'s transports (`s3://bucket/key`, `https://host/a.hxz`, ...) — with
+/// the codecs of `registry`.
+pub fn open_archive(location: &str, registry: &Registry, options: ReadOptions) -> Result<Archive> {
+    let source = registry.open_source(location)?;
+    Ok(Archive::open(source, registry, options)?)
+}
+
+/// [`open_archive`] for a local path (read with `pread`, whatever its characters).
+pub fn open_archive_path(
+    path: &Path,
+    registry: &Registry,
+    options: ReadOptions,
+) -> Result<Archive> {
     Ok(Archive::open_path(path, registry, options)?)
 }
 

@@ -1,8 +1,10 @@
-//! The plugin registry: compressors by name.
+//! The plugin registry: compressors by name, transports by URL scheme.
 //!
-//! [`Registry::default`] holds the built-in plugins (`none`, `lz4`, `zstd`);
+//! [`Registry::default`] holds the built-in plugins (compressors `none`, `lz4`,
+//! `zstd`; the OpenDAL transport for `file`, `s3`, `http`, `https`, `memory`);
 //! [`Registry::empty`] holds none. Out-of-tree plugins register a
-//! [`CompressorFactory`] explicitly — there is no global, link-time registration.
+//! [`CompressorFactory`] or a [`Transport`] explicitly — there is no global,
+//! link-time registration.
 //! The registry is also the [`CodecProvider`] readers use to resolve the codec
 //! name written in an archive.
 //!
@@ -18,6 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use hexz_format::ReadAt;
 use hexz_format::codec::{CodecProvider, Compressor, NoCompression, UnknownCodec};
 
 use crate::error::{PipelineError, Result};
@@ -72,16 +75,82 @@ where
     }
 }
 
+/// Opens byte sources for URLs of some schemes.
+///
+/// Who calls: [`Registry::open_source`] (and so [`crate::open_archive`]), once per
+/// archive opened, with the whole URL as the user gave it. The source it returns
+/// serves every read of that archive, from many threads. Opening may cost requests
+/// (a `stat` for the size); it must not read the object's content.
+pub trait Transport: Send + Sync + fmt::Debug {
+    /// The plugin's name, for listings and errors.
+    fn name(&self) -> &str;
+
+    /// The URL schemes served, lower case, without `://` (e.g. `["s3"]`).
+    fn schemes(&self) -> Vec<String>;
+
+    /// Open `url`. Errors name the URL.
+    fn open(&self, url: &str) -> Result<Arc<dyn ReadAt>, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// The OpenDAL transport ([`hexz_opendal`]): `file`, `s3`, `http`, `https`,
+/// `memory`. S3 settings come from the AWS environment variables at each open
+/// ([`hexz_opendal::S3Options::from_env`]) unless given with
+/// [`OpendalTransport::with_s3`].
+#[derive(Debug, Default, Clone)]
+pub struct OpendalTransport {
+    s3: Option<hexz_opendal::S3Options>,
+}
+
+impl OpendalTransport {
+    /// A transport with fixed S3 settings instead of the environment's.
+    pub fn with_s3(s3: hexz_opendal::S3Options) -> Self {
+        Self { s3: Some(s3) }
+    }
+}
+
+impl Transport for OpendalTransport {
+    fn name(&self) -> &str {
+        "opendal"
+    }
+
+    fn schemes(&self) -> Vec<String> {
+        hexz_opendal::SCHEMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn open(&self, url: &str) -> Result<Arc<dyn ReadAt>, Box<dyn std::error::Error + Send + Sync>> {
+        let source = match &self.s3 {
+            Some(s3) => hexz_opendal::OpendalSource::open_with(url, s3)?,
+            None => hexz_opendal::OpendalSource::open(url)?,
+        };
+        Ok(Arc::new(source))
+    }
+}
+
+/// The scheme of `location` (`s3` in `s3://b/k`), or `None` for a plain path.
+pub fn url_scheme(location: &str) -> Option<String> {
+    let (scheme, _) = location.split_once("://")?;
+    let valid = !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then(|| scheme.to_ascii_lowercase())
+}
+
 /// Registered plugins.
 #[derive(Clone)]
 pub struct Registry {
     compressors: BTreeMap<String, Arc<dyn CompressorFactory>>,
+    transports: BTreeMap<String, Arc<dyn Transport>>,
 }
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("compressors", &self.compressors.keys().collect::<Vec<_>>())
+            .field("transports", &self.transports.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -91,7 +160,45 @@ impl Registry {
     pub fn empty() -> Self {
         Self {
             compressors: BTreeMap::new(),
+            transports: BTreeMap::new(),
         }
+    }
+
+    /// Register (or replace) a transport for each of its schemes.
+    pub fn register_transport(&mut self, transport: Arc<dyn Transport>) -> &mut Self {
+        for scheme in transport.schemes() {
+            self.transports.insert(scheme, Arc::clone(&transport));
+        }
+        self
+    }
+
+    /// Schemes with a registered transport, sorted.
+    pub fn transport_schemes(&self) -> Vec<String> {
+        self.transports.keys().cloned().collect()
+    }
+
+    /// A byte source for `location`: a plain path is opened as a local file with
+    /// `pread` ([`hexz_format::FileSource`]); a URL goes to the transport
+    /// registered for its scheme.
+    pub fn open_source(&self, location: &str) -> Result<Arc<dyn ReadAt>> {
+        let Some(scheme) = url_scheme(location) else {
+            let source = hexz_format::FileSource::open(location)?;
+            return Ok(Arc::new(source));
+        };
+        let transport =
+            self.transports
+                .get(&scheme)
+                .ok_or_else(|| PipelineError::UnknownPlugin {
+                    kind: "transport",
+                    name: scheme.clone(),
+                    known: self.transport_schemes(),
+                })?;
+        transport
+            .open(location)
+            .map_err(|error| PipelineError::Transport {
+                location: location.to_string(),
+                error,
+            })
     }
 
     /// Register (or replace) a compressor factory under its name.
@@ -125,9 +232,11 @@ impl Registry {
 }
 
 impl Default for Registry {
-    /// The built-in plugins: `none`, `lz4`, `zstd`.
+    /// The built-in plugins: compressors `none`, `lz4`, `zstd`; the OpenDAL
+    /// transport.
     fn default() -> Self {
         let mut r = Self::empty();
+        r.register_transport(Arc::new(OpendalTransport::default()));
         r.register_compressor(Arc::new(FnFactory::new("none", |level| {
             no_level("none", level)?;
             Ok(Arc::new(NoCompression) as Arc<dyn Compressor>)

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use hexz_format::layout::SECTION_PROVENANCE;
 use hexz_format::{Archive, EntryKind, Owner, ReadOptions};
 use hexz_pipeline::recipe::{Plan, RecipeError, SymlinkPolicy, parse_recipe};
-use hexz_pipeline::{BuildOptions, PipelineError, Registry, build, count_inputs, open_archive};
+use hexz_pipeline::{
+    BuildOptions, PipelineError, Registry, build, count_inputs, open_archive_path,
+};
 
 /// A scratch folder with `data/`:
 ///
@@ -57,7 +59,8 @@ fn quiet(threads: usize) -> BuildOptions {
 /// Build `plan` and return the archive's (name, kind) list.
 fn built(plan: &Plan) -> (Archive, Vec<(String, EntryKind)>) {
     build(plan, &Registry::default(), &quiet(2)).unwrap();
-    let archive = open_archive(&plan.output, &Registry::default(), ReadOptions::default()).unwrap();
+    let archive =
+        open_archive_path(&plan.output, &Registry::default(), ReadOptions::default()).unwrap();
     let names = archive
         .entries()
         .map(|e| e.unwrap())
@@ -493,7 +496,7 @@ mod digests {
         let digest = |threads| {
             build(&p, &Registry::default(), &quiet(threads)).unwrap();
             let archive =
-                open_archive(&p.output, &Registry::default(), ReadOptions::default()).unwrap();
+                open_archive_path(&p.output, &Registry::default(), ReadOptions::default()).unwrap();
             let bytes = fs::read(&p.output).unwrap();
             let d = provenance(&archive)["input_digests"][0]["blake3"]
                 .as_str()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use hexz_format::{EntryKind, ReadOptions};
 use hexz_pipeline::recipe::{SymlinkPolicy, load_recipe};
-use hexz_pipeline::{BuildOptions, Registry, build, open_archive};
+use hexz_pipeline::{BuildOptions, Registry, build, open_archive_path};
 
 #[path = "recipes/records.rs"]
 mod records;
@@ -51,7 +51,7 @@ fn every_bundled_recipe_builds_and_reads_back() {
             },
         )
         .unwrap();
-        let archive = open_archive(&plan.output, &registry, ReadOptions::default()).unwrap();
+        let archive = open_archive_path(&plan.output, &registry, ReadOptions::default()).unwrap();
         assert_eq!(archive.root_hash(), report.summary.root_hash);
         archive.verify().unwrap();
         // Every file of every input reads back identical.

@@ -12,7 +12,7 @@ use arrow_array::{
 use hexz_format::columns::{Column, ColumnType, Value};
 use hexz_format::{Archive, EntryKind, ReadOptions};
 use hexz_pipeline::recipe::parse_recipe;
-use hexz_pipeline::{BuildOptions, Registry, build, open_archive};
+use hexz_pipeline::{BuildOptions, Registry, build, open_archive_path};
 
 /// Build `recipe` (written in `dir`) and open the archive.
 fn build_in(dir: &Path, recipe: &str) -> Result<Archive, String> {
@@ -24,7 +24,7 @@ fn build_in(dir: &Path, recipe: &str) -> Result<Archive, String> {
         threads: Some(2),
     };
     build(&plan, &Registry::default(), &options).map_err(|e| e.to_string())?;
-    Ok(open_archive(&plan.output, &Registry::default(), ReadOptions::default()).unwrap())
+    Ok(open_archive_path(&plan.output, &Registry::default(), ReadOptions::default()).unwrap())
 }
 
 fn records(a: &Archive) -> Vec<(String, Vec<u8>, Vec<Value>)> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hexz_format::{Compressor, ReadOptions};
 use hexz_pipeline::recipe::{RecipeError, load_recipe};
-use hexz_pipeline::{BuildOptions, FnFactory, PipelineError, Registry, build, open_archive};
+use hexz_pipeline::{BuildOptions, FnFactory, PipelineError, Registry, build, open_archive_path};
 use hexz_plugin_example::{DEFAULT_LEVEL, DeflateCompressor, NAME};
 
 /// The default registry plus `deflate`.
@@ -68,7 +68,7 @@ fn builds_and_reads_back_through_a_registry_that_has_it() {
     let plan = load_recipe(&dir.path().join("recipe.yaml")).unwrap();
     let report = build(&plan, &registry, &quiet()).unwrap();
 
-    let archive = open_archive(&report.output, &registry, ReadOptions::default()).unwrap();
+    let archive = open_archive_path(&report.output, &registry, ReadOptions::default()).unwrap();
     assert_eq!(archive.root_hash(), report.summary.root_hash);
     assert_eq!(archive.directory().codec, "deflate");
     assert_eq!(archive.directory().codec_level, DEFAULT_LEVEL);
@@ -99,7 +99,7 @@ fn the_recipe_level_reaches_the_plugin() {
     let registry = registry_with_deflate();
     let plan = load_recipe(&dir.path().join("recipe.yaml")).unwrap();
     let report = build(&plan, &registry, &quiet()).unwrap();
-    let archive = open_archive(&report.output, &registry, ReadOptions::default()).unwrap();
+    let archive = open_archive_path(&report.output, &registry, ReadOptions::default()).unwrap();
     assert_eq!(archive.directory().codec_level, 9);
 
     // A level the plugin rejects is reported at the level's location.
@@ -151,7 +151,7 @@ fn the_default_registry_refuses_it_and_lists_the_known_codecs() {
 
     // Reading an archive written with it: the codec name is refused at open.
     let report = build(&plan, &registry_with_deflate(), &quiet()).unwrap();
-    let err = open_archive(&report.output, &Registry::default(), ReadOptions::default())
+    let err = open_archive_path(&report.output, &Registry::default(), ReadOptions::default())
         .expect_err("the default registry has no deflate");
     let text = err.to_string();
     assert!(

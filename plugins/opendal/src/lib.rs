@@ -1,0 +1,300 @@
+//! # hexz-opendal
+//!
+//! The transport plugin: [`OpendalSource`] reads an archive from a local file, S3,
+//! an HTTP server or memory through [OpenDAL](https://opendal.apache.org), behind
+//! hexz-format's [`ReadAt`] trait, so the archive reader does not know where the
+//! bytes come from.
+//!
+//! Locations (see [`Location::parse`]):
+//!
+//! | form | service |
+//! |---|---|
+//! | `data/a.hxz`, `/abs/a.hxz`, `file:///abs/a.hxz` | local file |
+//! | `s3://bucket/key` | S3 (settings from the AWS environment, [`S3Options`]) |
+//! | `http://host/path`, `https://host/path` | anonymous HTTP(S) with Range requests |
+//! | `memory://name` | the process-wide in-memory store |
+//!
+//! Costs: opening a source costs one `stat` (an HTTP `HEAD`); each
+//! [`ReadAt::read_exact_at`] is one ranged GET; [`ReadAt::read_ranges`] merges
+//! ranges that touch or lie within [`COALESCE_GAP`] of each other into one GET.
+//! Temporary failures (5xx, timeouts, resets) are retried with exponential
+//! backoff ([`location::RETRY_TIMES`]); each request has a timeout. Errors name
+//! the URL and, when there is one, the HTTP status.
+//!
+//! ```
+//! use hexz_format::ReadAt;
+//! use hexz_opendal::OpendalSource;
+//! hexz_opendal::write_all("memory://doc/example", b"hello, world".to_vec())?;
+//! let source = OpendalSource::open("memory://doc/example")?;
+//! assert_eq!(source.size(), 12);
+//! let mut buf = [0; 5];
+//! source.read_exact_at(7, &mut buf)?;
+//! assert_eq!(&buf, b"world");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod error;
+pub mod location;
+mod runtime;
+
+use std::io;
+
+use hexz_format::ReadAt;
+use opendal::blocking;
+
+pub use error::OpendalError;
+pub use location::{Location, S3Options};
+
+/// Ranges closer than this are fetched by one request (the gap is read and
+/// dropped): a round trip costs more than a few KiB of transfer.
+pub const COALESCE_GAP: u64 = 64 * 1024;
+/// A merged request never grows past this.
+pub const COALESCE_MAX: u64 = 16 * 1024 * 1024;
+
+/// The URL schemes this transport serves.
+pub const SCHEMES: &[&str] = &["file", "s3", "http", "https", "memory"];
+
+/// An immutable object read by positional ranged reads through OpenDAL.
+///
+/// Its size comes from one `stat` at [`OpendalSource::open`] and is then fixed: an
+/// archive is immutable, and a changed object is caught by the archive's checksums.
+#[derive(Debug, Clone)]
+pub struct OpendalSource {
+    op: blocking::Operator,
+    path: String,
+    url: String,
+    size: u64,
+}
+
+impl OpendalSource {
+    /// Open `url` (see [`Location::parse`]) with S3 settings from the environment.
+    pub fn open(url: &str) -> Result<Self, OpendalError> {
+        Self::open_with(url, &S3Options::from_env())
+    }
+
+    /// Open `url` with explicit S3 settings.
+    pub fn open_with(url: &str, s3: &S3Options) -> Result<Self, OpendalError> {
+        let (op, path) = blocking_operator(url, s3)?;
+        let meta = op
+            .stat(&path)
+            .map_err(|e| OpendalError::backend(url, "stat", e))?;
+        Ok(Self {
+            op,
+            path,
+            url: url.to_string(),
+            size: meta.content_length(),
+        })
+    }
+
+    /// The URL this source was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn fetch(&self, offset: u64, len: u64) -> Result<opendal::Buffer, OpendalError> {
+        let options = opendal::options::ReadOptions {
+            range: (offset..offset + len).into(),
+            ..Default::default()
+        };
+        let data = self
+            .op
+            .read_options(&self.path, options)
+            .map_err(|e| OpendalError::backend(&self.url, "read", e))?;
+        if data.len() as u64 != len {
+            return Err(OpendalError::ShortRead {
+                url: self.url.clone(),
+                offset,
+                wanted: len,
+                got: data.len() as u64,
+            });
+        }
+        Ok(data)
+    }
+}
+
+impl ReadAt for OpendalSource {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let data = self.fetch(offset, buf.len() as u64)?;
+        let mut at = 0;
+        for piece in data {
+            buf[at..at + piece.len()].copy_from_slice(&piece);
+            at += piece.len();
+        }
+        Ok(())
+    }
+
+    fn read_ranges(&self, ranges: &[(u64, usize)]) -> io::Result<Vec<Vec<u8>>> {
+        let mut out: Vec<Vec<u8>> = vec![Vec::new(); ranges.len()];
+        for group in coalesce(ranges) {
+            let data = self.fetch(group.start, group.end - group.start)?.to_vec();
+            for &i in &group.members {
+                let (offset, len) = ranges[i];
+                let from = (offset - group.start) as usize;
+                out[i] = data[from..from + len].to_vec();
+            }
+        }
+        Ok(out)
+    }
+
+    fn name(&self) -> String {
+        self.url.clone()
+    }
+}
+
+/// One request serving several ranges.
+#[derive(Debug, PartialEq, Eq)]
+struct Group {
+    start: u64,
+    end: u64,
+    /// Indexes into the caller's range list.
+    members: Vec<usize>,
+}
+
+/// Sort ranges by offset and merge those within [`COALESCE_GAP`] of each other,
+/// up to [`COALESCE_MAX`] per request. Empty ranges get no request.
+fn coalesce(ranges: &[(u64, usize)]) -> Vec<Group> {
+    let mut order: Vec<usize> = (0..ranges.len()).filter(|&i| ranges[i].1 > 0).collect();
+    order.sort_by_key(|&i| ranges[i].0);
+    let mut groups: Vec<Group> = Vec::new();
+    for i in order {
+        let (start, len) = ranges[i];
+        let end = start + len as u64;
+        if let Some(g) = groups.last_mut()
+            && start <= g.end.saturating_add(COALESCE_GAP)
+            && end.max(g.end) - g.start <= COALESCE_MAX
+        {
+            g.end = g.end.max(end);
+            g.members.push(i);
+            continue;
+        }
+        groups.push(Group {
+            start,
+            end,
+            members: vec![i],
+        });
+    }
+    groups
+}
+
+/// A blocking operator for `url` and the object path inside it. Enters the shared
+/// runtime while building it, as OpenDAL's blocking API requires.
+pub fn blocking_operator(
+    url: &str,
+    s3: &S3Options,
+) -> Result<(blocking::Operator, String), OpendalError> {
+    let location = Location::parse(url)?;
+    let rt = runtime::get()?;
+    let _guard = rt.enter();
+    let (op, path) = location::operator(url, &location, s3)?;
+    let op = blocking::Operator::new(op).map_err(|e| OpendalError::backend(url, "configure", e))?;
+    Ok((op, path))
+}
+
+/// Write `bytes` as the whole object at `url` (S3 settings from the environment).
+/// For tests and small objects; publishing archives is a separate stage.
+pub fn write_all(url: &str, bytes: Vec<u8>) -> Result<(), OpendalError> {
+    let (op, path) = blocking_operator(url, &S3Options::from_env())?;
+    op.write(&path, bytes)
+        .map_err(|e| OpendalError::backend(url, "write", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn coalesces_near_ranges_and_keeps_far_ones_apart() {
+        let far = 10 * COALESCE_GAP;
+        let groups = coalesce(&[(100, 10), (0, 50), (far, 5), (60, 10), (7, 0)]);
+        assert_eq!(groups.len(), 2);
+        assert_eq!((groups[0].start, groups[0].end), (0, 110));
+        assert_eq!(groups[0].members, vec![1, 3, 0]);
+        assert_eq!((groups[1].start, groups[1].end), (far, far + 5));
+    }
+
+    #[test]
+    fn read_ranges_returns_each_range_in_caller_order() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+        write_all("memory://unit/ranges", bytes.clone()).unwrap();
+        let source = OpendalSource::open("memory://unit/ranges").unwrap();
+        let ranges = [(250_000, 100), (10, 20), (30, 5), (0, 0)];
+        let got = source.read_ranges(&ranges).unwrap();
+        for (&(o, l), g) in ranges.iter().zip(&got) {
+            assert_eq!(g.as_slice(), &bytes[o as usize..o as usize + l]);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_url() {
+        let err = OpendalSource::open("memory://unit/missing").unwrap_err();
+        assert!(err.to_string().contains("memory://unit/missing"), "{err}");
+        let err = OpendalSource::open("ftp://host/x").unwrap_err();
+        assert!(
+            err.to_string().contains("unsupported scheme `ftp`"),
+            "{err}"
+        );
+        let err = OpendalSource::open("s3://bucket-only").unwrap_err();
+        assert!(err.to_string().contains("s3://bucket/key"), "{err}");
+        let source = {
+            write_all("memory://unit/short", vec![1; 10]).unwrap();
+            OpendalSource::open("memory://unit/short").unwrap()
+        };
+        let mut buf = [0; 8];
+        let err = source.read_exact_at(5, &mut buf).unwrap_err();
+        assert!(err.to_string().contains("memory://unit/short"), "{err}");
+    }
+
+    #[test]
+    fn parses_locations() {
+        assert_eq!(
+            Location::parse("s3://b/dir/a.hxz").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                key: "dir/a.hxz".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("http://127.0.0.1:8080/x/a.hxz").unwrap(),
+            Location::Http {
+                endpoint: "http://127.0.0.1:8080".into(),
+                path: "/x/a.hxz".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("file:///tmp/a.hxz").unwrap(),
+            Location::Fs {
+                path: "/tmp/a.hxz".into()
+            }
+        );
+        assert!(Location::parse("file://relative").is_err());
+        assert!(Location::parse("http://host/").is_err());
+    }
+
+    #[test]
+    fn reads_local_files_by_path_and_file_url() {
+        let dir = std::env::temp_dir().join(format!("hexz-opendal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("a.bin");
+        std::fs::write(&file, b"0123456789").unwrap();
+        for url in [
+            file.display().to_string(),
+            format!("file://{}", file.display()),
+        ] {
+            let source = OpendalSource::open(&url).unwrap();
+            assert_eq!(source.size(), 10);
+            let mut buf = [0; 3];
+            source.read_exact_at(4, &mut buf).unwrap();
+            assert_eq!(&buf, b"456");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,257 @@
+//! Locations (local paths and URLs) → an OpenDAL operator and the object path in it.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use opendal::{Operator, services};
+
+use crate::error::OpendalError;
+use crate::runtime;
+
+/// How many times a temporary failure (5xx, timeout, connection reset) is retried.
+pub const RETRY_TIMES: usize = 4;
+/// Per-request timeout for a whole non-I/O operation (stat, ...).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Per-I/O-step timeout (one read or write of a body chunk).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// S3 settings. [`S3Options::from_env`] reads the usual AWS variables.
+///
+/// When both keys are set (explicitly or through `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY`), they are used as they are and OpenDAL's own
+/// configuration loading (profiles in `~/.aws`, web identity, EC2 metadata) is
+/// turned off. Without keys it stays on, so profiles and instance roles work.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct S3Options {
+    /// `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    /// `AWS_REGION` or `AWS_DEFAULT_REGION`; `us-east-1` when unset.
+    pub region: Option<String>,
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Option<String>,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<String>,
+    /// `AWS_SESSION_TOKEN`.
+    pub session_token: Option<String>,
+    /// Virtual-host-style addressing (`bucket.endpoint`); path style otherwise.
+    /// `HEXZ_S3_VIRTUAL_HOST=1`.
+    pub virtual_host_style: bool,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .field("virtual_host_style", &self.virtual_host_style)
+            .finish()
+    }
+}
+
+impl S3Options {
+    /// Settings from the environment.
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        S3Options {
+            endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
+            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+            access_key_id: var("AWS_ACCESS_KEY_ID"),
+            secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
+            session_token: var("AWS_SESSION_TOKEN"),
+            virtual_host_style: var("HEXZ_S3_VIRTUAL_HOST").is_some_and(|v| v != "0"),
+        }
+    }
+}
+
+/// A parsed location: which service, and the object's path inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A local file (a plain path or `file:///abs/path`).
+    Fs {
+        /// Absolute or relative path.
+        path: String,
+    },
+    /// `s3://bucket/key`.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
+    /// `http://host[:port]/path` or `https://...`.
+    Http {
+        /// `scheme://host[:port]`.
+        endpoint: String,
+        /// The path, starting with `/`.
+        path: String,
+    },
+    /// `memory://name`: the process-wide in-memory store (tests, examples).
+    Memory {
+        /// The object name.
+        key: String,
+    },
+}
+
+impl Location {
+    /// Parse `url` (a local path, `file://`, `s3://`, `http(s)://`, `memory://`).
+    pub fn parse(url: &str) -> Result<Self, OpendalError> {
+        let bad = |reason: &str| OpendalError::BadUrl {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let Some((scheme, rest)) = url.split_once("://") else {
+            if url.is_empty() {
+                return Err(bad("empty location"));
+            }
+            return Ok(Location::Fs {
+                path: url.to_string(),
+            });
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "file" => {
+                // file:///abs/path (empty host) or file://localhost/abs/path.
+                let path = rest.strip_prefix("localhost").unwrap_or(rest);
+                if !path.starts_with('/') {
+                    return Err(bad("a file URL needs an absolute path: file:///abs/path"));
+                }
+                Ok(Location::Fs {
+                    path: path.to_string(),
+                })
+            }
+            "s3" => {
+                let (bucket, key) = rest
+                    .split_once('/')
+                    .ok_or_else(|| bad("an S3 URL is s3://bucket/key"))?;
+                if bucket.is_empty() || key.is_empty() || key.ends_with('/') {
+                    return Err(bad(
+                        "an S3 URL is s3://bucket/key (bucket and key required)",
+                    ));
+                }
+                Ok(Location::S3 {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                })
+            }
+            s @ ("http" | "https") => {
+                let (host, path) = match rest.find('/') {
+                    Some(i) => (&rest[..i], &rest[i..]),
+                    None => (rest, ""),
+                };
+                if host.is_empty() || path.len() < 2 || path.ends_with('/') {
+                    return Err(bad(
+                        "an HTTP URL names a file: http://host/path/archive.hxz",
+                    ));
+                }
+                if path.contains(['?', '#']) {
+                    return Err(bad("query strings and fragments are not supported"));
+                }
+                Ok(Location::Http {
+                    endpoint: format!("{s}://{host}"),
+                    path: path.to_string(),
+                })
+            }
+            "memory" => {
+                if rest.is_empty() {
+                    return Err(bad("a memory URL names an object: memory://name"));
+                }
+                Ok(Location::Memory {
+                    key: rest.to_string(),
+                })
+            }
+            other => Err(bad(&format!(
+                "unsupported scheme `{other}`; supported: file, s3, http, https, memory"
+            ))),
+        }
+    }
+}
+
+/// The async operator for `location` (retry and timeout layers applied), and the
+/// object path to use with it.
+pub(crate) fn operator(
+    url: &str,
+    location: &Location,
+    s3: &S3Options,
+) -> Result<(Operator, String), OpendalError> {
+    let configure = |e| OpendalError::backend(url, "configure", e);
+    let (op, path) = match location {
+        Location::Fs { path } => {
+            let abs = std::path::absolute(path).map_err(|e| OpendalError::BadUrl {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+            let dir = abs.parent().map(|p| p.to_string_lossy().into_owned());
+            let name = abs.file_name().map(|n| n.to_string_lossy().into_owned());
+            let (Some(dir), Some(name)) = (dir, name) else {
+                return Err(OpendalError::BadUrl {
+                    url: url.to_string(),
+                    reason: "not a file path".into(),
+                });
+            };
+            let op = Operator::new(services::Fs::default().root(&dir)).map_err(configure)?;
+            (op, name)
+        }
+        Location::S3 { bucket, key } => {
+            let mut b = services::S3::default()
+                .bucket(bucket)
+                .region(s3.region.as_deref().unwrap_or("us-east-1"));
+            if let Some(endpoint) = &s3.endpoint {
+                b = b.endpoint(endpoint);
+            }
+            if s3.virtual_host_style {
+                b = b.enable_virtual_host_style();
+            }
+            if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+                b = b
+                    .access_key_id(id)
+                    .secret_access_key(secret)
+                    .disable_config_load()
+                    .disable_ec2_metadata();
+                if let Some(token) = &s3.session_token {
+                    b = b.session_token(token);
+                }
+            }
+            (Operator::new(b).map_err(configure)?, key.clone())
+        }
+        Location::Http { endpoint, path } => {
+            let op =
+                Operator::new(services::Http::default().endpoint(endpoint)).map_err(configure)?;
+            (op, path.clone())
+        }
+        Location::Memory { key } => (shared_memory(url)?, key.clone()),
+    };
+    Ok((with_layers(op), path))
+}
+
+fn with_layers(op: Operator) -> Operator {
+    op.layer(
+        opendal::layers::TimeoutLayer::new()
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_io_timeout(IO_TIMEOUT),
+    )
+    .layer(
+        opendal::layers::RetryLayer::new()
+            .with_max_times(RETRY_TIMES)
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .with_factor(2.0)
+            .with_jitter(),
+    )
+}
+
+/// One in-memory store for the whole process, so `memory://a` written by one
+/// operator is readable by the next.
+fn shared_memory(url: &str) -> Result<Operator, OpendalError> {
+    static MEMORY: OnceLock<Operator> = OnceLock::new();
+    if let Some(op) = MEMORY.get() {
+        return Ok(op.clone());
+    }
+    runtime::init()?;
+    let op = Operator::new(services::Memory::default())
+        .map_err(|e| OpendalError::backend(url, "configure", e))?;
+    Ok(MEMORY.get_or_init(|| op).clone())
+}

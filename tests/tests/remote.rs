@@ -1,0 +1,314 @@
+//! Reading archives from real servers: nginx over HTTP and moto as S3.
+//!
+//! `tests/run.sh` starts both and exports `HEXZ_TEST_HTTP_URL` (nginx root URL),
+//! `HEXZ_TEST_HTTP_DIR` (the folder it serves), `HEXZ_TEST_HTTP_LOG` (its access
+//! log) and `HEXZ_TEST_S3_ENDPOINT` (moto). Without them each test prints why and
+//! passes as skipped, so a plain `cargo test` works offline.
+//!
+//! Each test builds one archive locally, uploads it, opens it by URL and compares
+//! listings, whole entries and random ranges byte for byte with the local copy, and
+//! counts requests with a counting [`ReadAt`] decorator (and nginx's access log).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hexz_format::{Archive, ReadAt, ReadOptions};
+use hexz_pipeline::recipe::load_recipe;
+use hexz_pipeline::{
+    BuildOptions, OpendalTransport, Registry, build, open_archive, open_archive_path,
+};
+
+/// Counts the reads (= requests, for a remote source) that reach the source.
+#[derive(Debug)]
+struct CountingSource {
+    inner: Arc<dyn ReadAt>,
+    reads: AtomicU64,
+}
+
+impl ReadAt for CountingSource {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn read_ranges(&self, ranges: &[(u64, usize)]) -> std::io::Result<Vec<Vec<u8>>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_ranges(ranges)
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    let value = std::env::var(name).ok().filter(|v| !v.is_empty());
+    if value.is_none() {
+        eprintln!("SKIPPED: {name} is not set (tests/run.sh starts the test servers and sets it)");
+    }
+    value
+}
+
+/// Pseudo-random bytes (xorshift), so chunks do not compress away.
+fn noise(len: usize, mut x: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Build an archive of a few hundred KiB to a few MiB; returns (tempdir, archive).
+fn build_archive() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir_all(data.join("sub")).unwrap();
+    for i in 0..40 {
+        let text: Vec<u8> = (0..200 + i * 50)
+            .flat_map(|j| format!("file {i} line {j}: some text\n").into_bytes())
+            .collect();
+        fs::write(data.join(format!("text-{i:02}.txt")), text).unwrap();
+    }
+    fs::write(data.join("sub/big.bin"), noise(3 << 20, 7)).unwrap();
+    fs::write(data.join("sub/small.bin"), noise(5000, 9)).unwrap();
+    fs::write(
+        dir.path().join("recipe.yaml"),
+        "inputs:\n  - path: data/\noutput: out/remote.hxz\n\
+         chunking: { min: 4KiB, avg: 16KiB, max: 64KiB }\ncompression: { codec: zstd }\n",
+    )
+    .unwrap();
+    let plan = load_recipe(&dir.path().join("recipe.yaml")).unwrap();
+    let options = BuildOptions {
+        quiet: true,
+        threads: Some(2),
+    };
+    let report = build(&plan, &Registry::default(), &options).unwrap();
+    (dir, report.output)
+}
+
+fn no_readahead() -> ReadOptions {
+    ReadOptions {
+        readahead_bytes: 0,
+        ..ReadOptions::default()
+    }
+}
+
+/// `ls`, every entry, and random ranges of the logical stream read through `url`
+/// equal the local archive's.
+fn compare_with_local(registry: &Registry, local: &Path, url: &str) {
+    let a = open_archive_path(local, registry, ReadOptions::default()).unwrap();
+    let b = open_archive(url, registry, ReadOptions::default()).unwrap();
+    assert_eq!(a.root_hash(), b.root_hash());
+    let la: Vec<_> = a.entries().map(|e| e.unwrap()).collect();
+    let lb: Vec<_> = b.entries().map(|e| e.unwrap()).collect();
+    assert_eq!(la, lb);
+    for e in la.iter().filter(|e| e.kind == hexz_format::EntryKind::File) {
+        assert_eq!(
+            a.read_entry(e).unwrap(),
+            b.read_entry(e).unwrap(),
+            "{}",
+            e.name
+        );
+    }
+    let len = a.len();
+    let mut x = 0x1234_5678u64;
+    for _ in 0..50 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let offset = (x >> 11) % len;
+        let n = ((x >> 40) % 70_000).min(len - offset) as usize;
+        let (mut ba, mut bb) = (vec![0; n], vec![0; n]);
+        a.read_at(offset, &mut ba).unwrap();
+        b.read_at(offset, &mut bb).unwrap();
+        assert!(ba == bb, "range {offset}+{n} differs");
+    }
+    assert!(b.verify().is_ok());
+}
+
+/// Open `url` through a counting source; returns (requests to open, requests for a
+/// cold chunk read once its index page is cached).
+fn request_counts(registry: &Registry, url: &str) -> (u64, u64) {
+    let counting = Arc::new(CountingSource {
+        inner: registry.open_source(url).unwrap(),
+        reads: AtomicU64::new(0),
+    });
+    let archive = Archive::open(counting.clone(), registry, no_readahead()).unwrap();
+    let open = counting.reads.load(Ordering::SeqCst);
+    // The first read loads the index page (and a chunk); a far-away chunk covered
+    // by the same page then costs exactly one ranged read.
+    let mut byte = [0; 1];
+    archive.read_at(0, &mut byte).unwrap();
+    let before = counting.reads.load(Ordering::SeqCst);
+    archive.read_at(archive.len() - 1, &mut byte).unwrap();
+    let cold = counting.reads.load(Ordering::SeqCst) - before;
+    eprintln!("{url}: open = {open} reads (+1 stat), cold chunk = {cold} read");
+    (open, cold)
+}
+
+#[test]
+fn reads_over_http_from_nginx() {
+    let (Some(base), Some(dir), Some(log)) = (
+        env("HEXZ_TEST_HTTP_URL"),
+        env("HEXZ_TEST_HTTP_DIR"),
+        env("HEXZ_TEST_HTTP_LOG"),
+    ) else {
+        return;
+    };
+    let (_tmp, local) = build_archive();
+    fs::copy(&local, Path::new(&dir).join("remote.hxz")).unwrap();
+    let url = format!("{base}/remote.hxz");
+    let registry = Registry::default();
+    compare_with_local(&registry, &local, &url);
+
+    let (open, cold) = request_counts(&registry, &url);
+    assert!(open <= 1, "open read {open} times");
+    assert_eq!(cold, 1);
+
+    // The server's own count: one HEAD (stat) and the tail GET for an open.
+    let lines = |log: &str| fs::read_to_string(log).unwrap_or_default().lines().count();
+    let before = lines(&log);
+    open_archive(&url, &Registry::default(), no_readahead()).unwrap();
+    let requests = lines(&log) - before;
+    assert!(requests <= 2, "open cost {requests} HTTP requests");
+    eprintln!("nginx access log: open = {requests} requests");
+
+    // The CLI lists by URL what it lists locally.
+    let ls = |a: &str| {
+        Command::new(hexz_bin())
+            .args(["ls", "-l", a])
+            .output()
+            .unwrap()
+    };
+    let (l, r) = (ls(local.to_str().unwrap()), ls(&url));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(l.stdout, r.stdout);
+
+    let err = open_archive(
+        &format!("{base}/missing.hxz"),
+        &Registry::default(),
+        no_readahead(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("missing.hxz") && err.contains("404"), "{err}");
+}
+
+fn s3_options(endpoint: &str) -> hexz_opendal::S3Options {
+    hexz_opendal::S3Options {
+        endpoint: Some(endpoint.to_string()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("testing".into()),
+        secret_access_key: Some("testing".into()),
+        ..Default::default()
+    }
+}
+
+/// Create the bucket (moto: `PUT /bucket`).
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let status = Command::new("curl")
+        .args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot create bucket {bucket}");
+}
+
+#[test]
+fn reads_over_s3_from_moto_and_the_cli_reads_urls() {
+    let Some(endpoint) = env("HEXZ_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    create_bucket(&endpoint, "hexz-test");
+    let (_tmp, local) = build_archive();
+    let url = "s3://hexz-test/dir/remote.hxz".to_string();
+    let (op, path) = hexz_opendal::blocking_operator(&url, &s3_options(&endpoint)).unwrap();
+    op.write(&path, fs::read(&local).unwrap()).unwrap();
+
+    // In process: a registry whose transport has the settings; the CLI below takes
+    // the same ones from the AWS environment variables.
+    let mut registry = Registry::default();
+    registry.register_transport(Arc::new(OpendalTransport::with_s3(s3_options(&endpoint))));
+    compare_with_local(&registry, &local, &url);
+    let (open, cold) = request_counts(&registry, &url);
+    assert!(open <= 1, "open read {open} times");
+    assert_eq!(cold, 1);
+
+    // The CLI: ls and cat by URL match the local archive.
+    let hexz = hexz_bin();
+    let hexz_cmd = || {
+        let mut c = Command::new(&hexz);
+        c.env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing");
+        c
+    };
+    let ls = |a: &str| hexz_cmd().args(["ls", a]).output().unwrap();
+    let (l, r) = (ls(local.to_str().unwrap()), ls(&url));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(l.stdout, r.stdout);
+    let cat = hexz_cmd()
+        .args(["cat", &url, "sub/small.bin"])
+        .output()
+        .unwrap();
+    assert!(
+        cat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cat.stderr)
+    );
+    assert_eq!(cat.stdout, noise(5000, 9));
+    for verb in ["info", "verify"] {
+        let out = hexz_cmd().args([verb, &url]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{verb}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let out = hexz_cmd()
+        .args(["extract", &url])
+        .arg(dest.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read(dest.path().join("sub/big.bin")).unwrap(),
+        noise(3 << 20, 7)
+    );
+
+    let missing = hexz_cmd()
+        .args(["ls", "s3://hexz-test/nope.hxz"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("s3://hexz-test/nope.hxz"), "{stderr}");
+}
+
+/// The `hexz` binary built by the CLI tests' helper (same profile and target).
+fn hexz_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("HEXZ_BIN") {
+        return bin.into();
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "hexz-cli", "--bin", "hexz"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("hexz")
+}
