@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use filetime::FileTime;
 use hexz_format::writer::validate_name;
 use hexz_format::{Archive, Entry, EntryKind, Owner};
+use indicatif::ProgressBar;
+use rayon::prelude::*;
 
 use crate::error::{PipelineError, Result};
 use crate::progress::bytes_bar;
@@ -62,7 +64,8 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
     let owner_of = |entry: &Entry| entry.owner.filter(|_| restore_owner);
     let mut dirs: Vec<(PathBuf, Entry)> = Vec::new();
     let mut links: Vec<(PathBuf, Entry)> = Vec::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut batch: Vec<(PathBuf, Entry)> = Vec::new();
+    let mut batch_bytes = 0u64;
     // Folders this run created or checked (never symlinks): their children skip the
     // per-component checks. No symlink is created before all files are written.
     let mut known_dirs: HashSet<PathBuf> = HashSet::new();
@@ -75,37 +78,15 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
         let path = prepare_parent(&root, &entry.name, &mut known_dirs)?;
         match entry.kind {
             EntryKind::File | EntryKind::Record => {
-                let mut out = create_file(&path, &entry.name, options.overwrite)?;
-                let mut reader = archive.entry_reader(&entry);
-                loop {
-                    let n = reader.read(&mut buf).map_err(|e| {
-                        match e.downcast::<hexz_format::Error>() {
-                            Ok(format) => PipelineError::Format(format),
-                            Err(e) => PipelineError::Io {
-                                path: PathBuf::from(archive.source_name()),
-                                error: e,
-                            },
-                        }
-                    })?;
-                    if n == 0 {
-                        break;
-                    }
-                    out.write_all(&buf[..n]).map_err(PipelineError::io(&path))?;
-                    bar.inc(n as u64);
+                // Files are written in parallel batches (file creation is mostly
+                // kernel time); their parents exist already, created above.
+                batch_bytes += entry.size;
+                batch.push((path, entry));
+                if batch.len() >= 256 || batch_bytes >= 32 << 20 {
+                    write_files(archive, &batch, options, restore_owner, &bar, &mut report)?;
+                    batch.clear();
+                    batch_bytes = 0;
                 }
-                // Through the handle: no second path lookup. Owner first: chown
-                // clears set-uid/set-gid bits.
-                if let Some(owner) = owner_of(&entry) {
-                    fchown(&out, Some(owner.uid), Some(owner.gid))
-                        .map_err(chown_error(&path, owner))?;
-                }
-                out.set_permissions(fs::Permissions::from_mode(entry.mode & 0o7777))
-                    .map_err(PipelineError::io(&path))?;
-                let t = FileTime::from_unix_time(entry.mtime, entry.mtime_nsec);
-                filetime::set_file_handle_times(&out, None, Some(t))
-                    .map_err(PipelineError::io(&path))?;
-                report.files += 1;
-                report.bytes += entry.size;
             }
             EntryKind::Dir => {
                 match fs::symlink_metadata(&path) {
@@ -127,6 +108,7 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
             EntryKind::Symlink => links.push((path, entry)),
         }
     }
+    write_files(archive, &batch, options, restore_owner, &bar, &mut report)?;
     for (path, entry) in links {
         let target = entry.target.as_deref().unwrap_or_default();
         // Check the parents again, without the cache, before creating a link.
@@ -153,6 +135,64 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
     bar.finish_and_clear();
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Write a batch of files (their parents exist) on rayon, in parallel.
+fn write_files(
+    archive: &Archive,
+    batch: &[(PathBuf, Entry)],
+    options: &ExtractOptions,
+    restore_owner: bool,
+    bar: &ProgressBar,
+    report: &mut ExtractReport,
+) -> Result<()> {
+    batch.par_iter().try_for_each_init(
+        || vec![0u8; 1 << 20],
+        |buf, (path, entry)| write_file(archive, path, entry, options, restore_owner, bar, buf),
+    )?;
+    report.files += batch.len() as u64;
+    report.bytes += batch.iter().map(|(_, e)| e.size).sum::<u64>();
+    Ok(())
+}
+
+/// Create one file and give it its content, owner, mode and mtime.
+fn write_file(
+    archive: &Archive,
+    path: &Path,
+    entry: &Entry,
+    options: &ExtractOptions,
+    restore_owner: bool,
+    bar: &ProgressBar,
+    buf: &mut [u8],
+) -> Result<()> {
+    let mut out = create_file(path, &entry.name, options.overwrite)?;
+    let mut reader = archive.entry_reader(entry);
+    loop {
+        let n = reader
+            .read(buf)
+            .map_err(|e| match e.downcast::<hexz_format::Error>() {
+                Ok(format) => PipelineError::Format(format),
+                Err(e) => PipelineError::Io {
+                    path: PathBuf::from(archive.source_name()),
+                    error: e,
+                },
+            })?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n]).map_err(PipelineError::io(path))?;
+        bar.inc(n as u64);
+    }
+    // Through the handle: no second path lookup. Owner first: chown clears
+    // set-uid/set-gid bits.
+    if let Some(owner) = entry.owner.filter(|_| restore_owner) {
+        fchown(&out, Some(owner.uid), Some(owner.gid)).map_err(chown_error(path, owner))?;
+    }
+    out.set_permissions(fs::Permissions::from_mode(entry.mode & 0o7777))
+        .map_err(PipelineError::io(path))?;
+    let t = FileTime::from_unix_time(entry.mtime, entry.mtime_nsec);
+    filetime::set_file_handle_times(&out, None, Some(t)).map_err(PipelineError::io(path))?;
+    Ok(())
 }
 
 /// Create the parents of `name` under `root` (refusing any that is a symlink or not

@@ -267,7 +267,13 @@ fn dot_dot_and_absolute_names_are_refused() {
             assert!(!base.join("evil").exists(), "../evil was written");
             assert!(!dir.path().join("evil").exists());
             assert!(!abs_evil.exists(), "absolute name was written");
-            assert_eq!(contents(&base), ["dest", "dest/a-first.txt"]);
+            // Nothing but what the archive may put in dest: files are written in
+            // batches, so the entry before the hostile one may or may not be there.
+            let found = contents(&base);
+            assert!(
+                found.iter().all(|p| p == "dest" || p == "dest/a-first.txt"),
+                "{found:?}"
+            );
             let _ = fs::remove_file(dest.join("a-first.txt"));
         }
     }
