@@ -121,12 +121,15 @@ now() { date +%s.%N; }
 # Deleting a 100k-file tree is slow here (ext4 mounted with 'discard') and
 # slows the file system down for a while afterwards. So a previous run's
 # extracted tree is only renamed out of the way (instant) before a timed run,
-# and the trash is emptied after the step, between tools, not between runs.
+# and the trash is emptied only once everything is measured: emptying it between
+# tools made the next tool's extract run during the discards of the previous
+# tool's trees, a bias against whichever tool comes second. Set
+# TRASH_BETWEEN_TOOLS=1 to empty it between tools (needs less free disk).
 trash() { # PATH...: move out of the way if present
     local p; mkdir -p -- "$TRASH"
     for p; do [[ -e $p ]] && mv -- "$p" "$(mktemp -d "$TRASH/t.XXXXXX")/" || true; done
 }
-empty_trash() { rm -rf -- "$TRASH"; sync; }
+empty_trash() { [[ ${TRASH_BETWEEN_TOOLS:-0} == 1 ]] && { rm -rf -- "$TRASH"; sync; } || true; }
 fsub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
 fmin() { awk -v a="$1" -v b="$2" 'BEGIN {print (a + 0 < b + 0) ? a : b}'; }
 
