@@ -21,9 +21,9 @@ use crate::codec::{CodecProvider, Compressor};
 use crate::columns::{ColumnSchema, Value};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
-    BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, FLAG_SIGNED,
-    HASH_BLAKE3_KEYED, HEADER_LEN, OPEN_TAIL_LEN, PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN,
-    Trailer, TreeRoot, check_header, decode_header,
+    BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, HASH_BLAKE3_KEYED,
+    HEADER_LEN, OPEN_TAIL_LEN, PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot,
+    check_header, decode_header,
 };
 use crate::page::{Key, Page, TreeKind, decode_page};
 use crate::source::{FileSource, ReadAt, read_vec};
@@ -155,7 +155,6 @@ impl Archive {
                 feature: "encrypted archives",
             });
         }
-        let _signed = trailer.flags & FLAG_SIGNED != 0;
         let dir_start = trailer.directory_offset;
         let dir_len = trailer.directory_len as usize;
         let directory_bytes = if dir_start >= tail_start {
