@@ -268,7 +268,16 @@ enum Msg {
     /// `data[headroom..]` (see [`cut_batch`]). Entries travel with the data so the
     /// caller's thread never waits on the worker for each small file; the channel
     /// bounds batches, hence memory.
-    Batch { entries: Vec<Entry>, data: Vec<u8> },
+    /// `ends_segment`: cut the batch to its end (see
+    /// [`ArchiveWriter::end_segment`]).
+    Batch {
+        entries: Vec<Entry>,
+        data: Vec<u8>,
+        ends_segment: bool,
+    },
+    /// Store everything sent so far, then send back the digests of the segments
+    /// ended so far.
+    Sync(std::sync::mpsc::Sender<Vec<Hash32>>),
     Finish {
         entries: Vec<Entry>,
         names: Vec<(String, u64)>,
@@ -527,7 +536,40 @@ impl<W: Sink> ArchiveWriter<W> {
         Ok(())
     }
 
+    /// End the current *segment* of the logical stream: the next byte starts a new
+    /// chunk, and FastCDC restarts there, so the chunks of a segment depend on its
+    /// bytes alone — not on what precedes or follows it. Each segment gets a
+    /// digest (see [`segment_digests`](Self::segment_digests)). Segment ends are
+    /// part of the input: the same calls give the same bytes.
+    pub fn end_segment(&mut self) -> Result<()> {
+        self.send_batch_with(true)
+    }
+
+    /// The digests of the segments ended so far, in order (one per
+    /// [`end_segment`](Self::end_segment) call): BLAKE3 over the segment's chunks
+    /// in stream order, each as its 32-byte id then its length (`u32` LE); a zero
+    /// chunk's id is 32 zero bytes. Waits until the writer has cut everything
+    /// sent so far.
+    pub fn segment_digests(&mut self) -> Result<Vec<Hash32>> {
+        if self.filled > self.headroom {
+            self.send_batch()?;
+        }
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.send(Msg::Sync(reply))?;
+        match answer.recv() {
+            Ok(digests) => Ok(digests),
+            Err(_) => Err(self.join_worker().err().unwrap_or(Error::Io {
+                path: PathBuf::from("<writer thread>"),
+                error: io::Error::other("writer thread stopped"),
+            })),
+        }
+    }
+
     fn send_batch(&mut self) -> Result<()> {
+        self.send_batch_with(false)
+    }
+
+    fn send_batch_with(&mut self, ends_segment: bool) -> Result<()> {
         // Reuse a buffer the worker is done with (no page faults, and only the part
         // past its old length is zeroed); else a fresh zeroed allocation (calloc).
         let len = self.headroom + self.batch_bytes;
@@ -545,6 +587,7 @@ impl<W: Sink> ArchiveWriter<W> {
         self.send(Msg::Batch {
             entries,
             data: full,
+            ends_segment,
         })
     }
 
@@ -703,6 +746,10 @@ struct WorkerState<W: Sink> {
     recycle: std::sync::mpsc::Sender<Vec<u8>>,
     /// Shared with the caller's thread for progress reports.
     progress: Arc<ProgressCounters>,
+    /// The chunks of the current segment (see [`ArchiveWriter::end_segment`]).
+    segment: blake3::Hasher,
+    /// Digests of the segments ended so far.
+    segments: Vec<Hash32>,
 }
 
 /// A batch cut into chunks: `cuts` are `(start, end)` in `buf`; bytes from
@@ -713,6 +760,8 @@ struct Cut {
     /// Per chunk: BLAKE3 id and whether it is all zeros (id then all zeros).
     ids: Vec<([u8; 32], bool)>,
     consumed: usize,
+    /// The batch ends a segment: it was cut to its end.
+    ends_segment: bool,
 }
 
 /// Cut a batch with FastCDC. `buf` holds `headroom` (= the largest chunk) spare
@@ -760,6 +809,7 @@ fn cut_batch(carry: &[u8], mut buf: Vec<u8>, params: ChunkParams, last: bool) ->
         cuts,
         ids,
         consumed: begin + start,
+        ends_segment: last,
     }
 }
 
@@ -795,6 +845,8 @@ impl<W: Sink> WorkerState<W> {
             stats: Stats::default(),
             recycle,
             progress,
+            segment: blake3::Hasher::new(),
+            segments: Vec::new(),
         })
     }
 
@@ -805,7 +857,11 @@ impl<W: Sink> WorkerState<W> {
         let mut pending: Option<Cut> = None;
         while let Ok(msg) = rx.recv() {
             match msg {
-                Msg::Batch { entries, data } => {
+                Msg::Batch {
+                    entries,
+                    data,
+                    ends_segment,
+                } => {
                     self.add_entries(entries)?;
                     let carry = std::mem::take(&mut self.carry);
                     let params = self.options.chunking;
@@ -813,16 +869,23 @@ impl<W: Sink> WorkerState<W> {
                         Some(cut) => {
                             let (stored, next) = rayon::join(
                                 || self.store_chunks(&cut),
-                                || cut_batch(&carry, data, params, false),
+                                || cut_batch(&carry, data, params, ends_segment),
                             );
                             stored?;
                             let _ = self.recycle.send(cut.buf);
                             next
                         }
-                        None => cut_batch(&carry, data, params, false),
+                        None => cut_batch(&carry, data, params, ends_segment),
                     };
                     self.carry = next.buf[next.consumed..].to_vec();
                     pending = Some(next);
+                }
+                Msg::Sync(reply) => {
+                    if let Some(cut) = pending.take() {
+                        self.store_chunks(&cut)?;
+                        let _ = self.recycle.send(cut.buf);
+                    }
+                    let _ = reply.send(self.segments.clone());
                 }
                 Msg::Finish {
                     entries,
@@ -936,6 +999,8 @@ impl<W: Sink> WorkerState<W> {
                     record.flags = loc.flags;
                 }
             }
+            self.segment.update(id);
+            self.segment.update(&raw_len.to_le_bytes());
             self.stats.chunk_count += 1;
             self.logical += u64::from(raw_len);
             self.chunks.push(
@@ -943,6 +1008,10 @@ impl<W: Sink> WorkerState<W> {
                 |out| record.encode(out),
                 &mut self.blobs,
             )?;
+        }
+        if cut.ends_segment {
+            let digest = std::mem::replace(&mut self.segment, blake3::Hasher::new()).finalize();
+            self.segments.push(Hash32(*digest.as_bytes()));
         }
         let p = &self.progress;
         p.chunked.store(self.logical, Ordering::Relaxed);

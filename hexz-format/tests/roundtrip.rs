@@ -4,6 +4,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use hexz_format::codec::{Compressor, NoCompression};
+use hexz_format::{ArchiveWriter, EntryMeta};
 use proptest::prelude::*;
 
 use crate::common::*;
@@ -206,4 +207,62 @@ proptest! {
             }
         }
     }
+}
+
+/// Segments: a chunk boundary at each `end_segment`, chunking restarted there (so a
+/// segment's chunks and digest depend on its bytes alone), whatever the batch
+/// size; the content still reads back as one stream.
+#[test]
+fn segments_cut_independently_and_have_digests() {
+    let meta = || EntryMeta {
+        mode: 0o100644,
+        mtime: 0,
+        mtime_nsec: 0,
+        owner: None,
+        columns: Vec::new(),
+    };
+    let write = |first: &[u8], second: &[u8], batch: usize| {
+        let mut options = small_options(Arc::new(NoCompression));
+        options.batch_bytes = batch;
+        let mut w = ArchiveWriter::new(Vec::new(), options).unwrap();
+        w.add_bytes("a", first, meta()).unwrap();
+        w.end_segment().unwrap();
+        w.end_segment().unwrap(); // an empty segment
+        w.add_bytes("b", second, meta()).unwrap();
+        w.end_segment().unwrap();
+        let digests = w.segment_digests().unwrap();
+        let (bytes, _) = w.finish().unwrap();
+        (bytes, digests)
+    };
+    let (a, b) = (noise(1, 50_001), noise(2, 70_000));
+    let (bytes, digests) = write(&a, &b, 64 * 1024);
+    assert_eq!(digests.len(), 3);
+    let archive = open(&bytes).unwrap();
+    let mut stream = a.clone();
+    stream.extend_from_slice(&b);
+    assert_eq!(archive.read_range(0, stream.len()).unwrap(), stream);
+    // A chunk ends exactly where the first segment ends.
+    let records = archive.chunk_records(0, archive.len()).unwrap();
+    assert!(records.iter().any(|r| r.logical_offset == a.len() as u64));
+    // Each digest is BLAKE3 over the segment's (id, length) pairs.
+    let digest_of = |from: u64, to: u64| {
+        let mut h = blake3::Hasher::new();
+        for r in records
+            .iter()
+            .filter(|r| r.logical_offset >= from && r.logical_offset < to)
+        {
+            h.update(&r.id);
+            h.update(&r.raw_len.to_le_bytes());
+        }
+        *h.finalize().as_bytes()
+    };
+    let len = stream.len() as u64;
+    assert_eq!(digests[0].0, digest_of(0, a.len() as u64));
+    assert_eq!(digests[1].0, *blake3::hash(b"").as_bytes());
+    assert_eq!(digests[2].0, digest_of(a.len() as u64, len));
+    // The second segment's digest does not depend on the first segment's bytes,
+    // nor on the batch size.
+    let (_, other) = write(&noise(3, 12_345), &b, 4096 * 3);
+    assert_eq!(other[2], digests[2]);
+    assert_ne!(other[0], digests[0]);
 }

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use hexz_format::layout::SECTION_PROVENANCE;
 use hexz_format::{
-    ArchiveWriter, ChunkParams, Compressor, EntryKind, EntryMeta, Owner, PendingFile, Summary,
+    ArchiveWriter, ChunkParams, Compressor, EntryKind, EntryMeta, Hash32, Owner, PendingFile, Summary,
     WriterOptions,
 };
 use indicatif::ProgressBar;
 
-use crate::digest::{ContentHasher, InputDigest};
+use crate::digest::{InputDigest, ProgressReader};
 use crate::error::{PipelineError, Result};
 use crate::progress::bytes_bar;
 use crate::recipe::{Plan, RecipeError, SourceLocation};
@@ -189,7 +189,14 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     }
     let mut seen = InputCount::default();
     let mut digests = vec![InputDigest::new(); plan.inputs.len()];
+    // Each input is one segment of the stream (its own chunks, see
+    // `ArchiveWriter::end_segment`): `ended` inputs are closed so far.
+    let mut ended = 0;
     seen.excluded = walk(plan, &mut |found| {
+        while ended < found.input {
+            writer.end_segment()?;
+            ended += 1;
+        }
         // A record input is one file, visited like a single-file input.
         let input = &plan.inputs[found.input];
         if input.records.is_some() {
@@ -216,7 +223,16 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
         }
         Ok(())
     })?;
-    writer.add_section(SECTION_PROVENANCE, false, provenance(plan, &seen, &digests))?;
+    while ended < plan.inputs.len() {
+        writer.end_segment()?;
+        ended += 1;
+    }
+    let contents = writer.segment_digests()?;
+    writer.add_section(
+        SECTION_PROVENANCE,
+        false,
+        provenance(plan, &seen, &digests, &contents),
+    )?;
     let (_, summary) = writer.finish()?;
     bar.finish_and_clear();
     Ok(BuildReport {
@@ -240,9 +256,9 @@ fn add_found(
     if t.is_file() {
         let file = File::open(&found.path).map_err(PipelineError::io(&found.path))?;
         let progress = |n| bar.inc(n);
-        let mut hashed = ContentHasher::new(file, &progress);
+        let mut counted = ProgressReader::new(file, &progress);
         let size = writer
-            .add_file(&found.name, &mut hashed, meta)
+            .add_file(&found.name, &mut counted, meta)
             .map_err(|e| match e {
                 hexz_format::Error::Input { error, .. } => PipelineError::Io {
                     path: found.path.clone(),
@@ -250,19 +266,10 @@ fn add_found(
                 },
                 other => other.into(),
             })?;
-        let content = hashed.hash();
-        digest.add(
-            EntryKind::File,
-            &found.name,
-            size,
-            &digest_meta,
-            None,
-            &content,
-        );
+        digest.add(EntryKind::File, &found.name, size, &digest_meta, None);
     } else if t.is_dir() {
         writer.add_dir(&found.name, meta)?;
-        let none = blake3::hash(b"");
-        digest.add(EntryKind::Dir, &found.name, 0, &digest_meta, None, &none);
+        digest.add(EntryKind::Dir, &found.name, 0, &digest_meta, None);
     } else if t.is_symlink() {
         let target = fs::read_link(&found.path).map_err(PipelineError::io(&found.path))?;
         let target = target.to_str().ok_or(PipelineError::UnsupportedInput {
@@ -270,14 +277,12 @@ fn add_found(
             reason: "symlink target is not valid UTF-8",
         })?;
         writer.add_symlink(&found.name, target, meta)?;
-        let none = blake3::hash(b"");
         digest.add(
             EntryKind::Symlink,
             &found.name,
             0,
             &digest_meta,
             Some(target),
-            &none,
         );
     }
     Ok(())
@@ -287,19 +292,24 @@ fn add_found(
 /// per input (see [`crate::digest`]). No clock times and no absolute paths
 /// (inputs are named as written in the recipe), so rebuilding gives the same
 /// bytes.
-fn provenance(plan: &Plan, seen: &InputCount, digests: &[InputDigest]) -> Vec<u8> {
+fn provenance(
+    plan: &Plan,
+    seen: &InputCount,
+    digests: &[InputDigest],
+    contents: &[Hash32],
+) -> Vec<u8> {
     let recipe: serde_json::Value = serde_json::from_str(&plan.normalized)
         .unwrap_or(serde_json::Value::String(plan.normalized.clone()));
     let input_digests: Vec<serde_json::Value> = plan
         .inputs
         .iter()
-        .zip(digests)
-        .map(|(input, d)| {
+        .zip(digests.iter().zip(contents))
+        .map(|(input, (d, content))| {
             serde_json::json!({
                 "path": input.written,
                 "entries": d.entries(),
                 "bytes": d.bytes(),
-                "blake3": d.finish().to_string(),
+                "blake3": d.finish(content).to_string(),
             })
         })
         .collect();

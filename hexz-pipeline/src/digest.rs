@@ -1,5 +1,5 @@
 //! Input digests for provenance: one BLAKE3 per recipe input, over the entries
-//! it produced, in archive order.
+//! it produced, in archive order, then over their content.
 //!
 //! Each entry contributes one record (all integers little-endian):
 //!
@@ -13,13 +13,17 @@
 //! u8   1 if an owner is recorded, else 0
 //! u32  uid, u32 gid (0 without an owner)
 //! u32  symlink target length, then the target (UTF-8; length 0 for other kinds)
-//! 32   BLAKE3 of the entry's content bytes (of no bytes for dirs and symlinks)
 //! ```
 //!
-//! The content hash is computed while the bytes stream into the archive writer
-//! ([`ContentHasher`] wraps the reader), so no file is read twice. The digest is
-//! a function of the archived entries alone: no clock, no absolute path, no
-//! thread count.
+//! After the last record come the 32 bytes of the input's *content digest*: each
+//! input is one segment of the archive's logical stream (the writer cuts a chunk
+//! boundary at its end and restarts FastCDC there, see
+//! [`ArchiveWriter::end_segment`](hexz_format::ArchiveWriter::end_segment)), and
+//! the content digest is BLAKE3 over the segment's chunks in order, each as its
+//! 32-byte chunk id then its length (`u32`). The chunk ids are computed by the
+//! writer anyway, so no byte is hashed twice. The digest is a function of the
+//! input alone (its entries, their bytes and the chunk parameters): no clock, no
+//! absolute path, no thread count, and not the other inputs.
 
 use std::io::Read;
 
@@ -50,9 +54,7 @@ impl InputDigest {
         }
     }
 
-    /// Add one archived entry: its metadata, its size, its symlink target and the
-    /// BLAKE3 of its content (see [`ContentHasher`]; `blake3::hash(b"")` for
-    /// entries without bytes).
+    /// Add one archived entry: its metadata, its size and its symlink target.
     pub fn add(
         &mut self,
         kind: EntryKind,
@@ -60,7 +62,6 @@ impl InputDigest {
         size: u64,
         meta: &EntryMeta,
         target: Option<&str>,
-        content: &blake3::Hash,
     ) {
         let h = &mut self.hasher;
         h.update(&[kind as u8]);
@@ -77,7 +78,6 @@ impl InputDigest {
         let target = target.unwrap_or("");
         h.update(&(target.len() as u32).to_le_bytes());
         h.update(target.as_bytes());
-        h.update(content.as_bytes());
         self.entries += 1;
         self.bytes += size;
     }
@@ -92,46 +92,38 @@ impl InputDigest {
         self.bytes
     }
 
-    /// The digest of the entries added so far.
-    pub fn finish(&self) -> Hash32 {
-        Hash32(*self.hasher.finalize().as_bytes())
+    /// The digest of the entries added so far, whose bytes form the stream
+    /// segment with the writer's digest `content`.
+    pub fn finish(&self, content: &Hash32) -> Hash32 {
+        let mut h = self.hasher.clone();
+        h.update(&content.0);
+        Hash32(*h.finalize().as_bytes())
     }
 }
 
-/// A reader that hashes the bytes passing through it (BLAKE3), and reports
-/// their count to `progress`.
-pub struct ContentHasher<'a, R> {
+/// A reader that reports the count of the bytes passing through it to
+/// `progress`.
+pub struct ProgressReader<'a, R> {
     inner: R,
-    hasher: blake3::Hasher,
     progress: &'a dyn Fn(u64),
 }
 
-impl<R> std::fmt::Debug for ContentHasher<'_, R> {
+impl<R> std::fmt::Debug for ProgressReader<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContentHasher").finish_non_exhaustive()
+        f.debug_struct("ProgressReader").finish_non_exhaustive()
     }
 }
 
-impl<'a, R: Read> ContentHasher<'a, R> {
+impl<'a, R: Read> ProgressReader<'a, R> {
     /// Wrap `inner`; `progress` is called with the size of every read.
     pub fn new(inner: R, progress: &'a dyn Fn(u64)) -> Self {
-        Self {
-            inner,
-            hasher: blake3::Hasher::new(),
-            progress,
-        }
-    }
-
-    /// BLAKE3 of every byte read so far.
-    pub fn hash(&self) -> blake3::Hash {
-        self.hasher.finalize()
+        Self { inner, progress }
     }
 }
 
-impl<R: Read> Read for ContentHasher<'_, R> {
+impl<R: Read> Read for ProgressReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
         (self.progress)(n as u64);
         Ok(n)
     }
@@ -156,11 +148,12 @@ mod tests {
         }
     }
 
+    const CONTENT: Hash32 = Hash32([7; 32]);
+
     #[test]
     fn record_layout_is_as_documented() {
-        let content = blake3::hash(b"hello");
         let mut d = InputDigest::new();
-        d.add(EntryKind::File, "a.txt", 5, &meta(), None, &content);
+        d.add(EntryKind::File, "a.txt", 5, &meta(), None);
         let mut want = Vec::new();
         want.push(1u8);
         want.extend_from_slice(&5u32.to_le_bytes());
@@ -173,57 +166,58 @@ mod tests {
         want.extend_from_slice(&1000u32.to_le_bytes());
         want.extend_from_slice(&100u32.to_le_bytes());
         want.extend_from_slice(&0u32.to_le_bytes());
-        want.extend_from_slice(content.as_bytes());
-        assert_eq!(d.finish().0, *blake3::hash(&want).as_bytes());
+        want.extend_from_slice(&CONTENT.0);
+        assert_eq!(d.finish(&CONTENT).0, *blake3::hash(&want).as_bytes());
         assert_eq!((d.entries(), d.bytes()), (1, 5));
     }
 
     #[test]
     fn every_field_counts() {
-        let content = blake3::hash(b"x");
         let base = {
             let mut d = InputDigest::new();
-            d.add(EntryKind::File, "a", 1, &meta(), None, &content);
-            d.finish()
+            d.add(EntryKind::File, "a", 1, &meta(), None);
+            d.finish(&CONTENT)
         };
         type Variant<'a> = Box<dyn Fn(&mut InputDigest) + 'a>;
         let variants: Vec<Variant> = vec![
-            Box::new(|d| d.add(EntryKind::Record, "a", 1, &meta(), None, &content)),
-            Box::new(|d| d.add(EntryKind::File, "b", 1, &meta(), None, &content)),
-            Box::new(|d| d.add(EntryKind::File, "a", 2, &meta(), None, &content)),
+            Box::new(|d| d.add(EntryKind::Record, "a", 1, &meta(), None)),
+            Box::new(|d| d.add(EntryKind::File, "b", 1, &meta(), None)),
+            Box::new(|d| d.add(EntryKind::File, "a", 2, &meta(), None)),
             Box::new(|d| {
                 let m = EntryMeta {
                     owner: None,
                     ..meta()
                 };
-                d.add(EntryKind::File, "a", 1, &m, None, &content)
+                d.add(EntryKind::File, "a", 1, &m, None)
             }),
             Box::new(|d| {
                 let m = EntryMeta {
                     mtime_nsec: 6,
                     ..meta()
                 };
-                d.add(EntryKind::File, "a", 1, &m, None, &content)
+                d.add(EntryKind::File, "a", 1, &m, None)
             }),
-            Box::new(|d| d.add(EntryKind::File, "a", 1, &meta(), Some("t"), &content)),
-            Box::new(|d| d.add(EntryKind::File, "a", 1, &meta(), None, &blake3::hash(b"y"))),
+            Box::new(|d| d.add(EntryKind::File, "a", 1, &meta(), Some("t"))),
         ];
         for (i, v) in variants.iter().enumerate() {
             let mut d = InputDigest::new();
             v(&mut d);
-            assert_ne!(d.finish(), base, "variant {i}");
+            assert_ne!(d.finish(&CONTENT), base, "variant {i}");
         }
+        let mut d = InputDigest::new();
+        d.add(EntryKind::File, "a", 1, &meta(), None);
+        assert_ne!(d.finish(&Hash32([8; 32])), base, "content digest");
     }
 
     #[test]
-    fn content_hasher_hashes_what_it_reads() {
+    fn progress_reader_counts_what_it_reads() {
         let data = vec![7u8; 100_000];
         let seen = std::cell::Cell::new(0);
         let progress = |n| seen.set(seen.get() + n);
-        let mut r = ContentHasher::new(&data[..], &progress);
+        let mut r = ProgressReader::new(&data[..], &progress);
         let mut sink = Vec::new();
         r.read_to_end(&mut sink).unwrap();
-        assert_eq!(r.hash(), blake3::hash(&data));
+        assert_eq!(sink, data);
         assert_eq!(seen.get(), 100_000);
     }
 }

@@ -426,20 +426,25 @@ mod digests {
 
     /// The digest of `input`, recomputed from the file system with the encoding
     /// documented in docs/RECIPES.md, independently of the pipeline's code.
-    fn expected_digest(root: &Path, names: &[String]) -> String {
+    /// The documented digest, computed independently: one record per entry, then
+    /// the content digest (BLAKE3 over FastCDC chunks of the input's bytes, each
+    /// as id then u32 length; all-zero chunks have a zero id).
+    fn expected_digest(root: &Path, names: &[String], (min, avg, max): (usize, usize, usize)) -> String {
         let mut h = blake3::Hasher::new();
+        let mut stream = Vec::new();
         for name in names {
             let path = root.join(name);
             let meta = fs::symlink_metadata(&path).unwrap();
             let t = meta.file_type();
-            let (kind, size, content, target) = if t.is_symlink() {
+            let (kind, size, target) = if t.is_symlink() {
                 let target = fs::read_link(&path).unwrap().to_str().unwrap().to_string();
-                (3u8, 0u64, Vec::new(), target)
+                (3u8, 0u64, target)
             } else if t.is_dir() {
-                (2, 0, Vec::new(), String::new())
+                (2, 0, String::new())
             } else {
                 let data = fs::read(&path).unwrap();
-                (1, data.len() as u64, data, String::new())
+                stream.extend_from_slice(&data);
+                (1, data.len() as u64, String::new())
             };
             h.update(&[kind]);
             h.update(&(name.len() as u32).to_le_bytes());
@@ -453,10 +458,23 @@ mod digests {
             h.update(&meta.gid().to_le_bytes());
             h.update(&(target.len() as u32).to_le_bytes());
             h.update(target.as_bytes());
-            h.update(blake3::hash(&content).as_bytes());
         }
+        let mut content = blake3::Hasher::new();
+        for chunk in fastcdc::v2020::FastCDC::new(&stream, min, avg, max) {
+            let data = &stream[chunk.offset..chunk.offset + chunk.length];
+            let id = if data.iter().all(|&b| b == 0) {
+                [0; 32]
+            } else {
+                *blake3::hash(data).as_bytes()
+            };
+            content.update(&id);
+            content.update(&(chunk.length as u32).to_le_bytes());
+        }
+        h.update(content.finalize().as_bytes());
         h.finalize().to_hex().to_string()
     }
+
+    const SMALL: (usize, usize, usize) = (4096, 16384, 65536);
 
     #[test]
     fn one_digest_per_input_matching_the_documented_encoding() {
@@ -477,16 +495,25 @@ mod digests {
         assert_eq!(digests[0]["entries"], data_names.len() as u64);
         assert_eq!(
             digests[0]["blake3"],
-            expected_digest(&dir.path().join("data"), &data_names)
+            expected_digest(&dir.path().join("data"), &data_names, SMALL)
         );
         assert_eq!(digests[1]["path"], "single.bin");
         assert_eq!(digests[1]["entries"], 1);
         assert_eq!(digests[1]["bytes"], 300_000);
         assert_eq!(
             digests[1]["blake3"],
-            expected_digest(dir.path(), &["single.bin".to_string()])
+            expected_digest(dir.path(), &["single.bin".to_string()], SMALL)
         );
         assert_eq!(v["inputs"]["excluded"], 1);
+
+        // An input's digest depends on that input alone: editing the first input
+        // leaves the second one's digest (and its chunks) as they were.
+        fs::write(dir.path().join("data/extra.bin"), vec![3u8; 123_457]).unwrap();
+        let (archive, _) = built(&p);
+        let again = provenance(&archive);
+        let again = again["input_digests"].as_array().unwrap();
+        assert_ne!(again[0]["blake3"], digests[0]["blake3"]);
+        assert_eq!(again[1]["blake3"], digests[1]["blake3"]);
     }
 
     #[test]

@@ -338,7 +338,6 @@ pub(crate) fn ingest(
             record.data.len() as u64,
             &digest_meta,
             None,
-            &blake3::hash(record.data),
         );
         done.records += 1;
         done.bytes += record.data.len() as u64;
