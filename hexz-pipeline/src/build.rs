@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use hexz_format::layout::SECTION_PROVENANCE;
 use hexz_format::{
-    ArchiveWriter, ChunkParams, Compressor, EntryKind, EntryMeta, Hash32, Owner, PendingFile, Summary,
-    WriterOptions,
+    ArchiveWriter, ChunkParams, Compressor, EntryKind, EntryMeta, Hash32, Owner, PendingFile,
+    Summary, WriterOptions,
 };
 use indicatif::ProgressBar;
 

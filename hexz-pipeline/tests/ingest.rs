@@ -429,7 +429,11 @@ mod digests {
     /// The documented digest, computed independently: one record per entry, then
     /// the content digest (BLAKE3 over FastCDC chunks of the input's bytes, each
     /// as id then u32 length; all-zero chunks have a zero id).
-    fn expected_digest(root: &Path, names: &[String], (min, avg, max): (usize, usize, usize)) -> String {
+    fn expected_digest(
+        root: &Path,
+        names: &[String],
+        (min, avg, max): (usize, usize, usize),
+    ) -> String {
         let mut h = blake3::Hasher::new();
         let mut stream = Vec::new();
         for name in names {
