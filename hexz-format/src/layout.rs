@@ -845,43 +845,50 @@ pub struct ChunkParams {
 impl Default for ChunkParams {
     fn default() -> Self {
         Self {
-            min: 16 * 1024,
-            avg: 64 * 1024,
-            max: 256 * 1024,
+            min: Self::DEFAULT_MIN,
+            avg: Self::DEFAULT_AVG,
+            max: Self::DEFAULT_MAX,
         }
     }
 }
 
 impl ChunkParams {
+    /// Default `min`: 16 KiB.
+    pub const DEFAULT_MIN: u32 = 16 * 1024;
+    /// Default `avg`: 64 KiB.
+    pub const DEFAULT_AVG: u32 = 64 * 1024;
+    /// Default `max`: 256 KiB.
+    pub const DEFAULT_MAX: u32 = 256 * 1024;
+    /// Accepted `min`: 64 bytes to 1 MiB (FastCDC 2020's limits).
+    pub const MIN_RANGE: std::ops::RangeInclusive<u32> =
+        fastcdc::v2020::MINIMUM_MIN as u32..=fastcdc::v2020::MINIMUM_MAX as u32;
+    /// Accepted `avg`: 256 bytes to 4 MiB.
+    pub const AVG_RANGE: std::ops::RangeInclusive<u32> =
+        fastcdc::v2020::AVERAGE_MIN as u32..=fastcdc::v2020::AVERAGE_MAX as u32;
+    /// Accepted `max`: 1 KiB to 16 MiB.
+    pub const MAX_RANGE: std::ops::RangeInclusive<u32> =
+        fastcdc::v2020::MAXIMUM_MIN as u32..=fastcdc::v2020::MAXIMUM_MAX as u32;
+
     /// Check the parameters against FastCDC's limits.
     pub fn validate(&self) -> Result<()> {
-        use fastcdc::v2020 as f;
         let bad = |detail: String| Error::InvalidSetting {
             setting: "chunking",
             detail,
         };
-        let (min, avg, max) = (self.min as usize, self.avg as usize, self.max as usize);
-        if !(f::MINIMUM_MIN..=f::MINIMUM_MAX).contains(&min) {
-            return Err(bad(format!(
-                "min {min} outside {}..={}",
-                f::MINIMUM_MIN,
-                f::MINIMUM_MAX
-            )));
+        for (name, value, range) in [
+            ("min", self.min, Self::MIN_RANGE),
+            ("avg", self.avg, Self::AVG_RANGE),
+            ("max", self.max, Self::MAX_RANGE),
+        ] {
+            if !range.contains(&value) {
+                return Err(bad(format!(
+                    "{name} {value} outside {}..={}",
+                    range.start(),
+                    range.end()
+                )));
+            }
         }
-        if !(f::AVERAGE_MIN..=f::AVERAGE_MAX).contains(&avg) {
-            return Err(bad(format!(
-                "avg {avg} outside {}..={}",
-                f::AVERAGE_MIN,
-                f::AVERAGE_MAX
-            )));
-        }
-        if !(f::MAXIMUM_MIN..=f::MAXIMUM_MAX).contains(&max) {
-            return Err(bad(format!(
-                "max {max} outside {}..={}",
-                f::MAXIMUM_MIN,
-                f::MAXIMUM_MAX
-            )));
-        }
+        let (min, avg, max) = (self.min, self.avg, self.max);
         if !(min <= avg && avg <= max) {
             return Err(bad(format!(
                 "need min <= avg <= max, got {min}, {avg}, {max}"

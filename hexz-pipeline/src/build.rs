@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use hexz_format::layout::SECTION_PROVENANCE;
 use hexz_format::{
-    ArchiveWriter, ChunkParams, Compressor, EntryKind, EntryMeta, Hash32, Owner, PendingFile,
-    Summary, WriterOptions,
+    ArchiveWriter, Compressor, EntryKind, EntryMeta, Hash32, Owner, PendingFile, Summary,
+    WriterOptions,
 };
 use indicatif::ProgressBar;
 
@@ -157,11 +157,7 @@ pub fn writer_options(
 ) -> Result<WriterOptions> {
     let compressor = compressor(plan, registry)?;
     let mut options = WriterOptions::new(compressor);
-    options.chunking = ChunkParams {
-        min: plan.chunking.min,
-        avg: plan.chunking.avg,
-        max: plan.chunking.max,
-    };
+    options.chunking = plan.chunking;
     options.threads = threads;
     Ok(options)
 }

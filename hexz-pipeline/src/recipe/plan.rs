@@ -6,9 +6,6 @@ use std::path::PathBuf;
 
 use super::error::SourceLocation;
 
-const KIB: u32 = 1024;
-const MIB: u32 = 1024 * 1024;
-
 /// A validated recipe.
 ///
 /// Every path is absolute, every default is filled in, and every bound listed
@@ -88,41 +85,9 @@ impl fmt::Display for SymlinkPolicy {
     }
 }
 
-/// FastCDC chunk-size bounds in bytes, with `min <= avg <= max`, all even.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkingPlan {
-    /// Smallest chunk, except at the end of a file.
-    pub min: u32,
-    /// Target average chunk size.
-    pub avg: u32,
-    /// Largest chunk.
-    pub max: u32,
-}
-
-impl ChunkingPlan {
-    /// Default `min`: 16 KiB.
-    pub const DEFAULT_MIN: u32 = 16 * KIB;
-    /// Default `avg`: 64 KiB.
-    pub const DEFAULT_AVG: u32 = 64 * KIB;
-    /// Default `max`: 256 KiB.
-    pub const DEFAULT_MAX: u32 = 256 * KIB;
-    /// Accepted `min`: 64 bytes to 1 MiB (FastCDC's limits).
-    pub const MIN_RANGE: RangeInclusive<u32> = 64..=MIB;
-    /// Accepted `avg`: 256 bytes to 4 MiB.
-    pub const AVG_RANGE: RangeInclusive<u32> = 256..=4 * MIB;
-    /// Accepted `max`: 1 KiB to 16 MiB.
-    pub const MAX_RANGE: RangeInclusive<u32> = KIB..=16 * MIB;
-}
-
-impl Default for ChunkingPlan {
-    fn default() -> Self {
-        Self {
-            min: Self::DEFAULT_MIN,
-            avg: Self::DEFAULT_AVG,
-            max: Self::DEFAULT_MAX,
-        }
-    }
-}
+/// FastCDC chunk-size bounds in bytes, with `min <= avg <= max`, all even: the
+/// format's own parameters (defaults and accepted ranges are defined there).
+pub type ChunkingPlan = hexz_format::ChunkParams;
 
 /// Chunk compression settings.
 ///
