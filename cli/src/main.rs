@@ -1,6 +1,8 @@
 //! `hexz`: the command-line tool. Parses arguments, calls one library function per
 //! verb, prints the result, and maps errors to exit codes.
 
+mod publish;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -87,6 +89,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Upload an archive to a URL (s3://bucket/key, file:///path); it appears there
+    /// only once complete, and nothing is uploaded if the URL already holds it.
+    Publish(publish::PublishArgs),
     /// Check every page and every chunk of an archive.
     Verify {
         /// The archive: a path, or a URL (s3://bucket/key, https://host/a.hxz, file:///a.hxz).
@@ -147,6 +152,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         if matches!(f, hexz_format::Error::EntryNotFound { .. }) {
             return 4;
         }
+    }
+    if let Some(PipelineError::NotFound { .. }) = err.downcast_ref::<PipelineError>() {
+        return 4;
     }
     // `load_recipe` returns a bare `RecipeError` (not wrapped in `PipelineError`).
     if err
@@ -427,6 +435,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Publish(args) => publish::run(args, &registry, &mut out)?,
         Command::Verify { archive, json } => {
             let a = open(&archive, &registry)?;
             let r = a

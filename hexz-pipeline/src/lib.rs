@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod info;
 mod progress;
+pub mod publish;
 pub mod recipe;
 pub mod records;
 pub mod registry;
@@ -28,7 +29,10 @@ pub use build::{BuildOptions, BuildReport, InputCount, build, count_inputs};
 pub use error::{PipelineError, Result};
 pub use extract::{ExtractOptions, ExtractReport, copy_entry, extract};
 pub use info::{ArchiveInfo, info};
-pub use registry::{CompressorFactory, FnFactory, OpendalTransport, Registry, Transport};
+pub use publish::{PublishOptions, PublishReport, publish};
+pub use registry::{
+    CompressorFactory, FnFactory, OpendalTransport, PutOptions, PutReport, Registry, Transport,
+};
 
 use hexz_format::{Archive, ReadOptions};
 
