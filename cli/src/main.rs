@@ -1,6 +1,7 @@
 //! `hexz`: the command-line tool. Parses arguments, calls one library function per
 //! verb, prints the result, and maps errors to exit codes.
 
+mod cache;
 mod publish;
 
 use std::io::{self, Write};
@@ -19,6 +20,13 @@ use hexz_pipeline::{BuildOptions, ExtractOptions, PipelineError, Registry};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Keep pages and chunks read from remote archives in this folder and read
+    /// them from there next time (also HEXZ_CACHE_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Size limit of the cache folder, e.g. 10GiB (also HEXZ_CACHE_SIZE).
+    #[arg(long, global = true, value_name = "SIZE", value_parser = publish::parse_bytes)]
+    cache_size: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,13 +189,17 @@ fn open(archive: &Path, registry: &Registry) -> Result<Archive> {
     let url = archive
         .to_str()
         .filter(|s| hexz_pipeline::registry::url_scheme(s).is_some());
-    Ok(match url {
-        Some(url) => hexz_pipeline::open_archive(url, registry, options)?,
-        None => hexz_pipeline::open_archive_path(archive, registry, options)?,
+    Ok(match (url, cache::get()) {
+        (Some(url), Some(cache)) => {
+            hexz_pipeline::open_archive_cached(url, registry, options, cache)?
+        }
+        (Some(url), None) => hexz_pipeline::open_archive(url, registry, options)?,
+        (None, _) => hexz_pipeline::open_archive_path(archive, registry, options)?,
     })
 }
 
 fn run(cli: Cli) -> Result<()> {
+    cache::configure(cli.cache_dir, cli.cache_size)?;
     let registry = Registry::default();
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());

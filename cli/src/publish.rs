@@ -28,7 +28,7 @@ pub struct PublishArgs {
     pub json: bool,
 }
 
-fn parse_bytes(text: &str) -> Result<u64, String> {
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
     parse_size::parse_size(text).map_err(|e| format!("{text}: {e}"))
 }
 

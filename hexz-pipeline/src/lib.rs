@@ -12,6 +12,7 @@
 //! ```
 
 pub mod build;
+pub mod chunk_cache;
 pub mod digest;
 pub mod error;
 pub mod extract;
@@ -20,6 +21,7 @@ mod progress;
 pub mod publish;
 pub mod recipe;
 pub mod records;
+pub mod transport_conformance;
 pub mod registry;
 mod walk;
 
@@ -42,6 +44,29 @@ use hexz_format::{Archive, ReadOptions};
 pub fn open_archive(location: &str, registry: &Registry, options: ReadOptions) -> Result<Archive> {
     let source = registry.open_source(location)?;
     Ok(Archive::open(source, registry, options)?)
+}
+
+/// [`open_archive`] with an on-disk cache for remote archives: pages and chunks
+/// read from a URL are kept in `cache` (keyed by the archive's root hash) and
+/// read from there next time. Plain paths are opened as in [`open_archive`],
+/// without the cache.
+pub fn open_archive_cached(
+    location: &str,
+    registry: &Registry,
+    options: ReadOptions,
+    cache: &std::sync::Arc<chunk_cache::DiskCache>,
+) -> Result<Archive> {
+    if registry::url_scheme(location).is_none() {
+        return open_archive(location, registry, options);
+    }
+    let source = registry.open_source(location)?;
+    let cached = std::sync::Arc::new(chunk_cache::CachedSource::new(
+        source,
+        std::sync::Arc::clone(cache),
+    ));
+    let archive = Archive::open(cached.clone(), registry, options)?;
+    cached.set_root(archive.root_hash());
+    Ok(archive)
 }
 
 /// [`open_archive`] for a local path (read with `pread`, whatever its characters).

@@ -36,6 +36,13 @@ pub struct S3Options {
     /// Virtual-host-style addressing (`bucket.endpoint`); path style otherwise.
     /// `HEXZ_S3_VIRTUAL_HOST=1`.
     pub virtual_host_style: bool,
+    /// For every service (not only S3): the per-request timeout (a stalled
+    /// request fails after it, then is retried). `HEXZ_TIMEOUT` in seconds;
+    /// default [`IO_TIMEOUT`].
+    pub timeout: Option<Duration>,
+    /// For every service: how many times a temporary failure is retried.
+    /// `HEXZ_RETRIES`; default [`RETRY_TIMES`].
+    pub retries: Option<usize>,
 }
 
 impl std::fmt::Debug for S3Options {
@@ -49,6 +56,8 @@ impl std::fmt::Debug for S3Options {
                 &self.secret_access_key.as_ref().map(|_| "***"),
             )
             .field("virtual_host_style", &self.virtual_host_style)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
             .finish()
     }
 }
@@ -64,6 +73,11 @@ impl S3Options {
             secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
             session_token: var("AWS_SESSION_TOKEN"),
             virtual_host_style: var("HEXZ_S3_VIRTUAL_HOST").is_some_and(|v| v != "0"),
+            timeout: var("HEXZ_TIMEOUT")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .map(Duration::from_secs_f64),
+            retries: var("HEXZ_RETRIES").and_then(|v| v.parse().ok()),
         }
     }
 }
@@ -231,18 +245,22 @@ pub(crate) fn operator(
         }
         Location::Memory { key } => (shared_memory(url)?, key.clone()),
     };
-    Ok((with_layers(op), path))
+    Ok((with_layers(op, s3), path))
 }
 
-fn with_layers(op: Operator) -> Operator {
+fn with_layers(op: Operator, settings: &S3Options) -> Operator {
+    let io_timeout = settings.timeout.unwrap_or(IO_TIMEOUT);
+    let timeout = settings
+        .timeout
+        .map_or(REQUEST_TIMEOUT, |t| t.max(Duration::from_millis(1)) * 3 / 2);
     op.layer(
         opendal::layers::TimeoutLayer::new()
-            .with_timeout(REQUEST_TIMEOUT)
-            .with_io_timeout(IO_TIMEOUT),
+            .with_timeout(timeout)
+            .with_io_timeout(io_timeout),
     )
     .layer(
         opendal::layers::RetryLayer::new()
-            .with_max_times(RETRY_TIMES)
+            .with_max_times(settings.retries.unwrap_or(RETRY_TIMES))
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(Duration::from_secs(5))
             .with_factor(2.0)
