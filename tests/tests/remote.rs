@@ -11,6 +11,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "remote/cache.rs"]
+mod cache;
+#[path = "remote/conformance.rs"]
+mod conformance;
+#[path = "remote/faults.rs"]
+mod faults;
+#[path = "remote/proxy.rs"]
+mod proxy;
+#[path = "remote/publish.rs"]
+mod publish;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
