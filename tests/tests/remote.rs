@@ -5,6 +5,10 @@
 //! log) and `HEXZ_TEST_S3_ENDPOINT` (moto). Without them each test prints why and
 //! passes as skipped, so a plain `cargo test` works offline.
 //!
+//! Themes in `tests/remote/*.rs`: `reads` (request counts at nginx), `publish`,
+//! `cache` (the on-disk chunk cache), `faults` (500s and stalls through the
+//! fault-injecting `proxy`), `conformance` (the transport suite on s3 and http).
+//!
 //! Each test builds one archive locally, uploads it, opens it by URL and compares
 //! listings, whole entries and random ranges byte for byte with the local copy, and
 //! counts requests with a counting [`ReadAt`] decorator (and nginx's access log).
@@ -21,6 +25,8 @@ mod faults;
 mod proxy;
 #[path = "remote/publish.rs"]
 mod publish;
+#[path = "remote/reads.rs"]
+mod reads;
 
 use std::fs;
 use std::path::{Path, PathBuf};
