@@ -254,10 +254,22 @@ fn run(cli: Cli) -> Result<()> {
                         .unwrap_or_default()
                 )?;
                 writeln!(out, "output   {}", plan.output.display())?;
+                if let Some(p) = &plan.publish {
+                    hexz_pipeline::publish::check_publish_stage(&plan, &registry)?;
+                    writeln!(
+                        out,
+                        "publish  {} (parts of {} bytes, {} at once)",
+                        p.url, p.part_size, p.concurrency
+                    )?;
+                }
                 out.flush()?;
                 return Ok(());
             }
-            let report = hexz_pipeline::build(&plan, &registry, &BuildOptions { quiet, threads })?;
+            let (report, published) = hexz_pipeline::build_and_publish(
+                &plan,
+                &registry,
+                &BuildOptions { quiet, threads },
+            )?;
             let s = &report.summary.stats;
             if json {
                 let v = serde_json::json!({
@@ -268,6 +280,7 @@ fn run(cli: Cli) -> Result<()> {
                     "stored_bytes": report.summary.archive_size,
                     "unique_bytes": s.unique_raw_bytes,
                     "seconds": report.elapsed.as_secs_f64(),
+                    "published": published.as_ref().map(publish::summary_json),
                 });
                 writeln!(out, "{v}")?;
             } else if !quiet {
@@ -282,6 +295,9 @@ fn run(cli: Cli) -> Result<()> {
                     s.logical_size as f64 / 1e6 / secs.max(1e-9),
                     report.summary.root_hash
                 );
+                if let Some(p) = &published {
+                    publish::print_line(p);
+                }
             }
         }
         Command::Ls {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use hexz_pipeline::{PublishOptions, PutOptions, Registry};
+use hexz_pipeline::{PublishOptions, PublishReport, PutOptions, Registry};
 
 /// Arguments of the `publish` verb.
 #[derive(Debug, clap::Args)]
@@ -43,35 +43,44 @@ pub fn run(args: PublishArgs, registry: &Registry, out: &mut dyn Write) -> Resul
     };
     let report = hexz_pipeline::publish(Path::new(&args.archive), &args.url, registry, &options)?;
     if args.json {
-        let v = serde_json::json!({
-            "archive": report.archive,
-            "url": report.url,
-            "root_hash": report.root_hash.to_string(),
-            "size": report.size,
-            "uploaded": report.uploaded,
-            "uploaded_bytes": report.bytes,
-            "parts": report.parts,
-            "seconds": report.elapsed.as_secs_f64(),
-        });
-        writeln!(out, "{v}")?;
+        writeln!(out, "{}", summary_json(&report))?;
     } else if !args.quiet {
-        let secs = report.elapsed.as_secs_f64();
-        if report.uploaded {
-            eprintln!(
-                "published {} to {}: {} bytes in {} part(s), {:.1} MB/s, root {}",
-                report.archive.display(),
-                report.url,
-                report.bytes,
-                report.parts,
-                report.bytes as f64 / 1e6 / secs.max(1e-9),
-                report.root_hash
-            );
-        } else {
-            eprintln!(
-                "{} already holds this archive (root {}); nothing uploaded",
-                report.url, report.root_hash
-            );
-        }
+        print_line(&report);
     }
     Ok(())
+}
+
+/// The JSON summary of a publish (also under `published` in `build --json`).
+pub fn summary_json(report: &PublishReport) -> serde_json::Value {
+    serde_json::json!({
+        "archive": report.archive,
+        "url": report.url,
+        "root_hash": report.root_hash.to_string(),
+        "size": report.size,
+        "uploaded": report.uploaded,
+        "uploaded_bytes": report.bytes,
+        "parts": report.parts,
+        "seconds": report.elapsed.as_secs_f64(),
+    })
+}
+
+/// One line on stderr saying what was published.
+pub fn print_line(report: &PublishReport) {
+    let secs = report.elapsed.as_secs_f64();
+    if report.uploaded {
+        eprintln!(
+            "published {} to {}: {} bytes in {} part(s), {:.1} MB/s, root {}",
+            report.archive.display(),
+            report.url,
+            report.bytes,
+            report.parts,
+            report.bytes as f64 / 1e6 / secs.max(1e-9),
+            report.root_hash
+        );
+    } else {
+        eprintln!(
+            "{} already holds this archive (root {}); nothing uploaded",
+            report.url, report.root_hash
+        );
+    }
 }

@@ -101,7 +101,9 @@ impl DiskCache {
     }
 
     fn path(&self, root: &Hash32, offset: u64, len: usize) -> PathBuf {
-        self.dir.join(root.to_string()).join(format!("{offset}-{len}"))
+        self.dir
+            .join(root.to_string())
+            .join(format!("{offset}-{len}"))
     }
 
     /// The cached bytes of `root`'s `[offset, offset + len)`, if present and intact.
@@ -312,10 +314,7 @@ mod tests {
 
     fn source(cache: &Arc<DiskCache>) -> CachedSource {
         let bytes: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
-        let s = CachedSource::new(
-            Arc::new(MemorySource::new(bytes, "mem")),
-            Arc::clone(cache),
-        );
+        let s = CachedSource::new(Arc::new(MemorySource::new(bytes, "mem")), Arc::clone(cache));
         s.set_root(Hash32([9; 32]));
         s
     }
@@ -355,6 +354,11 @@ mod tests {
         let on_disk: u64 = cache.entries().iter().map(|e| e.1).sum();
         assert!(on_disk <= 64 * 1024, "{on_disk} bytes on disk");
         assert!(on_disk > 0);
-        assert!(fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
+        assert!(
+            fs::read_dir(dir.path().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
     }
 }

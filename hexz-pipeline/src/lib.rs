@@ -21,8 +21,8 @@ mod progress;
 pub mod publish;
 pub mod recipe;
 pub mod records;
-pub mod transport_conformance;
 pub mod registry;
+pub mod transport_conformance;
 mod walk;
 
 use std::path::Path;
@@ -31,7 +31,7 @@ pub use build::{BuildOptions, BuildReport, InputCount, build, count_inputs};
 pub use error::{PipelineError, Result};
 pub use extract::{ExtractOptions, ExtractReport, copy_entry, extract};
 pub use info::{ArchiveInfo, info};
-pub use publish::{PublishOptions, PublishReport, publish};
+pub use publish::{PublishOptions, PublishReport, build_and_publish, publish};
 pub use registry::{
     CompressorFactory, FnFactory, OpendalTransport, PutOptions, PutReport, Registry, Transport,
 };

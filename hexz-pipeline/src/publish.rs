@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use hexz_format::{Archive, FileSource, Hash32, ReadAt, ReadOptions};
 
+use crate::build::{BuildOptions, BuildReport};
 use crate::error::{PipelineError, Result};
+use crate::recipe::{Plan, RecipeError};
 use crate::registry::{PutOptions, Registry, url_scheme};
 
 /// How to publish.
@@ -131,8 +133,7 @@ pub fn publish(
             return Err(PipelineError::Publish {
                 archive: archive.to_path_buf(),
                 url: url.clone(),
-                error: "the published object does not match the archive (size or root hash)"
-                    .into(),
+                error: "the published object does not match the archive (size or root hash)".into(),
             });
         }
     }
@@ -141,6 +142,54 @@ pub fn publish(
     report.uploaded = true;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The recipe's `publish:` transport, resolved before anything is built; an
+/// unknown scheme is an error at the recipe's `publish.url`.
+pub fn check_publish_stage(plan: &Plan, registry: &Registry) -> Result<()> {
+    let Some(p) = &plan.publish else {
+        return Ok(());
+    };
+    match registry.transport_for(&p.url) {
+        Ok(_) => Ok(()),
+        Err(PipelineError::UnknownPlugin { name, known, .. }) => {
+            Err(RecipeError::UnknownTransport {
+                at: p.url_at.clone(),
+                field: "publish.url",
+                scheme: name,
+                known,
+            }
+            .into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Run a recipe: build the archive, then, when the recipe has a `publish:`
+/// stage, publish it there (nothing is uploaded if the URL already holds it).
+pub fn build_and_publish(
+    plan: &Plan,
+    registry: &Registry,
+    options: &BuildOptions,
+) -> Result<(BuildReport, Option<PublishReport>)> {
+    check_publish_stage(plan, registry)?;
+    let report = crate::build(plan, registry, options)?;
+    let published = match &plan.publish {
+        Some(p) => Some(publish(
+            &report.output,
+            &p.url,
+            registry,
+            &PublishOptions {
+                quiet: options.quiet,
+                put: PutOptions {
+                    part_size: p.part_size,
+                    concurrency: p.concurrency,
+                },
+            },
+        )?),
+        None => None,
+    };
+    Ok((report, published))
 }
 
 /// A URL for the destination: URLs as they are, plain paths as absolute
@@ -185,7 +234,10 @@ mod tests {
     #[test]
     fn plain_destinations_become_file_urls() {
         let url = destination_url("out/a.hxz").unwrap();
-        assert!(url.starts_with("file:///") && url.ends_with("/out/a.hxz"), "{url}");
+        assert!(
+            url.starts_with("file:///") && url.ends_with("/out/a.hxz"),
+            "{url}"
+        );
         assert_eq!(destination_url("s3://b/k").unwrap(), "s3://b/k");
     }
 }

@@ -169,7 +169,10 @@ pub fn check_transport(
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(false)).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .collect()
     });
     if results.iter().any(|ok| !ok) {
         return Err(fail("threads", "concurrent reads disagreed or failed"));
@@ -196,7 +199,10 @@ pub fn check_transport(
             match transport.put(&url("refused"), &data, &PutOptions::default(), &mut |_| {}) {
                 Ok(_) => return Err(fail("read-only", "put succeeded")),
                 Err(e) if !e.to_string().contains("refused") => {
-                    return Err(fail("read-only", format!("error does not name the URL: {e}")));
+                    return Err(fail(
+                        "read-only",
+                        format!("error does not name the URL: {e}"),
+                    ));
                 }
                 Err(_) => {}
             }
@@ -207,7 +213,11 @@ pub fn check_transport(
 
 fn check_reads(source: &dyn ReadAt, bytes: &[u8], name: &str) -> Result<(), TransportFailure> {
     let len = bytes.len();
-    let spots = [(0, len.min(100)), (len / 2, (len / 3).min(70_000)), (len - 1, 1)];
+    let spots = [
+        (0, len.min(100)),
+        (len / 2, (len / 3).min(70_000)),
+        (len - 1, 1),
+    ];
     for (offset, n) in spots {
         let mut buf = vec![0; n];
         source
@@ -227,7 +237,10 @@ fn check_reads(source: &dyn ReadAt, bytes: &[u8], name: &str) -> Result<(), Tran
     }
     let mut past = vec![0; 2];
     if source.read_exact_at(len as u64 - 1, &mut past).is_ok() {
-        return Err(fail("past-end", format!("{name}: a read past the end succeeded")));
+        return Err(fail(
+            "past-end",
+            format!("{name}: a read past the end succeeded"),
+        ));
     }
     let ranges: Vec<(u64, usize)> = [
         (len / 2, len / 4),
@@ -263,7 +276,12 @@ mod tests {
 
     #[test]
     fn memory_transport_conforms() {
-        check_transport(&OpendalTransport::default(), "memory://suite", Placement::Put).unwrap();
+        check_transport(
+            &OpendalTransport::default(),
+            "memory://suite",
+            Placement::Put,
+        )
+        .unwrap();
     }
 
     #[test]

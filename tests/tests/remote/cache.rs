@@ -51,7 +51,10 @@ fn a_second_epoch_reads_only_what_it_lacks() {
         assert_eq!(b.read_entry(e).unwrap(), reference.read_entry(e).unwrap());
     }
     let second = lines(&log) - before;
-    assert!(second <= 2, "second epoch cost {second} requests (first {first})");
+    assert!(
+        second <= 2,
+        "second epoch cost {second} requests (first {first})"
+    );
     // Then all files: only what is missing is fetched.
     let before = lines(&log);
     for e in &files {
@@ -69,7 +72,11 @@ fn a_second_epoch_reads_only_what_it_lacks() {
             .args(["cat", &url, "sub/big.bin"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     };
     let cli_cache = tmp.path().join("cli-cache");

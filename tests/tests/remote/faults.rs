@@ -52,7 +52,11 @@ fn http_reads_retry_500s_and_stalls_then_succeed() {
     proxy.set(Fault::Stall(1, Duration::from_secs(3)));
     let started = Instant::now();
     read_all_equal(&registry, &local, &url);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -64,10 +68,15 @@ fn s3_reads_retry_500s() {
     let (_tmp, local) = build_archive();
     let url = "s3://hexz-faults/r.hxz";
     let direct = registry(Some(&endpoint), Duration::from_secs(5), 0);
-    hexz_pipeline::publish(&local, url, &direct, &hexz_pipeline::PublishOptions {
-        quiet: true,
-        ..Default::default()
-    })
+    hexz_pipeline::publish(
+        &local,
+        url,
+        &direct,
+        &hexz_pipeline::PublishOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
     .unwrap();
     let proxy = Proxy::start(&endpoint);
     let registry = registry(Some(&proxy.url), Duration::from_secs(2), 4);
@@ -93,7 +102,11 @@ fn a_stalled_server_fails_with_a_timeout_naming_the_url() {
     )
     .unwrap_err()
     .to_string();
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(err.contains(&url), "{err}");
     assert!(err.to_lowercase().contains("timeout"), "{err}");
     // The CLI says the same, with the settings from the environment.
@@ -105,6 +118,9 @@ fn a_stalled_server_fails_with_a_timeout_naming_the_url() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&url) && stderr.to_lowercase().contains("timeout"), "{stderr}");
+    assert!(
+        stderr.contains(&url) && stderr.to_lowercase().contains("timeout"),
+        "{stderr}"
+    );
     proxy.set(Fault::Pass);
 }

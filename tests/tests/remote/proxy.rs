@@ -111,12 +111,19 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     let action = {
         let mut s = state.lock().unwrap();
         let words: Vec<&str> = request_line.split_whitespace().collect();
-        s.log
-            .push(format!("{} {}", words.first().unwrap_or(&""), words.get(1).unwrap_or(&"")));
+        s.log.push(format!(
+            "{} {}",
+            words.first().unwrap_or(&""),
+            words.get(1).unwrap_or(&"")
+        ));
         match s.fault {
             Fault::Pass => Action::Forward,
             Fault::Fail(n) => {
-                s.fault = if n > 1 { Fault::Fail(n - 1) } else { Fault::Pass };
+                s.fault = if n > 1 {
+                    Fault::Fail(n - 1)
+                } else {
+                    Fault::Pass
+                };
                 Action::Fail
             }
             Fault::Stall(n, d) => {

@@ -67,7 +67,11 @@ fn publishes_in_parallel_parts_and_skips_an_identical_archive() {
     let log = proxy.take_log();
     let parts = log.iter().filter(|l| l.contains("partNumber=")).count();
     assert_eq!(parts, 3, "{log:?}");
-    assert!(log.iter().any(|l| l.starts_with("POST") && l.contains("uploads")), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("POST") && l.contains("uploads")),
+        "{log:?}"
+    );
     super::compare_with_local(&registry, &local, url);
     proxy.take_log();
 
@@ -76,7 +80,11 @@ fn publishes_in_parallel_parts_and_skips_an_identical_archive() {
     assert!(!again.uploaded);
     assert_eq!(again.bytes, 0);
     let log = proxy.take_log();
-    assert!(log.iter().all(|l| l.starts_with("HEAD") || l.starts_with("GET")), "{log:?}");
+    assert!(
+        log.iter()
+            .all(|l| l.starts_with("HEAD") || l.starts_with("GET")),
+        "{log:?}"
+    );
     assert!(log.len() <= 2, "{log:?}");
 }
 
@@ -129,7 +137,11 @@ fn the_cli_publishes_to_s3_and_to_files_with_a_json_summary() {
             .arg(dest)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let size = fs::metadata(&local).unwrap().len();
@@ -157,4 +169,100 @@ fn the_cli_publishes_to_s3_and_to_files_with_a_json_summary() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("http://127.0.0.1:9/x.hxz"));
+}
+
+#[test]
+fn the_publish_s3_recipe_builds_and_publishes_to_moto() {
+    let Some(endpoint) = env("HEXZ_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    create_bucket(&endpoint, "hexz-recipe");
+    // A copy of the bundled recipe and its data, so the output lands in a
+    // temporary folder.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes");
+    fs::copy(
+        root.join("publish-s3.yaml"),
+        tmp.path().join("publish-s3.yaml"),
+    )
+    .unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(root.join("data"))
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = || {
+        let out = std::process::Command::new(hexz_bin())
+            .env("HEXZ_BUCKET", "hexz-recipe")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .args(["build", "--json"])
+            .arg(tmp.path().join("publish-s3.yaml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["published"]["uploaded"], true, "{first}");
+    assert_eq!(
+        first["published"]["url"],
+        "s3://hexz-recipe/datasets/sample.hxz"
+    );
+    let second = run();
+    assert_eq!(second["published"]["uploaded"], false, "{second}");
+    let registry = {
+        let mut r = Registry::default();
+        r.register_transport(Arc::new(OpendalTransport::with_s3(s3_options(&endpoint))));
+        r
+    };
+    super::compare_with_local(
+        &registry,
+        &tmp.path().join("out/publish-s3.hxz"),
+        "s3://hexz-recipe/datasets/sample.hxz",
+    );
+
+    // Recipe errors point at the `publish` values.
+    let bad = tmp.path().join("bad.yaml");
+    for (text, expect) in [
+        (
+            "publish:\n  url: not-a-url\n",
+            "bad.yaml:4:8: publish.url: `not-a-url` is not a URL",
+        ),
+        (
+            "publish:\n  url: gopher://x/y\n",
+            "bad.yaml:4:8: publish.url: no transport for `gopher://`",
+        ),
+        (
+            "publish:\n  url: s3://b/k\n  part_size: 1MiB\n",
+            "bad.yaml:5:14: publish.part_size",
+        ),
+        (
+            "publish:\n  url: s3://b/k\n  concurrency: 0\n",
+            "bad.yaml:5:16: publish.concurrency (0) is out of range",
+        ),
+        ("publish:\n  url: s3://b/k\n  parts: 3\n", "bad.yaml:5:3"),
+    ] {
+        fs::write(
+            &bad,
+            format!("inputs:\n  - path: data/\n{text}output: out/bad.hxz\n"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(hexz_bin())
+            .args(["build", "-q"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expect), "{text}: {stderr}");
+    }
 }

@@ -49,7 +49,10 @@ fn reads_cost_few_requests_at_the_server() {
     // A large read (every chunk of big.bin, ~200 chunks): adjacent blobs are
     // merged, then fetched as a few parallel pieces.
     let big = a.entry("sub/big.bin").unwrap();
-    let chunks = a.chunk_records(big.offset, big.offset + big.size).unwrap().len();
+    let chunks = a
+        .chunk_records(big.offset, big.offset + big.size)
+        .unwrap()
+        .len();
     let before = gets(&log).len();
     let data = a.read_entry(&big).unwrap();
     let large = gets(&log).len() - before;
