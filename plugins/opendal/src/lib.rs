@@ -13,10 +13,16 @@
 //! | `s3://bucket/key` | S3 (settings from the AWS environment, [`S3Options`]) |
 //! | `http://host/path`, `https://host/path` | anonymous HTTP(S) with Range requests |
 //! | `memory://name` | the process-wide in-memory store |
+//! | `gs://bucket/key` | Google Cloud Storage (feature `gcs`) |
+//! | `azblob://container/path` | Azure Blob Storage (feature `azblob`) |
 //!
 //! Costs: opening a source costs one `stat` (an HTTP `HEAD`); each
-//! [`ReadAt::read_exact_at`] is one ranged GET; [`ReadAt::read_ranges`] merges
-//! ranges that touch or lie within [`COALESCE_GAP`] of each other into one GET.
+//! [`ReadAt::read_exact_at`] is one ranged GET (reads over [`PARALLEL_PIECE`]
+//! are split into pieces fetched at once); [`ReadAt::read_ranges`] merges
+//! ranges that touch or lie within [`COALESCE_GAP`] of each other into one GET
+//! and fetches the groups in parallel (at most [`MAX_IN_FLIGHT`] at once).
+//! Local files are read with `pread`. [`upload`] writes objects (multipart,
+//! visible only when complete).
 //! Temporary failures (5xx, timeouts, resets) are retried with exponential
 //! backoff ([`location::RETRY_TIMES`]); each request has a timeout. Errors name
 //! the URL and, when there is one, the HTTP status.
@@ -62,7 +68,11 @@ pub const PARALLEL_PIECE: u64 = 2 * 1024 * 1024;
 pub const MAX_IN_FLIGHT: usize = 8;
 
 /// The URL schemes this transport serves.
-pub const SCHEMES: &[&str] = &["file", "s3", "http", "https", "memory"];
+/// `gs`, `gcs` and `azblob` are always routed here; without the `gcs` /
+/// `azblob` features opening them says which feature to enable.
+pub const SCHEMES: &[&str] = &[
+    "file", "s3", "http", "https", "memory", "gs", "gcs", "azblob",
+];
 
 /// An immutable object read by positional ranged reads through OpenDAL.
 ///
@@ -134,11 +144,7 @@ impl OpendalSource {
             .stat(&path)
             .map_err(|e| OpendalError::backend(url, "stat", e))?;
         Ok(Self {
-            backend: Backend::Service {
-                op,
-                async_op,
-                path,
-            },
+            backend: Backend::Service { op, async_op, path },
             url: url.to_string(),
             size: meta.content_length(),
         })
@@ -177,7 +183,11 @@ impl OpendalSource {
                 .collect(),
             Backend::Service { op, path, .. } if pieces.len() == 1 => {
                 let (offset, len) = pieces[0];
-                Ok(vec![self.check_len(fetch_blocking(op, path, offset, len), offset, len)?])
+                Ok(vec![self.check_len(
+                    fetch_blocking(op, path, offset, len),
+                    offset,
+                    len,
+                )?])
             }
             Backend::Service { async_op, path, .. } => {
                 let rt = runtime::get()?;

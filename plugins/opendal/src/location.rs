@@ -104,6 +104,23 @@ pub enum Location {
         /// The path, starting with `/`.
         path: String,
     },
+    /// `gs://bucket/key` (or `gcs://`): Google Cloud Storage, with feature `gcs`.
+    /// Credentials: `GOOGLE_APPLICATION_CREDENTIALS` or the VM's metadata server.
+    Gcs {
+        /// The bucket.
+        bucket: String,
+        /// The object name.
+        key: String,
+    },
+    /// `azblob://container/path`: Azure Blob Storage, with feature `azblob`.
+    /// Settings: `AZURE_STORAGE_CONNECTION_STRING`, or `AZURE_STORAGE_ACCOUNT`
+    /// + `AZURE_STORAGE_KEY` (and `AZURE_STORAGE_ENDPOINT` for non-Azure hosts).
+    Azblob {
+        /// The container.
+        container: String,
+        /// The blob path.
+        path: String,
+    },
     /// `memory://name`: the process-wide in-memory store (tests, examples).
     Memory {
         /// The object name.
@@ -169,6 +186,21 @@ impl Location {
                     path: path.to_string(),
                 })
             }
+            s @ ("gs" | "gcs" | "azblob") => {
+                let (bucket, key) = rest
+                    .split_once('/')
+                    .filter(|(b, k)| !b.is_empty() && !k.is_empty() && !k.ends_with('/'))
+                    .ok_or_else(|| bad(&format!("a {s} URL is {s}://bucket/key")))?;
+                let (bucket, key) = (bucket.to_string(), key.to_string());
+                Ok(if s == "azblob" {
+                    Location::Azblob {
+                        container: bucket,
+                        path: key,
+                    }
+                } else {
+                    Location::Gcs { bucket, key }
+                })
+            }
             "memory" => {
                 if rest.is_empty() {
                     return Err(bad("a memory URL names an object: memory://name"));
@@ -178,7 +210,8 @@ impl Location {
                 })
             }
             other => Err(bad(&format!(
-                "unsupported scheme `{other}`; supported: file, s3, http, https, memory"
+                "unsupported scheme `{other}`; supported: file, s3, http, https, memory, \
+                 gs, azblob"
             ))),
         }
     }
@@ -244,6 +277,8 @@ pub(crate) fn operator(
             (op, path.clone())
         }
         Location::Memory { key } => (shared_memory(url)?, key.clone()),
+        Location::Gcs { bucket, key } => (gcs(url, bucket)?, key.clone()),
+        Location::Azblob { container, path } => (azblob(url, container)?, path.clone()),
     };
     Ok((with_layers(op, s3), path))
 }
@@ -279,4 +314,50 @@ fn shared_memory(url: &str) -> Result<Operator, OpendalError> {
     let op = Operator::new(services::Memory::default())
         .map_err(|e| OpendalError::backend(url, "configure", e))?;
     Ok(MEMORY.get_or_init(|| op).clone())
+}
+
+#[cfg(feature = "gcs")]
+fn gcs(url: &str, bucket: &str) -> Result<Operator, OpendalError> {
+    Operator::new(services::Gcs::default().bucket(bucket))
+        .map_err(|e| OpendalError::backend(url, "configure", e))
+}
+
+#[cfg(not(feature = "gcs"))]
+fn gcs(url: &str, _bucket: &str) -> Result<Operator, OpendalError> {
+    Err(OpendalError::BadUrl {
+        url: url.to_string(),
+        reason: "Google Cloud Storage needs hexz built with the `gcs` feature of hexz-opendal"
+            .into(),
+    })
+}
+
+#[cfg(feature = "azblob")]
+fn azblob(url: &str, container: &str) -> Result<Operator, OpendalError> {
+    let configure = |e| OpendalError::backend(url, "configure", e);
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let builder = match var("AZURE_STORAGE_CONNECTION_STRING") {
+        Some(conn) => services::Azblob::from_connection_string(&conn).map_err(configure)?,
+        None => {
+            let mut b = services::Azblob::default();
+            if let Some(account) = var("AZURE_STORAGE_ACCOUNT") {
+                let endpoint = var("AZURE_STORAGE_ENDPOINT")
+                    .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+                b = b.account_name(&account).endpoint(&endpoint);
+            }
+            if let Some(key) = var("AZURE_STORAGE_KEY") {
+                b = b.account_key(&key);
+            }
+            b
+        }
+    };
+    Operator::new(builder.container(container)).map_err(configure)
+}
+
+#[cfg(not(feature = "azblob"))]
+fn azblob(url: &str, _container: &str) -> Result<Operator, OpendalError> {
+    Err(OpendalError::BadUrl {
+        url: url.to_string(),
+        reason: "Azure Blob Storage needs hexz built with the `azblob` feature of hexz-opendal"
+            .into(),
+    })
 }
