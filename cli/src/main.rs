@@ -1,6 +1,9 @@
 //! `hexz`: the command-line tool. Parses arguments, calls one library function per
 //! verb, prints the result, and maps errors to exit codes.
 
+mod cache;
+mod publish;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +20,13 @@ use hexz_pipeline::{BuildOptions, ExtractOptions, PipelineError, Registry};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Keep pages and chunks read from remote archives in this folder and read
+    /// them from there next time (also HEXZ_CACHE_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Size limit of the cache folder, e.g. 10GiB (also HEXZ_CACHE_SIZE).
+    #[arg(long, global = true, value_name = "SIZE", value_parser = publish::parse_bytes)]
+    cache_size: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +97,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Upload an archive to a URL (s3://bucket/key, file:///path); it appears there
+    /// only once complete, and nothing is uploaded if the URL already holds it.
+    Publish(publish::PublishArgs),
     /// Check every page and every chunk of an archive.
     Verify {
         /// The archive: a path, or a URL (s3://bucket/key, https://host/a.hxz, file:///a.hxz).
@@ -148,6 +161,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             return 4;
         }
     }
+    if let Some(PipelineError::NotFound { .. }) = err.downcast_ref::<PipelineError>() {
+        return 4;
+    }
     // `load_recipe` returns a bare `RecipeError` (not wrapped in `PipelineError`).
     if err
         .downcast_ref::<hexz_pipeline::recipe::RecipeError>()
@@ -173,13 +189,17 @@ fn open(archive: &Path, registry: &Registry) -> Result<Archive> {
     let url = archive
         .to_str()
         .filter(|s| hexz_pipeline::registry::url_scheme(s).is_some());
-    Ok(match url {
-        Some(url) => hexz_pipeline::open_archive(url, registry, options)?,
-        None => hexz_pipeline::open_archive_path(archive, registry, options)?,
+    Ok(match (url, cache::get()) {
+        (Some(url), Some(cache)) => {
+            hexz_pipeline::open_archive_cached(url, registry, options, cache)?
+        }
+        (Some(url), None) => hexz_pipeline::open_archive(url, registry, options)?,
+        (None, _) => hexz_pipeline::open_archive_path(archive, registry, options)?,
     })
 }
 
 fn run(cli: Cli) -> Result<()> {
+    cache::configure(cli.cache_dir, cli.cache_size)?;
     let registry = Registry::default();
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
@@ -234,10 +254,22 @@ fn run(cli: Cli) -> Result<()> {
                         .unwrap_or_default()
                 )?;
                 writeln!(out, "output   {}", plan.output.display())?;
+                if let Some(p) = &plan.publish {
+                    hexz_pipeline::publish::check_publish_stage(&plan, &registry)?;
+                    writeln!(
+                        out,
+                        "publish  {} (parts of {} bytes, {} at once)",
+                        p.url, p.part_size, p.concurrency
+                    )?;
+                }
                 out.flush()?;
                 return Ok(());
             }
-            let report = hexz_pipeline::build(&plan, &registry, &BuildOptions { quiet, threads })?;
+            let (report, published) = hexz_pipeline::build_and_publish(
+                &plan,
+                &registry,
+                &BuildOptions { quiet, threads },
+            )?;
             let s = &report.summary.stats;
             if json {
                 let v = serde_json::json!({
@@ -248,6 +280,7 @@ fn run(cli: Cli) -> Result<()> {
                     "stored_bytes": report.summary.archive_size,
                     "unique_bytes": s.unique_raw_bytes,
                     "seconds": report.elapsed.as_secs_f64(),
+                    "published": published.as_ref().map(publish::summary_json),
                 });
                 writeln!(out, "{v}")?;
             } else if !quiet {
@@ -262,6 +295,9 @@ fn run(cli: Cli) -> Result<()> {
                     s.logical_size as f64 / 1e6 / secs.max(1e-9),
                     report.summary.root_hash
                 );
+                if let Some(p) = &published {
+                    publish::print_line(p);
+                }
             }
         }
         Command::Ls {
@@ -427,6 +463,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Publish(args) => publish::run(args, &registry, &mut out)?,
         Command::Verify { archive, json } => {
             let a = open(&archive, &registry)?;
             let r = a

@@ -11,9 +11,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-use quick_cache::sync::{Cache, DefaultLifecycle, GuardResult};
+use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 use rayon::prelude::*;
 
@@ -27,6 +26,8 @@ use crate::layout::{
 };
 use crate::page::{Key, Page, TreeKind, decode_page};
 use crate::source::{FileSource, ReadAt, read_vec};
+
+mod batch;
 
 /// Reader settings.
 #[derive(Debug, Clone)]
@@ -841,6 +842,17 @@ impl Inner {
             r.blob_offset,
             r.stored_len as usize,
         )?;
+        self.chunk_from_stored(r, stored, verify_id)
+    }
+
+    /// Check (CRC32) and decompress the stored bytes of chunk `r`; with
+    /// `verify_id`, check the BLAKE3 id too.
+    fn chunk_from_stored(
+        &self,
+        r: &ChunkRecord,
+        stored: Vec<u8>,
+        verify_id: bool,
+    ) -> Result<Vec<u8>> {
         let crc = crc32fast::hash(&stored);
         if crc != r.crc {
             return Err(Error::Checksum {
@@ -889,20 +901,6 @@ impl Inner {
             });
         }
         Ok(data)
-    }
-
-    /// Load a chunk into the cache unless it is there or being loaded; never
-    /// waits (for read-ahead).
-    fn prefetch(&self, r: &ChunkRecord) {
-        if let GuardResult::Guard(guard) = self
-            .chunks
-            .get_value_or_guard(&r.blob_offset, Some(Duration::ZERO))
-        {
-            // Errors surface when the reader reaches the chunk itself.
-            if let Ok(data) = self.load_chunk(r, self.options.verify_chunks) {
-                let _ = guard.insert(Arc::new(data));
-            }
-        }
     }
 
     /// Copy the part of chunk `r` that falls in `[offset, end)` into `buf` (which
@@ -961,7 +959,11 @@ impl Inner {
                     self.chunk(r).map(Some)
                 }
             };
-            // Several chunks to decompress: do it in parallel.
+            // Several chunks to fetch: one batched request set (adjacent blobs
+            // merged), decompressed in parallel.
+            if uncached >= 2 {
+                self.load_batch(&records);
+            }
             let data: Vec<Option<ChunkData>> = if uncached >= 2 {
                 records.par_iter().map(load).collect::<Result<_>>()?
             } else {
@@ -1000,10 +1002,7 @@ impl Inner {
         let inner = Arc::clone(self);
         rayon::spawn(move || {
             if let Ok(records) = inner.chunks_covering(from, to) {
-                records
-                    .par_iter()
-                    .filter(|r| !r.is_zero())
-                    .for_each(|r| inner.prefetch(r));
+                inner.load_batch(&records);
             }
         });
     }

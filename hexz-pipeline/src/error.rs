@@ -35,6 +35,27 @@ pub enum PipelineError {
         #[source]
         error: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The object at a URL does not exist (HTTP 404, no such key).
+    #[error("{error}")]
+    NotFound {
+        /// The URL.
+        location: String,
+        /// The transport's error; its message names the location.
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Publishing failed: the upload was aborted and nothing new is visible at
+    /// the destination.
+    #[error("publishing {} to {url} failed: {error}", archive.display())]
+    Publish {
+        /// The local archive.
+        archive: PathBuf,
+        /// The destination URL.
+        url: String,
+        /// Why.
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A plugin rejected its settings.
     #[error("{plugin}: {detail}")]
     PluginSettings {

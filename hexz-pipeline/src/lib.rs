@@ -12,14 +12,17 @@
 //! ```
 
 pub mod build;
+pub mod chunk_cache;
 pub mod digest;
 pub mod error;
 pub mod extract;
 pub mod info;
 mod progress;
+pub mod publish;
 pub mod recipe;
 pub mod records;
 pub mod registry;
+pub mod transport_conformance;
 mod walk;
 
 use std::path::Path;
@@ -28,7 +31,10 @@ pub use build::{BuildOptions, BuildReport, InputCount, build, count_inputs};
 pub use error::{PipelineError, Result};
 pub use extract::{ExtractOptions, ExtractReport, copy_entry, extract};
 pub use info::{ArchiveInfo, info};
-pub use registry::{CompressorFactory, FnFactory, OpendalTransport, Registry, Transport};
+pub use publish::{PublishOptions, PublishReport, build_and_publish, publish};
+pub use registry::{
+    CompressorFactory, FnFactory, OpendalTransport, PutOptions, PutReport, Registry, Transport,
+};
 
 use hexz_format::{Archive, ReadOptions};
 
@@ -38,6 +44,29 @@ use hexz_format::{Archive, ReadOptions};
 pub fn open_archive(location: &str, registry: &Registry, options: ReadOptions) -> Result<Archive> {
     let source = registry.open_source(location)?;
     Ok(Archive::open(source, registry, options)?)
+}
+
+/// [`open_archive`] with an on-disk cache for remote archives: pages and chunks
+/// read from a URL are kept in `cache` (keyed by the archive's root hash) and
+/// read from there next time. Plain paths are opened as in [`open_archive`],
+/// without the cache.
+pub fn open_archive_cached(
+    location: &str,
+    registry: &Registry,
+    options: ReadOptions,
+    cache: &std::sync::Arc<chunk_cache::DiskCache>,
+) -> Result<Archive> {
+    if registry::url_scheme(location).is_none() {
+        return open_archive(location, registry, options);
+    }
+    let source = registry.open_source(location)?;
+    let cached = std::sync::Arc::new(chunk_cache::CachedSource::new(
+        source,
+        std::sync::Arc::clone(cache),
+    ));
+    let archive = Archive::open(cached.clone(), registry, options)?;
+    cached.set_root(archive.root_hash());
+    Ok(archive)
 }
 
 /// [`open_archive`] for a local path (read with `pread`, whatever its characters).

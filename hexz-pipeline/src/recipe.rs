@@ -18,6 +18,10 @@
 //! compression:             # optional
 //!   codec: zstd            # default zstd; `none`, `lz4`, `zstd`, or a registered plugin
 //!   level: 3               # zstd: 1–22, default 3; `none` and `lz4` take no level
+//! publish:                 # optional; upload the archive after building it
+//!   url: s3://${BUCKET}/a.hxz  # required; a URL of a writable transport
+//!   part_size: 8MiB        # 5 MiB – 4 GiB, default 8 MiB
+//!   concurrency: 4         # parts in flight, 1 – 64, default 4
 //! ```
 //!
 //! Flow style (`chunking: { min: 16KiB, avg: 64KiB, max: 256KiB }`) is the same
@@ -32,7 +36,8 @@
 //!   registry when the pipeline is built. Other codecs keep their level as written.
 //! * **Paths** (`inputs[].path`, `output`) go through `${VAR}` interpolation
 //!   (`$$` is a literal `$`; any other `$` is an error), then relative paths are
-//!   resolved against the recipe's folder. Other values are not interpolated.
+//!   resolved against the recipe's folder. `publish.url` is interpolated too
+//!   (and must be a URL). Other values are not interpolated.
 //!
 //! # Error locations
 //!
@@ -64,6 +69,7 @@ mod dir_options;
 mod error;
 mod interpolate;
 mod plan;
+mod publish;
 mod raw;
 mod records;
 mod validate;
@@ -74,6 +80,7 @@ pub(crate) use dir_options::glob;
 pub(crate) use error::closest;
 pub use error::{InterpolationProblem, RecipeError, SourceLocation};
 pub use plan::{ChunkingPlan, CompressionPlan, CompressionSpans, InputPlan, Plan, SymlinkPolicy};
+pub use publish::PublishPlan;
 pub use records::{DataEncoding, DataField, RecordFormat, RecordsPlan};
 
 /// Reads, parses and validates the recipe at `path`, interpolating `${VAR}`

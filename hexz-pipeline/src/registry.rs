@@ -88,9 +88,40 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// The URL schemes served, lower case, without `://` (e.g. `["s3"]`).
     fn schemes(&self) -> Vec<String>;
 
-    /// Open `url`. Errors name the URL.
-    fn open(&self, url: &str) -> Result<Arc<dyn ReadAt>, Box<dyn std::error::Error + Send + Sync>>;
+    /// Open `url`. Errors name the URL. A missing object is reported as an
+    /// [`std::io::Error`] of kind `NotFound` (wrapping the transport's own error),
+    /// so callers can tell "absent" from "failed".
+    fn open(&self, url: &str) -> Result<Arc<dyn ReadAt>, BoxError>;
+
+    /// Write all of `data` as the object at `url`, replacing any object there.
+    ///
+    /// Who calls: [`crate::publish`], once per archive published, from one thread.
+    /// Contract: the object must appear at `url` only once it is complete (a
+    /// multipart upload completed after its last part, a temporary file renamed
+    /// into place), never truncated; on error nothing new is visible at `url`.
+    /// `progress` is called with the bytes handed over so far. Transports that
+    /// cannot write keep this default, which refuses.
+    fn put(
+        &self,
+        url: &str,
+        data: &dyn ReadAt,
+        options: &PutOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<PutReport, BoxError> {
+        let _ = (data, options, progress);
+        Err(format!("{url}: transport `{}` cannot write", self.name()).into())
+    }
 }
+
+/// A transport's error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How [`Transport::put`] uploads: part size and parts in flight, for stores that
+/// upload in parts (others ignore them).
+pub type PutOptions = hexz_opendal::UploadOptions;
+
+/// What [`Transport::put`] did: bytes written and parts sent.
+pub type PutReport = hexz_opendal::UploadReport;
 
 /// The OpenDAL transport ([`hexz_opendal`]): `file`, `s3`, `http`, `https`,
 /// `memory`. S3 settings come from the AWS environment variables at each open
@@ -120,12 +151,44 @@ impl Transport for OpendalTransport {
             .collect()
     }
 
-    fn open(&self, url: &str) -> Result<Arc<dyn ReadAt>, Box<dyn std::error::Error + Send + Sync>> {
-        let source = match &self.s3 {
-            Some(s3) => hexz_opendal::OpendalSource::open_with(url, s3)?,
-            None => hexz_opendal::OpendalSource::open(url)?,
-        };
+    fn open(&self, url: &str) -> Result<Arc<dyn ReadAt>, BoxError> {
+        let s3 = self.s3_options();
+        let source = hexz_opendal::OpendalSource::open_with(url, &s3).map_err(not_found_as_io)?;
         Ok(Arc::new(source))
+    }
+
+    fn put(
+        &self,
+        url: &str,
+        data: &dyn ReadAt,
+        options: &PutOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<PutReport, BoxError> {
+        Ok(hexz_opendal::upload(
+            url,
+            &self.s3_options(),
+            data,
+            options,
+            progress,
+        )?)
+    }
+}
+
+impl OpendalTransport {
+    fn s3_options(&self) -> hexz_opendal::S3Options {
+        self.s3
+            .clone()
+            .unwrap_or_else(hexz_opendal::S3Options::from_env)
+    }
+}
+
+/// A missing object becomes an `io::Error` of kind `NotFound` (the transport
+/// contract); other errors stay as they are.
+fn not_found_as_io(error: hexz_opendal::OpendalError) -> BoxError {
+    if error.io_kind() == std::io::ErrorKind::NotFound {
+        Box::new(std::io::Error::new(std::io::ErrorKind::NotFound, error))
+    } else {
+        Box::new(error)
     }
 }
 
@@ -193,11 +256,38 @@ impl Registry {
                     name: scheme.clone(),
                     known: self.transport_schemes(),
                 })?;
-        transport
-            .open(location)
-            .map_err(|error| PipelineError::Transport {
-                location: location.to_string(),
-                error,
+        transport.open(location).map_err(|error| {
+            let missing = error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+            if missing {
+                PipelineError::NotFound {
+                    location: location.to_string(),
+                    error,
+                }
+            } else {
+                PipelineError::Transport {
+                    location: location.to_string(),
+                    error,
+                }
+            }
+        })
+    }
+
+    /// The transport for URL `location` (`None` for a plain path, which is a
+    /// local file).
+    pub fn transport_for(&self, location: &str) -> Result<Option<Arc<dyn Transport>>> {
+        let Some(scheme) = url_scheme(location) else {
+            return Ok(None);
+        };
+        self.transports
+            .get(&scheme)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| PipelineError::UnknownPlugin {
+                kind: "transport",
+                name: scheme,
+                known: self.transport_schemes(),
             })
     }
 

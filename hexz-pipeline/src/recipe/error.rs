@@ -207,6 +207,47 @@ pub enum RecipeError {
         max: u64,
     },
 
+    /// A value that must be a URL (`scheme://...`) is not one.
+    #[error(
+        "{at}: {field}: `{written}` is not a URL; write e.g. s3://bucket/key or file:///abs/path"
+    )]
+    NotAUrl {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path, e.g. `publish.url`.
+        field: &'static str,
+        /// The value after interpolation.
+        written: String,
+    },
+
+    /// A URL scheme no registered transport serves.
+    #[error("{at}: {field}: no transport for `{scheme}://`; registered: {}", known.join(", "))]
+    UnknownTransport {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path, e.g. `publish.url`.
+        field: &'static str,
+        /// The scheme.
+        scheme: String,
+        /// Registered schemes.
+        known: Vec<String>,
+    },
+
+    /// An integer setting is out of range.
+    #[error("{at}: {field} ({value}) is out of range {min}–{max}")]
+    OutOfRange {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path, e.g. `publish.concurrency`.
+        field: &'static str,
+        /// The value.
+        value: u64,
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+    },
+
     /// A chunk size is odd.
     #[error("{at}: {field} ({value} bytes) must be an even number of bytes")]
     OddSize {
@@ -497,7 +538,10 @@ impl RecipeError {
             | Self::UnknownSymlinkPolicy { at, .. }
             | Self::DirectoryOptionOnFile { at, .. }
             | Self::UnknownCodec { at, .. }
-            | Self::CodecSettings { at, .. } => Some(at),
+            | Self::CodecSettings { at, .. }
+            | Self::NotAUrl { at, .. }
+            | Self::UnknownTransport { at, .. }
+            | Self::OutOfRange { at, .. } => Some(at),
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct Plan {
     /// Where the recipe wrote the compression settings, for errors found when the
     /// codec is resolved against a plugin registry (see [`crate::build::compressor`]).
     pub compression_at: CompressionSpans,
+    /// Where to upload the archive after building it (not part of the
+    /// provenance: publishing elsewhere does not change the archive).
+    pub publish: Option<super::publish::PublishPlan>,
     /// Canonical JSON of the validated recipe, for provenance: compact, keys sorted,
     /// sizes as plain integers, defaults filled in, paths as written in the recipe
     /// (before `${VAR}` interpolation and resolution, so no environment values leak).

@@ -21,6 +21,9 @@ pub(crate) struct RawRecipe {
     pub(crate) chunking: Option<RawChunking>,
     #[serde(default)]
     pub(crate) compression: Option<RawCompression>,
+    /// Upload the built archive (see `recipe/publish.rs`).
+    #[serde(default)]
+    pub(crate) publish: Option<super::publish::RawPublish>,
 }
 
 /// One entry of `inputs`.

@@ -37,7 +37,11 @@ impl Context<'_> {
     }
 
     /// Interpolates a string value; `field` names it in messages.
-    fn interpolated(&self, field: &str, value: &Spanned<String>) -> Result<String, RecipeError> {
+    pub(crate) fn interpolated(
+        &self,
+        field: &str,
+        value: &Spanned<String>,
+    ) -> Result<String, RecipeError> {
         let text = interpolate(&value.value, self.env).map_err(|e| match e {
             InterpolationError::Unset(variable) => RecipeError::UnsetVariable {
                 at: self.at(&value.referenced),
@@ -100,6 +104,10 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
     let output = cx.resolve(&cx.interpolated("output", &raw.output)?);
     let chunking = chunking(raw.chunking.as_ref(), cx)?;
     let compression = compression(raw.compression.as_ref(), cx)?;
+    let publish = match &raw.publish {
+        Some(p) => Some(super::publish::publish_plan(p, cx)?),
+        None => None,
+    };
     for (index, (input, raw_input)) in inputs.iter().zip(&raw.inputs.value).enumerate() {
         check_exists(input, cx.at(&raw_input.path.referenced))?;
         check_file_input(index, raw_input, input, cx)?;
@@ -128,6 +136,7 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
         chunking,
         compression,
         compression_at,
+        publish,
         normalized,
     })
 }

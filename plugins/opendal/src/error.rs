@@ -25,13 +25,30 @@ pub enum OpendalError {
     Backend {
         /// The location.
         url: String,
-        /// `"stat"`, `"read"`, `"write"` or `"configure"`.
+        /// `"stat"`, `"read"`, `"write"`, `"delete"` or `"configure"`.
         op: &'static str,
         /// The HTTP status, when the service answered with an error status.
         status: Option<u16>,
         /// OpenDAL's error (its message holds the request context).
         #[source]
         error: Box<opendal::Error>,
+    },
+    /// A local file (the data being uploaded, or a `file://` object) failed.
+    #[error("{url}: {error}")]
+    LocalIo {
+        /// The path or URL.
+        url: String,
+        /// The error.
+        #[source]
+        error: std::io::Error,
+    },
+    /// An option is out of range.
+    #[error("{setting}: {detail}")]
+    BadSetting {
+        /// Which setting.
+        setting: &'static str,
+        /// What is wrong.
+        detail: String,
     },
     /// The object ended before a requested range did.
     #[error("{url}: short read at {offset}: wanted {wanted} bytes, got {got}")]
@@ -63,6 +80,8 @@ impl OpendalError {
         match self {
             OpendalError::BadUrl { .. } => K::InvalidInput,
             OpendalError::Runtime { .. } => K::Other,
+            OpendalError::LocalIo { error, .. } => error.kind(),
+            OpendalError::BadSetting { .. } => K::InvalidInput,
             OpendalError::ShortRead { .. } => K::UnexpectedEof,
             OpendalError::Backend { error, .. } => match error.kind() {
                 opendal::ErrorKind::NotFound => K::NotFound,

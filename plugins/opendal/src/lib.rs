@@ -13,10 +13,16 @@
 //! | `s3://bucket/key` | S3 (settings from the AWS environment, [`S3Options`]) |
 //! | `http://host/path`, `https://host/path` | anonymous HTTP(S) with Range requests |
 //! | `memory://name` | the process-wide in-memory store |
+//! | `gs://bucket/key` | Google Cloud Storage (feature `gcs`) |
+//! | `azblob://container/path` | Azure Blob Storage (feature `azblob`) |
 //!
 //! Costs: opening a source costs one `stat` (an HTTP `HEAD`); each
-//! [`ReadAt::read_exact_at`] is one ranged GET; [`ReadAt::read_ranges`] merges
-//! ranges that touch or lie within [`COALESCE_GAP`] of each other into one GET.
+//! [`ReadAt::read_exact_at`] is one ranged GET (reads over [`PARALLEL_PIECE`]
+//! are split into pieces fetched at once); [`ReadAt::read_ranges`] merges
+//! ranges that touch or lie within [`COALESCE_GAP`] of each other into one GET
+//! and fetches the groups in parallel (at most [`MAX_IN_FLIGHT`] at once).
+//! Local files are read with `pread`. [`upload`] writes objects (multipart,
+//! visible only when complete).
 //! Temporary failures (5xx, timeouts, resets) are retried with exponential
 //! backoff ([`location::RETRY_TIMES`]); each request has a timeout. Errors name
 //! the URL and, when there is one, the HTTP status.
@@ -36,34 +42,65 @@
 pub mod error;
 pub mod location;
 mod runtime;
+pub mod upload;
 
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use hexz_format::ReadAt;
 use opendal::blocking;
 
 pub use error::OpendalError;
 pub use location::{Location, S3Options};
+pub use upload::{UploadOptions, UploadReport, delete, object_size, upload};
 
 /// Ranges closer than this are fetched by one request (the gap is read and
 /// dropped): a round trip costs more than a few KiB of transfer.
 pub const COALESCE_GAP: u64 = 64 * 1024;
 /// A merged request never grows past this.
 pub const COALESCE_MAX: u64 = 16 * 1024 * 1024;
+/// Reads larger than this are split into pieces of this size fetched in parallel.
+pub const PARALLEL_PIECE: u64 = 2 * 1024 * 1024;
+/// Requests one call keeps in flight at most (pieces of a large read, groups of
+/// [`ReadAt::read_ranges`]).
+pub const MAX_IN_FLIGHT: usize = 8;
 
 /// The URL schemes this transport serves.
-pub const SCHEMES: &[&str] = &["file", "s3", "http", "https", "memory"];
+/// `gs`, `gcs` and `azblob` are always routed here; without the `gcs` /
+/// `azblob` features opening them says which feature to enable.
+pub const SCHEMES: &[&str] = &[
+    "file", "s3", "http", "https", "memory", "gs", "gcs", "azblob",
+];
 
 /// An immutable object read by positional ranged reads through OpenDAL.
 ///
 /// Its size comes from one `stat` at [`OpendalSource::open`] and is then fixed: an
 /// archive is immutable, and a changed object is caught by the archive's checksums.
+///
+/// Local files (`file://` and plain paths) are read with `pread` on an open
+/// handle by default: the same abstraction, without a trip through the async
+/// runtime per read ([`OpendalSource::open_generic`] forces the OpenDAL `fs`
+/// service, for comparison).
 #[derive(Debug, Clone)]
 pub struct OpendalSource {
-    op: blocking::Operator,
-    path: String,
+    backend: Backend,
     url: String,
     size: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    /// A service behind OpenDAL: the blocking operator for single reads, the
+    /// async one for parallel pieces.
+    Service {
+        op: blocking::Operator,
+        async_op: opendal::Operator,
+        path: String,
+    },
+    /// A local file read with `pread`.
+    File(Arc<File>),
 }
 
 impl OpendalSource {
@@ -74,13 +111,40 @@ impl OpendalSource {
 
     /// Open `url` with explicit S3 settings.
     pub fn open_with(url: &str, s3: &S3Options) -> Result<Self, OpendalError> {
-        let (op, path) = blocking_operator(url, s3)?;
+        if let Location::Fs { path } = Location::parse(url)? {
+            let local = |error| OpendalError::LocalIo {
+                url: url.to_string(),
+                error,
+            };
+            let file = File::open(&path).map_err(local)?;
+            let size = file.metadata().map_err(local)?.len();
+            return Ok(Self {
+                backend: Backend::File(Arc::new(file)),
+                url: url.to_string(),
+                size,
+            });
+        }
+        Self::open_generic(url, s3)
+    }
+
+    /// Open `url` through an OpenDAL service even for local files (one `stat`).
+    pub fn open_generic(url: &str, s3: &S3Options) -> Result<Self, OpendalError> {
+        let location = Location::parse(url)?;
+        let rt = runtime::get()?;
+        let (async_op, path) = {
+            let _guard = rt.enter();
+            location::operator(url, &location, s3, false)?
+        };
+        let op = {
+            let _guard = rt.enter();
+            blocking::Operator::new(async_op.clone())
+                .map_err(|e| OpendalError::backend(url, "configure", e))?
+        };
         let meta = op
             .stat(&path)
             .map_err(|e| OpendalError::backend(url, "stat", e))?;
         Ok(Self {
-            op,
-            path,
+            backend: Backend::Service { op, async_op, path },
             url: url.to_string(),
             size: meta.content_length(),
         })
@@ -91,15 +155,83 @@ impl OpendalSource {
         &self.url
     }
 
-    fn fetch(&self, offset: u64, len: u64) -> Result<opendal::Buffer, OpendalError> {
-        let options = opendal::options::ReadOptions {
-            range: (offset..offset + len).into(),
-            ..Default::default()
-        };
-        let data = self
-            .op
-            .read_options(&self.path, options)
-            .map_err(|e| OpendalError::backend(&self.url, "read", e))?;
+    /// Fetch the ranges `(offset, len)` of the object, each in one request, up to
+    /// [`MAX_IN_FLIGHT`] at once; results in the order asked.
+    fn fetch_all(&self, pieces: &[(u64, u64)]) -> Result<Vec<Vec<u8>>, OpendalError> {
+        match &self.backend {
+            Backend::File(file) => pieces
+                .iter()
+                .map(|&(offset, len)| {
+                    let mut buf = vec![0; len as usize];
+                    file.read_exact_at(&mut buf, offset).map_err(|error| {
+                        if error.kind() == io::ErrorKind::UnexpectedEof {
+                            OpendalError::ShortRead {
+                                url: self.url.clone(),
+                                offset,
+                                wanted: len,
+                                got: 0,
+                            }
+                        } else {
+                            OpendalError::LocalIo {
+                                url: self.url.clone(),
+                                error,
+                            }
+                        }
+                    })?;
+                    Ok(buf)
+                })
+                .collect(),
+            Backend::Service { op, path, .. } if pieces.len() == 1 => {
+                let (offset, len) = pieces[0];
+                Ok(vec![self.check_len(
+                    fetch_blocking(op, path, offset, len),
+                    offset,
+                    len,
+                )?])
+            }
+            Backend::Service { async_op, path, .. } => {
+                let rt = runtime::get()?;
+                let limit = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+                let results = rt.block_on(async {
+                    let mut tasks = Vec::with_capacity(pieces.len());
+                    for &(offset, len) in pieces {
+                        let op = async_op.clone();
+                        let path = path.clone();
+                        let limit = Arc::clone(&limit);
+                        tasks.push(tokio::spawn(async move {
+                            let _permit = limit.acquire_owned().await;
+                            let options = opendal::options::ReadOptions {
+                                range: (offset..offset + len).into(),
+                                ..Default::default()
+                            };
+                            op.read_options(&path, options).await.map(|b| b.to_vec())
+                        }));
+                    }
+                    let mut out = Vec::with_capacity(tasks.len());
+                    for task in tasks {
+                        out.push(task.await);
+                    }
+                    out
+                });
+                let mut out = Vec::with_capacity(pieces.len());
+                for (result, &(offset, len)) in results.into_iter().zip(pieces) {
+                    let data = result.map_err(|e| OpendalError::Runtime {
+                        detail: format!("{}: read task failed: {e}", self.url),
+                    })?;
+                    out.push(self.check_len(data, offset, len)?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn check_len(
+        &self,
+        data: opendal::Result<Vec<u8>>,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, OpendalError> {
+        let data = data.map_err(|e| OpendalError::backend(&self.url, "read", e))?;
         if data.len() as u64 != len {
             return Err(OpendalError::ShortRead {
                 url: self.url.clone(),
@@ -112,6 +244,32 @@ impl OpendalSource {
     }
 }
 
+fn fetch_blocking(
+    op: &blocking::Operator,
+    path: &str,
+    offset: u64,
+    len: u64,
+) -> opendal::Result<Vec<u8>> {
+    let options = opendal::options::ReadOptions {
+        range: (offset..offset + len).into(),
+        ..Default::default()
+    };
+    op.read_options(path, options).map(|b| b.to_vec())
+}
+
+/// Split `[offset, offset + len)` into pieces of at most [`PARALLEL_PIECE`].
+fn pieces(offset: u64, len: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::with_capacity(len.div_ceil(PARALLEL_PIECE) as usize);
+    let mut at = offset;
+    let end = offset + len;
+    while at < end {
+        let n = (end - at).min(PARALLEL_PIECE);
+        out.push((at, n));
+        at += n;
+    }
+    out
+}
+
 impl ReadAt for OpendalSource {
     fn size(&self) -> u64 {
         self.size
@@ -121,7 +279,12 @@ impl ReadAt for OpendalSource {
         if buf.is_empty() {
             return Ok(());
         }
-        let data = self.fetch(offset, buf.len() as u64)?;
+        if let Backend::File(file) = &self.backend {
+            return file.read_exact_at(buf, offset);
+        }
+        // A large read is fetched as several ranged requests at once.
+        let parts = pieces(offset, buf.len() as u64);
+        let data = self.fetch_all(&parts)?;
         let mut at = 0;
         for piece in data {
             buf[at..at + piece.len()].copy_from_slice(&piece);
@@ -132,8 +295,31 @@ impl ReadAt for OpendalSource {
 
     fn read_ranges(&self, ranges: &[(u64, usize)]) -> io::Result<Vec<Vec<u8>>> {
         let mut out: Vec<Vec<u8>> = vec![Vec::new(); ranges.len()];
-        for group in coalesce(ranges) {
-            let data = self.fetch(group.start, group.end - group.start)?.to_vec();
+        if let Backend::File(file) = &self.backend {
+            for (slot, &(offset, len)) in out.iter_mut().zip(ranges) {
+                let mut buf = vec![0; len];
+                file.read_exact_at(&mut buf, offset)?;
+                *slot = buf;
+            }
+            return Ok(out);
+        }
+        // Merge near ranges into groups, split big groups into pieces, and fetch
+        // every piece at once (bounded by MAX_IN_FLIGHT).
+        let groups = coalesce(ranges);
+        let mut all = Vec::new();
+        let mut spans = Vec::with_capacity(groups.len());
+        for g in &groups {
+            let p = pieces(g.start, g.end - g.start);
+            spans.push(all.len()..all.len() + p.len());
+            all.extend(p);
+        }
+        let fetched = self.fetch_all(&all)?;
+        for (group, span) in groups.iter().zip(spans) {
+            let data: Vec<u8> = if span.len() == 1 {
+                fetched[span.start].clone()
+            } else {
+                fetched[span].concat()
+            };
             for &i in &group.members {
                 let (offset, len) = ranges[i];
                 let from = (offset - group.start) as usize;
@@ -192,13 +378,13 @@ pub fn blocking_operator(
     let location = Location::parse(url)?;
     let rt = runtime::get()?;
     let _guard = rt.enter();
-    let (op, path) = location::operator(url, &location, s3)?;
+    let (op, path) = location::operator(url, &location, s3, false)?;
     let op = blocking::Operator::new(op).map_err(|e| OpendalError::backend(url, "configure", e))?;
     Ok((op, path))
 }
 
 /// Write `bytes` as the whole object at `url` (S3 settings from the environment).
-/// For tests and small objects; publishing archives is a separate stage.
+/// For tests and small objects; archives are published with [`upload`].
 pub fn write_all(url: &str, bytes: Vec<u8>) -> Result<(), OpendalError> {
     let (op, path) = blocking_operator(url, &S3Options::from_env())?;
     op.write(&path, bytes)

@@ -36,6 +36,13 @@ pub struct S3Options {
     /// Virtual-host-style addressing (`bucket.endpoint`); path style otherwise.
     /// `HEXZ_S3_VIRTUAL_HOST=1`.
     pub virtual_host_style: bool,
+    /// For every service (not only S3): the per-request timeout (a stalled
+    /// request fails after it, then is retried). `HEXZ_TIMEOUT` in seconds;
+    /// default [`IO_TIMEOUT`].
+    pub timeout: Option<Duration>,
+    /// For every service: how many times a temporary failure is retried.
+    /// `HEXZ_RETRIES`; default [`RETRY_TIMES`].
+    pub retries: Option<usize>,
 }
 
 impl std::fmt::Debug for S3Options {
@@ -49,6 +56,8 @@ impl std::fmt::Debug for S3Options {
                 &self.secret_access_key.as_ref().map(|_| "***"),
             )
             .field("virtual_host_style", &self.virtual_host_style)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
             .finish()
     }
 }
@@ -64,6 +73,11 @@ impl S3Options {
             secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
             session_token: var("AWS_SESSION_TOKEN"),
             virtual_host_style: var("HEXZ_S3_VIRTUAL_HOST").is_some_and(|v| v != "0"),
+            timeout: var("HEXZ_TIMEOUT")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .map(Duration::from_secs_f64),
+            retries: var("HEXZ_RETRIES").and_then(|v| v.parse().ok()),
         }
     }
 }
@@ -88,6 +102,23 @@ pub enum Location {
         /// `scheme://host[:port]`.
         endpoint: String,
         /// The path, starting with `/`.
+        path: String,
+    },
+    /// `gs://bucket/key` (or `gcs://`): Google Cloud Storage, with feature `gcs`.
+    /// Credentials: `GOOGLE_APPLICATION_CREDENTIALS` or the VM's metadata server.
+    Gcs {
+        /// The bucket.
+        bucket: String,
+        /// The object name.
+        key: String,
+    },
+    /// `azblob://container/path`: Azure Blob Storage, with feature `azblob`.
+    /// Settings: `AZURE_STORAGE_CONNECTION_STRING`, or `AZURE_STORAGE_ACCOUNT`
+    /// + `AZURE_STORAGE_KEY` (and `AZURE_STORAGE_ENDPOINT` for non-Azure hosts).
+    Azblob {
+        /// The container.
+        container: String,
+        /// The blob path.
         path: String,
     },
     /// `memory://name`: the process-wide in-memory store (tests, examples).
@@ -155,6 +186,21 @@ impl Location {
                     path: path.to_string(),
                 })
             }
+            s @ ("gs" | "gcs" | "azblob") => {
+                let (bucket, key) = rest
+                    .split_once('/')
+                    .filter(|(b, k)| !b.is_empty() && !k.is_empty() && !k.ends_with('/'))
+                    .ok_or_else(|| bad(&format!("a {s} URL is {s}://bucket/key")))?;
+                let (bucket, key) = (bucket.to_string(), key.to_string());
+                Ok(if s == "azblob" {
+                    Location::Azblob {
+                        container: bucket,
+                        path: key,
+                    }
+                } else {
+                    Location::Gcs { bucket, key }
+                })
+            }
             "memory" => {
                 if rest.is_empty() {
                     return Err(bad("a memory URL names an object: memory://name"));
@@ -164,18 +210,22 @@ impl Location {
                 })
             }
             other => Err(bad(&format!(
-                "unsupported scheme `{other}`; supported: file, s3, http, https, memory"
+                "unsupported scheme `{other}`; supported: file, s3, http, https, memory, \
+                 gs, azblob"
             ))),
         }
     }
 }
 
 /// The async operator for `location` (retry and timeout layers applied), and the
-/// object path to use with it.
+/// object path to use with it. `for_write`: local files are written to a
+/// temporary file in the target's folder and renamed into place on close, so
+/// the final path never shows a partial object.
 pub(crate) fn operator(
     url: &str,
     location: &Location,
     s3: &S3Options,
+    for_write: bool,
 ) -> Result<(Operator, String), OpendalError> {
     let configure = |e| OpendalError::backend(url, "configure", e);
     let (op, path) = match location {
@@ -192,7 +242,11 @@ pub(crate) fn operator(
                     reason: "not a file path".into(),
                 });
             };
-            let op = Operator::new(services::Fs::default().root(&dir)).map_err(configure)?;
+            let mut fs = services::Fs::default().root(&dir);
+            if for_write {
+                fs = fs.atomic_write_dir(&dir);
+            }
+            let op = Operator::new(fs).map_err(configure)?;
             (op, name)
         }
         Location::S3 { bucket, key } => {
@@ -223,19 +277,25 @@ pub(crate) fn operator(
             (op, path.clone())
         }
         Location::Memory { key } => (shared_memory(url)?, key.clone()),
+        Location::Gcs { bucket, key } => (gcs(url, bucket)?, key.clone()),
+        Location::Azblob { container, path } => (azblob(url, container)?, path.clone()),
     };
-    Ok((with_layers(op), path))
+    Ok((with_layers(op, s3), path))
 }
 
-fn with_layers(op: Operator) -> Operator {
+fn with_layers(op: Operator, settings: &S3Options) -> Operator {
+    let io_timeout = settings.timeout.unwrap_or(IO_TIMEOUT);
+    let timeout = settings
+        .timeout
+        .map_or(REQUEST_TIMEOUT, |t| t.max(Duration::from_millis(1)) * 3 / 2);
     op.layer(
         opendal::layers::TimeoutLayer::new()
-            .with_timeout(REQUEST_TIMEOUT)
-            .with_io_timeout(IO_TIMEOUT),
+            .with_timeout(timeout)
+            .with_io_timeout(io_timeout),
     )
     .layer(
         opendal::layers::RetryLayer::new()
-            .with_max_times(RETRY_TIMES)
+            .with_max_times(settings.retries.unwrap_or(RETRY_TIMES))
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(Duration::from_secs(5))
             .with_factor(2.0)
@@ -254,4 +314,50 @@ fn shared_memory(url: &str) -> Result<Operator, OpendalError> {
     let op = Operator::new(services::Memory::default())
         .map_err(|e| OpendalError::backend(url, "configure", e))?;
     Ok(MEMORY.get_or_init(|| op).clone())
+}
+
+#[cfg(feature = "gcs")]
+fn gcs(url: &str, bucket: &str) -> Result<Operator, OpendalError> {
+    Operator::new(services::Gcs::default().bucket(bucket))
+        .map_err(|e| OpendalError::backend(url, "configure", e))
+}
+
+#[cfg(not(feature = "gcs"))]
+fn gcs(url: &str, _bucket: &str) -> Result<Operator, OpendalError> {
+    Err(OpendalError::BadUrl {
+        url: url.to_string(),
+        reason: "Google Cloud Storage needs hexz built with the `gcs` feature of hexz-opendal"
+            .into(),
+    })
+}
+
+#[cfg(feature = "azblob")]
+fn azblob(url: &str, container: &str) -> Result<Operator, OpendalError> {
+    let configure = |e| OpendalError::backend(url, "configure", e);
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let builder = match var("AZURE_STORAGE_CONNECTION_STRING") {
+        Some(conn) => services::Azblob::from_connection_string(&conn).map_err(configure)?,
+        None => {
+            let mut b = services::Azblob::default();
+            if let Some(account) = var("AZURE_STORAGE_ACCOUNT") {
+                let endpoint = var("AZURE_STORAGE_ENDPOINT")
+                    .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+                b = b.account_name(&account).endpoint(&endpoint);
+            }
+            if let Some(key) = var("AZURE_STORAGE_KEY") {
+                b = b.account_key(&key);
+            }
+            b
+        }
+    };
+    Operator::new(builder.container(container)).map_err(configure)
+}
+
+#[cfg(not(feature = "azblob"))]
+fn azblob(url: &str, _container: &str) -> Result<Operator, OpendalError> {
+    Err(OpendalError::BadUrl {
+        url: url.to_string(),
+        reason: "Azure Blob Storage needs hexz built with the `azblob` feature of hexz-opendal"
+            .into(),
+    })
 }

@@ -1,0 +1,86 @@
+//! `hexz publish <archive> <url>`: upload an archive so that it appears at the URL
+//! only when complete; nothing is uploaded when the URL already holds it.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use hexz_pipeline::{PublishOptions, PublishReport, PutOptions, Registry};
+
+/// Arguments of the `publish` verb.
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    /// The local archive.
+    pub archive: std::path::PathBuf,
+    /// Where to put it: s3://bucket/key, file:///abs/path.hxz (or a plain path).
+    pub url: String,
+    /// Upload part size (S3 needs at least 5 MiB), e.g. 8MiB.
+    #[arg(long, default_value = "8MiB", value_parser = parse_bytes)]
+    pub part_size: u64,
+    /// Parts uploaded at once.
+    #[arg(long, default_value_t = hexz_pipeline::PutOptions::default().concurrency)]
+    pub jobs: usize,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    parse_size::parse_size(text).map_err(|e| format!("{text}: {e}"))
+}
+
+/// Publish and print the summary.
+pub fn run(args: PublishArgs, registry: &Registry, out: &mut dyn Write) -> Result<()> {
+    let options = PublishOptions {
+        quiet: args.quiet || args.json,
+        put: PutOptions {
+            part_size: usize::try_from(args.part_size).context("--part-size is too large")?,
+            concurrency: args.jobs,
+        },
+    };
+    let report = hexz_pipeline::publish(Path::new(&args.archive), &args.url, registry, &options)?;
+    if args.json {
+        writeln!(out, "{}", summary_json(&report))?;
+    } else if !args.quiet {
+        print_line(&report);
+    }
+    Ok(())
+}
+
+/// The JSON summary of a publish (also under `published` in `build --json`).
+pub fn summary_json(report: &PublishReport) -> serde_json::Value {
+    serde_json::json!({
+        "archive": report.archive,
+        "url": report.url,
+        "root_hash": report.root_hash.to_string(),
+        "size": report.size,
+        "uploaded": report.uploaded,
+        "uploaded_bytes": report.bytes,
+        "parts": report.parts,
+        "seconds": report.elapsed.as_secs_f64(),
+    })
+}
+
+/// One line on stderr saying what was published.
+pub fn print_line(report: &PublishReport) {
+    let secs = report.elapsed.as_secs_f64();
+    if report.uploaded {
+        eprintln!(
+            "published {} to {}: {} bytes in {} part(s), {:.1} MB/s, root {}",
+            report.archive.display(),
+            report.url,
+            report.bytes,
+            report.parts,
+            report.bytes as f64 / 1e6 / secs.max(1e-9),
+            report.root_hash
+        );
+    } else {
+        eprintln!(
+            "{} already holds this archive (root {}); nothing uploaded",
+            report.url, report.root_hash
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Loading many chunks at once: one [`ReadAt::read_ranges`](crate::ReadAt::read_ranges)
+//! call for all the uncached chunks of a read (or of a read-ahead window), so a
+//! remote source can merge adjacent blobs into one ranged request and fetch the
+//! groups in parallel; then CRC check and decompression in parallel on rayon.
+//!
+//! Chunks are claimed in the chunk cache before they are fetched (a placeholder
+//! other readers wait on), so two threads never fetch the same chunk, and chunks
+//! another thread is already loading are skipped. Failures are not reported
+//! here: a chunk left unloaded is loaded (and its error reported) by the
+//! one-chunk path when the reader reaches it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quick_cache::sync::GuardResult;
+use rayon::prelude::*;
+
+use super::Inner;
+use crate::layout::ChunkRecord;
+
+/// Stored bytes fetched by one `read_ranges` call at most.
+const BATCH_BYTES: u64 = 16 << 20;
+
+impl Inner {
+    /// Fetch, check and cache the chunks of `records` that are stored in this
+    /// archive and neither cached nor being loaded. Never waits for another
+    /// thread's load.
+    pub(super) fn load_batch(&self, records: &[ChunkRecord]) {
+        let size = self.source.size();
+        let mut seen = HashSet::new();
+        let mut batches = vec![Vec::new()];
+        let mut bytes = 0u64;
+        for r in records {
+            let stored = u64::from(r.stored_len);
+            if r.is_zero()
+                || r.source != 0
+                || r.blob_offset.saturating_add(stored) > size
+                || !seen.insert(r.blob_offset)
+            {
+                continue;
+            }
+            let GuardResult::Guard(guard) = self
+                .chunks
+                .get_value_or_guard(&r.blob_offset, Some(Duration::ZERO))
+            else {
+                continue;
+            };
+            if bytes >= BATCH_BYTES {
+                batches.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += stored;
+            if let Some(batch) = batches.last_mut() {
+                batch.push((*r, guard));
+            }
+        }
+        let verify = self.options.verify_chunks;
+        for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+            let ranges: Vec<(u64, usize)> = batch
+                .iter()
+                .map(|(r, _)| (r.blob_offset, r.stored_len as usize))
+                .collect();
+            // On failure the guards are dropped, which releases the claims.
+            let Ok(stored) = self.source.read_ranges(&ranges) else {
+                continue;
+            };
+            batch
+                .into_par_iter()
+                .zip(stored.into_par_iter())
+                .for_each(|((r, guard), stored)| {
+                    if let Ok(data) = self.chunk_from_stored(&r, stored, verify) {
+                        let _ = guard.insert(Arc::new(data));
+                    }
+                });
+        }
+    }
+}

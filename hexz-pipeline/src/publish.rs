@@ -1,0 +1,243 @@
+//! Publishing: put a built archive at a URL (`s3://bucket/key`, `file:///path`,
+//! any transport that can write).
+//!
+//! [`publish`] opens the local archive (its tail must check out), then asks the
+//! destination what is there: an object of the same size whose archive has the
+//! same root hash is the same archive, and nothing is uploaded. Otherwise the
+//! transport uploads it ([`Transport::put`](crate::Transport::put): in parts, in
+//! parallel, retried, visible only when complete), and the published object is
+//! opened again to check its size and root hash.
+//!
+//! ```no_run
+//! use hexz_pipeline::{PublishOptions, Registry, publish};
+//! let report = publish(
+//!     "out/data.hxz".as_ref(),
+//!     "s3://bucket/datasets/data.hxz",
+//!     &Registry::default(),
+//!     &PublishOptions::default(),
+//! )?;
+//! println!("{} bytes uploaded: {}", report.bytes, report.uploaded);
+//! # Ok::<(), hexz_pipeline::PipelineError>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hexz_format::{Archive, FileSource, Hash32, ReadAt, ReadOptions};
+
+use crate::build::{BuildOptions, BuildReport};
+use crate::error::{PipelineError, Result};
+use crate::recipe::{Plan, RecipeError};
+use crate::registry::{PutOptions, Registry, url_scheme};
+
+/// How to publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// No progress bar.
+    pub quiet: bool,
+    /// Part size and parallelism of the upload.
+    pub put: PutOptions,
+}
+
+/// What [`publish`] did.
+#[derive(Debug, Clone)]
+pub struct PublishReport {
+    /// The local archive.
+    pub archive: PathBuf,
+    /// Where it was published (a plain destination path becomes a `file://` URL).
+    pub url: String,
+    /// The archive's root hash (checked on the published object).
+    pub root_hash: Hash32,
+    /// The archive's size in bytes.
+    pub size: u64,
+    /// Bytes uploaded (0 when the destination already held this archive).
+    pub bytes: u64,
+    /// Parts uploaded.
+    pub parts: u64,
+    /// Whether anything was uploaded.
+    pub uploaded: bool,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// What the destination holds before publishing.
+enum Remote {
+    /// Nothing.
+    Missing,
+    /// This very archive (same size and root hash).
+    Same,
+    /// Something else, to be replaced.
+    Different,
+}
+
+/// Publish the archive at `archive` to `url` through `registry`'s transports.
+pub fn publish(
+    archive: &Path,
+    url: &str,
+    registry: &Registry,
+    options: &PublishOptions,
+) -> Result<PublishReport> {
+    let started = Instant::now();
+    let url = destination_url(url)?;
+    let small = ReadOptions {
+        chunk_cache_bytes: 1 << 20,
+        page_cache_bytes: 1 << 20,
+        readahead_bytes: 0,
+        verify_chunks: false,
+    };
+    let source: Arc<dyn ReadAt> = Arc::new(FileSource::open(archive)?);
+    let local = Archive::open(Arc::clone(&source), registry, small.clone())?;
+    let root_hash = local.root_hash();
+    let size = source.size();
+    let transport = registry
+        .transport_for(&url)?
+        .ok_or_else(|| PipelineError::Publish {
+            archive: archive.to_path_buf(),
+            url: url.clone(),
+            error: "the destination must be a URL".into(),
+        })?;
+    let mut report = PublishReport {
+        archive: archive.to_path_buf(),
+        url: url.clone(),
+        root_hash,
+        size,
+        bytes: 0,
+        parts: 0,
+        uploaded: false,
+        elapsed: Duration::ZERO,
+    };
+    match remote_state(registry, &url, size, root_hash, &small)? {
+        Remote::Same => {
+            report.elapsed = started.elapsed();
+            return Ok(report);
+        }
+        Remote::Missing | Remote::Different => {}
+    }
+    let bar = crate::progress::bytes_bar(size, options.quiet, "publish");
+    let put = transport
+        .put(&url, source.as_ref(), &options.put, &mut |sent| {
+            bar.set_position(sent)
+        })
+        .map_err(|error| PipelineError::Publish {
+            archive: archive.to_path_buf(),
+            url: url.clone(),
+            error,
+        });
+    bar.finish_and_clear();
+    let put = put?;
+    // Read back what the store now holds: size and root hash must match.
+    match remote_state(registry, &url, size, root_hash, &small)? {
+        Remote::Same => {}
+        Remote::Missing | Remote::Different => {
+            return Err(PipelineError::Publish {
+                archive: archive.to_path_buf(),
+                url: url.clone(),
+                error: "the published object does not match the archive (size or root hash)".into(),
+            });
+        }
+    }
+    report.bytes = put.bytes;
+    report.parts = put.parts;
+    report.uploaded = true;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// The recipe's `publish:` transport, resolved before anything is built; an
+/// unknown scheme is an error at the recipe's `publish.url`.
+pub fn check_publish_stage(plan: &Plan, registry: &Registry) -> Result<()> {
+    let Some(p) = &plan.publish else {
+        return Ok(());
+    };
+    match registry.transport_for(&p.url) {
+        Ok(_) => Ok(()),
+        Err(PipelineError::UnknownPlugin { name, known, .. }) => {
+            Err(RecipeError::UnknownTransport {
+                at: p.url_at.clone(),
+                field: "publish.url",
+                scheme: name,
+                known,
+            }
+            .into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Run a recipe: build the archive, then, when the recipe has a `publish:`
+/// stage, publish it there (nothing is uploaded if the URL already holds it).
+pub fn build_and_publish(
+    plan: &Plan,
+    registry: &Registry,
+    options: &BuildOptions,
+) -> Result<(BuildReport, Option<PublishReport>)> {
+    check_publish_stage(plan, registry)?;
+    let report = crate::build(plan, registry, options)?;
+    let published = match &plan.publish {
+        Some(p) => Some(publish(
+            &report.output,
+            &p.url,
+            registry,
+            &PublishOptions {
+                quiet: options.quiet,
+                put: PutOptions {
+                    part_size: p.part_size,
+                    concurrency: p.concurrency,
+                },
+            },
+        )?),
+        None => None,
+    };
+    Ok((report, published))
+}
+
+/// A URL for the destination: URLs as they are, plain paths as absolute
+/// `file://` URLs.
+fn destination_url(dest: &str) -> Result<String> {
+    if url_scheme(dest).is_some() {
+        return Ok(dest.to_string());
+    }
+    let abs = std::path::absolute(dest).map_err(PipelineError::io(dest))?;
+    Ok(format!("file://{}", abs.display()))
+}
+
+/// Costs one `stat`, plus the tail read when the sizes agree.
+fn remote_state(
+    registry: &Registry,
+    url: &str,
+    size: u64,
+    root_hash: Hash32,
+    options: &ReadOptions,
+) -> Result<Remote> {
+    let source = match registry.open_source(url) {
+        Ok(source) => source,
+        Err(PipelineError::NotFound { .. }) => return Ok(Remote::Missing),
+        Err(e) => return Err(e),
+    };
+    if source.size() != size {
+        return Ok(Remote::Different);
+    }
+    // A different archive of the same size (or not an archive at all) is
+    // replaced, not an error.
+    match Archive::open(source, registry, options.clone()) {
+        Ok(remote) if remote.root_hash() == root_hash => Ok(Remote::Same),
+        _ => Ok(Remote::Different),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn plain_destinations_become_file_urls() {
+        let url = destination_url("out/a.hxz").unwrap();
+        assert!(
+            url.starts_with("file:///") && url.ends_with("/out/a.hxz"),
+            "{url}"
+        );
+        assert_eq!(destination_url("s3://b/k").unwrap(), "s3://b/k");
+    }
+}

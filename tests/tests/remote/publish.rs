@@ -1,0 +1,268 @@
+//! `hexz publish` and the library's `publish` against moto (through the fault
+//! proxy, which also counts requests) and to local files.
+
+use std::fs;
+use std::sync::Arc;
+
+use hexz_pipeline::{OpendalTransport, PublishOptions, PutOptions, Registry, publish};
+
+use super::proxy::{Fault, Proxy};
+use super::{create_bucket, env, hexz_bin, noise, s3_options};
+
+/// An archive of about 13 MiB (incompressible), so 5 MiB parts make three.
+fn big_archive() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("data")).unwrap();
+    fs::write(dir.path().join("data/big.bin"), noise(13 << 20, 3)).unwrap();
+    fs::write(dir.path().join("data/a.txt"), b"hello").unwrap();
+    fs::write(
+        dir.path().join("recipe.yaml"),
+        "inputs:\n  - path: data/\noutput: out/big.hxz\ncompression: { codec: lz4 }\n",
+    )
+    .unwrap();
+    let plan = hexz_pipeline::recipe::load_recipe(&dir.path().join("recipe.yaml")).unwrap();
+    let options = hexz_pipeline::BuildOptions {
+        quiet: true,
+        threads: Some(2),
+    };
+    let out = hexz_pipeline::build(&plan, &Registry::default(), &options)
+        .unwrap()
+        .output;
+    (dir, out)
+}
+
+fn registry_via(endpoint: &str, retries: usize) -> Registry {
+    let mut s3 = s3_options(endpoint);
+    s3.retries = Some(retries);
+    s3.timeout = Some(std::time::Duration::from_secs(5));
+    let mut registry = Registry::default();
+    registry.register_transport(Arc::new(OpendalTransport::with_s3(s3)));
+    registry
+}
+
+fn options() -> PublishOptions {
+    PublishOptions {
+        quiet: true,
+        put: PutOptions {
+            part_size: 5 << 20,
+            concurrency: 3,
+        },
+    }
+}
+
+#[test]
+fn publishes_in_parallel_parts_and_skips_an_identical_archive() {
+    let Some(endpoint) = env("HEXZ_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    create_bucket(&endpoint, "hexz-publish");
+    let proxy = Proxy::start(&endpoint);
+    let registry = registry_via(&proxy.url, 2);
+    let (_tmp, local) = big_archive();
+    let url = "s3://hexz-publish/a/big.hxz";
+    let report = publish(&local, url, &registry, &options()).unwrap();
+    assert!(report.uploaded);
+    assert_eq!(report.parts, 3);
+    assert_eq!(report.bytes, fs::metadata(&local).unwrap().len());
+    let log = proxy.take_log();
+    let parts = log.iter().filter(|l| l.contains("partNumber=")).count();
+    assert_eq!(parts, 3, "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("POST") && l.contains("uploads")),
+        "{log:?}"
+    );
+    super::compare_with_local(&registry, &local, url);
+    proxy.take_log();
+
+    // Same archive again: a stat and a tail read, no upload.
+    let again = publish(&local, url, &registry, &options()).unwrap();
+    assert!(!again.uploaded);
+    assert_eq!(again.bytes, 0);
+    let log = proxy.take_log();
+    assert!(
+        log.iter()
+            .all(|l| l.starts_with("HEAD") || l.starts_with("GET")),
+        "{log:?}"
+    );
+    assert!(log.len() <= 2, "{log:?}");
+}
+
+#[test]
+fn an_interrupted_publish_leaves_nothing_and_a_rerun_completes() {
+    let Some(endpoint) = env("HEXZ_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    create_bucket(&endpoint, "hexz-publish");
+    let proxy = Proxy::start(&endpoint);
+    let registry = registry_via(&proxy.url, 1);
+    let (_tmp, local) = big_archive();
+    let url = "s3://hexz-publish/interrupted.hxz";
+    // The upload starts (the multipart upload is created, one part goes
+    // through), then every further upload request fails.
+    proxy.set(Fault::FailUploadsAfter(1));
+    let err = publish(&local, url, &registry, &options()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(url) && text.contains("500"), "{text}");
+    proxy.set(Fault::Pass);
+    let log = proxy.take_log();
+    assert!(log.iter().any(|l| l.contains("partNumber=")), "{log:?}");
+    // Nothing visible at the key.
+    let missing = registry.open_source(url).unwrap_err();
+    assert!(
+        matches!(missing, hexz_pipeline::PipelineError::NotFound { .. }),
+        "{missing}"
+    );
+    // A re-run completes it.
+    let report = publish(&local, url, &registry, &options()).unwrap();
+    assert!(report.uploaded);
+    super::compare_with_local(&registry, &local, url);
+}
+
+#[test]
+fn the_cli_publishes_to_s3_and_to_files_with_a_json_summary() {
+    let Some(endpoint) = env("HEXZ_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    create_bucket(&endpoint, "hexz-publish");
+    let (tmp, local) = super::build_archive();
+    let run = |dest: &str| {
+        let out = std::process::Command::new(hexz_bin())
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .args(["publish", "--json"])
+            .arg(&local)
+            .arg(dest)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let size = fs::metadata(&local).unwrap().len();
+    for dest in [
+        "s3://hexz-publish/cli/remote.hxz".to_string(),
+        format!("file://{}/pub/remote.hxz", tmp.path().display()),
+    ] {
+        let first = run(&dest);
+        assert_eq!(first["uploaded"], true, "{first}");
+        assert_eq!(first["uploaded_bytes"], size);
+        let second = run(&dest);
+        assert_eq!(second["uploaded"], false, "{second}");
+        assert_eq!(second["root_hash"], first["root_hash"]);
+    }
+    assert_eq!(
+        fs::read(tmp.path().join("pub/remote.hxz")).unwrap(),
+        fs::read(&local).unwrap()
+    );
+    // Publishing over HTTP (read-only) fails with a message naming the URL.
+    let out = std::process::Command::new(hexz_bin())
+        .args(["publish", "-q"])
+        .arg(&local)
+        .arg("http://127.0.0.1:9/x.hxz")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http://127.0.0.1:9/x.hxz"));
+}
+
+#[test]
+fn the_publish_s3_recipe_builds_and_publishes_to_moto() {
+    let Some(endpoint) = env("HEXZ_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    create_bucket(&endpoint, "hexz-recipe");
+    // A copy of the bundled recipe and its data, so the output lands in a
+    // temporary folder.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes");
+    fs::copy(
+        root.join("publish-s3.yaml"),
+        tmp.path().join("publish-s3.yaml"),
+    )
+    .unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(root.join("data"))
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = || {
+        let out = std::process::Command::new(hexz_bin())
+            .env("HEXZ_BUCKET", "hexz-recipe")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .args(["build", "--json"])
+            .arg(tmp.path().join("publish-s3.yaml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["published"]["uploaded"], true, "{first}");
+    assert_eq!(
+        first["published"]["url"],
+        "s3://hexz-recipe/datasets/sample.hxz"
+    );
+    let second = run();
+    assert_eq!(second["published"]["uploaded"], false, "{second}");
+    let registry = {
+        let mut r = Registry::default();
+        r.register_transport(Arc::new(OpendalTransport::with_s3(s3_options(&endpoint))));
+        r
+    };
+    super::compare_with_local(
+        &registry,
+        &tmp.path().join("out/publish-s3.hxz"),
+        "s3://hexz-recipe/datasets/sample.hxz",
+    );
+
+    // Recipe errors point at the `publish` values.
+    let bad = tmp.path().join("bad.yaml");
+    for (text, expect) in [
+        (
+            "publish:\n  url: not-a-url\n",
+            "bad.yaml:4:8: publish.url: `not-a-url` is not a URL",
+        ),
+        (
+            "publish:\n  url: gopher://x/y\n",
+            "bad.yaml:4:8: publish.url: no transport for `gopher://`",
+        ),
+        (
+            "publish:\n  url: s3://b/k\n  part_size: 1MiB\n",
+            "bad.yaml:5:14: publish.part_size",
+        ),
+        (
+            "publish:\n  url: s3://b/k\n  concurrency: 0\n",
+            "bad.yaml:5:16: publish.concurrency (0) is out of range",
+        ),
+        ("publish:\n  url: s3://b/k\n  parts: 3\n", "bad.yaml:5:3"),
+    ] {
+        fs::write(
+            &bad,
+            format!("inputs:\n  - path: data/\n{text}output: out/bad.hxz\n"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(hexz_bin())
+            .args(["build", "-q"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expect), "{text}: {stderr}");
+    }
+}
