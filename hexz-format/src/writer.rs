@@ -25,10 +25,11 @@ use crate::error::{Error, Hash32, Result};
 use crate::layout::{
     BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord, Directory,
     Entry, EntryKind, HASH_BLAKE3, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
-    MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, Section, Stats, Trailer,
+    MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, SECTION_PARENTS, Section, Stats, Trailer,
     VERSION_MAJOR, VERSION_MINOR, encode_header,
 };
 use crate::page::{Key, PageSink, TreeBuilder, TreeKind};
+use crate::parents::ParentSet;
 
 /// A snapshot of a writer's progress (see [`ArchiveWriter::progress`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -261,6 +262,8 @@ pub struct ArchiveWriter<W: Sink> {
     sections: Vec<(u16, u16, Vec<u8>)>,
     /// The column schema every entry's columns are checked against, once set.
     schema: Option<ColumnSchema>,
+    /// Whether [`ArchiveWriter::set_parents`] was called.
+    has_parents: bool,
 }
 
 enum Msg {
@@ -269,6 +272,8 @@ enum Msg {
     /// caller's thread never waits on the worker for each small file; the channel
     /// bounds batches, hence memory.
     Batch { entries: Vec<Entry>, data: Vec<u8> },
+    /// Dedup against these ancestors (thin snapshot); sent before any batch.
+    Parents(Box<ParentSet>),
     Finish {
         entries: Vec<Entry>,
         names: Vec<(String, u64)>,
@@ -336,6 +341,7 @@ impl<W: Sink> ArchiveWriter<W> {
             entries: Vec::new(),
             sections: Vec::new(),
             schema: None,
+            has_parents: false,
         })
     }
 
@@ -406,6 +412,21 @@ impl<W: Sink> ArchiveWriter<W> {
         self.add_section(crate::layout::SECTION_COLUMNS, false, schema.encode())?;
         self.schema = Some(schema);
         Ok(())
+    }
+
+    /// Make this archive a thin child of `parents` (see [`crate::parents`]):
+    /// chunks stored anywhere in the chain are referenced there instead of being
+    /// stored, and the archive gets a critical parents section. Call it once,
+    /// before adding any entry.
+    pub fn set_parents(&mut self, parents: ParentSet) -> Result<()> {
+        if self.next_id > 0 || self.stream_pos > 0 || self.has_parents {
+            return Err(Error::InvalidSetting {
+                setting: "parents",
+                detail: "parents are set once, before the first entry".into(),
+            });
+        }
+        self.has_parents = true;
+        self.send(Msg::Parents(Box::new(parents)))
     }
 
     /// The column schema set by [`set_columns`](Self::set_columns).
@@ -703,6 +724,9 @@ struct WorkerState<W: Sink> {
     recycle: std::sync::mpsc::Sender<Vec<u8>>,
     /// Shared with the caller's thread for progress reports.
     progress: Arc<ProgressCounters>,
+    /// Thin snapshot: the ancestors' blobs, and (chunk records, raw bytes) taken
+    /// from each (index = source).
+    parents: Option<(Box<ParentSet>, Vec<(u64, u64)>)>,
 }
 
 /// A batch cut into chunks: `cuts` are `(start, end)` in `buf`; bytes from
@@ -795,6 +819,7 @@ impl<W: Sink> WorkerState<W> {
             stats: Stats::default(),
             recycle,
             progress,
+            parents: None,
         })
     }
 
@@ -824,10 +849,14 @@ impl<W: Sink> WorkerState<W> {
                     self.carry = next.buf[next.consumed..].to_vec();
                     pending = Some(next);
                 }
+                Msg::Parents(set) => {
+                    let used = vec![(0, 0); set.parents().len() + 1];
+                    self.parents = Some((set, used));
+                }
                 Msg::Finish {
                     entries,
                     names,
-                    sections,
+                    mut sections,
                 } => {
                     self.add_entries(entries)?;
                     if let Some(cut) = pending.take() {
@@ -837,6 +866,10 @@ impl<W: Sink> WorkerState<W> {
                     let tail = vec![0; self.options.chunking.max as usize];
                     let last = cut_batch(&carry, tail, self.options.chunking, true);
                     self.store_chunks(&last)?;
+                    if let Some((set, used)) = &self.parents {
+                        let section = set.encode_section(used);
+                        sections.push((SECTION_PARENTS, SECTION_CRITICAL, section));
+                    }
                     return self.finish(names, sections);
                 }
             }
@@ -846,6 +879,12 @@ impl<W: Sink> WorkerState<W> {
             path: self.blobs.out.describe(),
             error: io::Error::other("writer dropped before finish"),
         })
+    }
+
+    fn in_parents(&self, id: &[u8; 32]) -> bool {
+        self.parents
+            .as_ref()
+            .is_some_and(|(set, _)| set.lookup(id).is_some())
     }
 
     fn add_entries(&mut self, entries: Vec<Entry>) -> Result<()> {
@@ -871,7 +910,10 @@ impl<W: Sink> WorkerState<W> {
             .iter()
             .enumerate()
             .filter(|(_, (id, zero))| {
-                !*zero && !self.dedup.contains_key(id) && seen_in_batch.insert(*id)
+                !*zero
+                    && !self.dedup.contains_key(id)
+                    && !self.in_parents(id)
+                    && seen_in_batch.insert(*id)
             })
             .map(|(i, _)| i)
             .collect();
@@ -928,12 +970,24 @@ impl<W: Sink> WorkerState<W> {
                         self.stats.stored_chunk_bytes += u64::from(loc.stored_len);
                     }
                 }
-                // Every non-zero id is in the table: either just written or earlier.
+                // Every non-zero id is in the table (just written or earlier) or
+                // stored in an ancestor.
                 if let Some(loc) = self.dedup.get(id) {
                     record.blob_offset = loc.offset;
                     record.stored_len = loc.stored_len;
                     record.crc = loc.crc;
                     record.flags = loc.flags;
+                } else if let Some((set, used)) = &mut self.parents
+                    && let Some(p) = set.lookup(id)
+                {
+                    record.source = p.source;
+                    record.blob_offset = p.blob_offset;
+                    record.stored_len = p.stored_len;
+                    record.crc = p.crc;
+                    record.flags = p.flags;
+                    let u = &mut used[usize::from(p.source)];
+                    u.0 += 1;
+                    u.1 += u64::from(raw_len);
                 }
             }
             self.stats.chunk_count += 1;
