@@ -348,6 +348,18 @@ impl Archive {
         Ok(self.inner.parents.table(&self.inner)?.refs.clone())
     }
 
+    /// The bytes of one section of the directory (any kind), checked and
+    /// decompressed.
+    pub fn section_at(&self, section: &crate::layout::Section) -> Result<Vec<u8>> {
+        self.inner.load_blob(&section.page, "section")
+    }
+
+    /// When the archive's file or object was last written, if its source says
+    /// (see [`crate::ReadAt::modified`]).
+    pub fn modified(&self) -> Option<std::time::SystemTime> {
+        self.inner.source.modified()
+    }
+
     /// Whether the archive names parents (reads nothing).
     pub fn is_thin(&self) -> bool {
         self.inner

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod build;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod extract;
@@ -20,6 +21,8 @@ mod progress;
 pub mod recipe;
 pub mod records;
 pub mod registry;
+pub mod squash;
+pub mod thin;
 mod walk;
 
 use std::path::Path;
@@ -28,16 +31,21 @@ pub use build::{BuildOptions, BuildReport, InputCount, build, count_inputs};
 pub use error::{PipelineError, Result};
 pub use extract::{ExtractOptions, ExtractReport, copy_entry, extract};
 pub use info::{ArchiveInfo, info};
+pub use diff::{DiffReport, diff};
+pub use squash::{SquashReport, squash};
+pub use thin::{ChainLink, RegistryResolver, log};
 pub use registry::{CompressorFactory, FnFactory, OpendalTransport, Registry, Transport};
 
 use hexz_format::{Archive, ReadOptions};
 
 /// Open the archive at `location` — a local path, or a URL served by one of the
 /// `registry`'s transports (`s3://bucket/key`, `https://host/a.hxz`, ...) — with
-/// the codecs of `registry`.
+/// the codecs of `registry`. The parents of a thin child are opened the same way
+/// when first needed ([`RegistryResolver`]).
 pub fn open_archive(location: &str, registry: &Registry, options: ReadOptions) -> Result<Archive> {
     let source = registry.open_source(location)?;
-    Ok(Archive::open(source, registry, options)?)
+    Ok(Archive::open(source, registry, options)?
+        .with_parent_resolver(std::sync::Arc::new(RegistryResolver::new(registry.clone()))))
 }
 
 /// [`open_archive`] for a local path (read with `pread`, whatever its characters).
@@ -46,7 +54,8 @@ pub fn open_archive_path(
     registry: &Registry,
     options: ReadOptions,
 ) -> Result<Archive> {
-    Ok(Archive::open_path(path, registry, options)?)
+    Ok(Archive::open_path(path, registry, options)?
+        .with_parent_resolver(std::sync::Arc::new(RegistryResolver::new(registry.clone()))))
 }
 
 /// The README's Rust examples compile as doc tests.

@@ -30,6 +30,10 @@ pub struct Plan {
     /// Where the recipe wrote the compression settings, for errors found when the
     /// codec is resolved against a plugin registry (see [`crate::build::compressor`]).
     pub compression_at: CompressionSpans,
+    /// Thin snapshot: the parent archive, a URL or an absolute path (a relative
+    /// path in the recipe is resolved against the recipe's folder). `hexz build
+    /// --parent` replaces it.
+    pub parent: Option<String>,
     /// Canonical JSON of the validated recipe, for provenance: compact, keys sorted,
     /// sizes as plain integers, defaults filled in, paths as written in the recipe
     /// (before `${VAR}` interpolation and resolution, so no environment values leak).

@@ -21,6 +21,9 @@ pub(crate) struct RawRecipe {
     pub(crate) chunking: Option<RawChunking>,
     #[serde(default)]
     pub(crate) compression: Option<RawCompression>,
+    /// Thin snapshot: the archive (path or URL) this one is a child of.
+    #[serde(default)]
+    pub(crate) parent: Option<Spanned<String>>,
 }
 
 /// One entry of `inputs`.

@@ -64,6 +64,7 @@ pub struct OpendalSource {
     path: String,
     url: String,
     size: u64,
+    modified: Option<std::time::SystemTime>,
 }
 
 impl OpendalSource {
@@ -83,6 +84,7 @@ impl OpendalSource {
             path,
             url: url.to_string(),
             size: meta.content_length(),
+            modified: meta.last_modified().map(std::time::SystemTime::from),
         })
     }
 
@@ -145,6 +147,10 @@ impl ReadAt for OpendalSource {
 
     fn name(&self) -> String {
         self.url.clone()
+    }
+
+    fn modified(&self) -> Option<std::time::SystemTime> {
+        self.modified
     }
 }
 
