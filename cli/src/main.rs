@@ -14,6 +14,8 @@ use hexz_format::{Archive, EntryKind, ReadOptions};
 use hexz_pipeline::recipe::load_recipe;
 use hexz_pipeline::{BuildOptions, ExtractOptions, PipelineError, Registry};
 
+mod thin;
+
 /// Build, inspect and read hexz archives.
 #[derive(Debug, Parser)]
 #[command(name = "hexz", version, about, propagate_version = true)]
@@ -45,6 +47,41 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
         /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Build a thin child of this archive (path or URL): store only the chunks
+        /// its chain lacks. Replaces the recipe's `parent:`.
+        #[arg(long, value_name = "ARCHIVE")]
+        parent: Option<String>,
+    },
+    /// Show a thin archive's chain: itself and every parent, with sizes, dates and
+    /// root hashes.
+    Log {
+        /// The archive: a path or URL.
+        archive: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare two archives: entries added, removed and changed; chunks and bytes
+    /// shared and unique.
+    Diff {
+        /// The older archive: a path or URL.
+        a: PathBuf,
+        /// The newer archive: a path or URL.
+        b: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a self-contained copy of a thin archive (no parents needed), verified
+    /// against it.
+    Squash {
+        /// The thin archive: a path or URL.
+        archive: PathBuf,
+        /// The archive to write.
+        output: PathBuf,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -160,6 +197,18 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         if matches!(f, hexz_format::Error::EntryNotFound { .. }) {
             return 4;
         }
+        // A thin child's parent: another archive at its place is an integrity
+        // failure; a missing one is "not found".
+        if matches!(f, hexz_format::Error::ParentMismatch { .. }) {
+            return 3;
+        }
+        if matches!(
+            f,
+            hexz_format::Error::ParentUnavailable { .. }
+                | hexz_format::Error::ParentNotAttached { .. }
+        ) {
+            return 4;
+        }
     }
     if let Some(PipelineError::NotFound { .. }) = err.downcast_ref::<PipelineError>() {
         return 4;
@@ -210,8 +259,12 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
             threads,
             json,
+            parent,
         } => {
-            let plan = load_recipe(&recipe)?;
+            let mut plan = load_recipe(&recipe)?;
+            if parent.is_some() {
+                plan.parent = parent;
+            }
             if dry_run {
                 let count = hexz_pipeline::count_inputs(&plan)?;
                 // Resolving the codec checks the plugin exists and takes the level;
@@ -253,6 +306,9 @@ fn run(cli: Cli) -> Result<()> {
                         .map(|l| format!(" level {l}"))
                         .unwrap_or_default()
                 )?;
+                if let Some(parent) = &plan.parent {
+                    writeln!(out, "parent   {parent}")?;
+                }
                 writeln!(out, "output   {}", plan.output.display())?;
                 if let Some(p) = &plan.publish {
                     hexz_pipeline::publish::check_publish_stage(&plan, &registry)?;
@@ -375,6 +431,8 @@ fn run(cli: Cli) -> Result<()> {
             no_same_owner,
         } => {
             let a = open(&archive, &registry)?;
+            // A thin child's parents are checked before anything is written.
+            a.check_parents()?;
             let options = ExtractOptions {
                 quiet,
                 overwrite,
@@ -440,6 +498,17 @@ fn run(cli: Cli) -> Result<()> {
                         .collect();
                     writeln!(out, "columns       {}", list.join(", "))?;
                 }
+                for (k, p) in i.parents.iter().enumerate() {
+                    writeln!(
+                        out,
+                        "parent {:<6} {} root {} ({} chunks, {} read from it)",
+                        k + 1,
+                        p.hint,
+                        p.root_hash,
+                        p.chunks,
+                        human(p.bytes)
+                    )?;
+                }
                 if let Some(p) = &i.provenance {
                     if let Some(tool) = p.get("tool").and_then(|t| t.as_str()) {
                         writeln!(out, "built by      {tool}")?;
@@ -464,6 +533,25 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Publish(args) => publish::run(args, &registry, &mut out)?,
+        Command::Log { archive, json } => {
+            let a = open(&archive, &registry)?;
+            let links = hexz_pipeline::log(&a)?;
+            thin::print_log(&mut out, &links, json)?;
+        }
+        Command::Diff { a, b, json } => {
+            let (a, b) = (open(&a, &registry)?, open(&b, &registry)?);
+            let report = hexz_pipeline::diff(&a, &b)?;
+            thin::print_diff(&mut out, &report, json)?;
+        }
+        Command::Squash {
+            archive,
+            output,
+            json,
+        } => {
+            let a = open(&archive, &registry)?;
+            let report = hexz_pipeline::squash(&a, &output, &registry)?;
+            thin::print_squash(&mut out, &report, json)?;
+        }
         Command::Verify { archive, json } => {
             let a = open(&archive, &registry)?;
             let r = a
@@ -495,7 +583,7 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;
     let mut unit = 0;

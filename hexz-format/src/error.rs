@@ -232,6 +232,54 @@ pub enum Error {
         #[source]
         error: ColumnError,
     },
+    /// A thin child's parent cannot be opened (missing, unreachable, unreadable).
+    #[error(
+        "{archive}: parent {index} (root hash {root_hash}) is not available at `{location}`: {error}"
+    )]
+    ParentUnavailable {
+        /// The child (path or URL).
+        archive: String,
+        /// The parent's 1-based position in the child's parents list.
+        index: u16,
+        /// The root hash the child expects.
+        root_hash: Hash32,
+        /// Where it was looked for (the hint resolved against the child).
+        location: String,
+        /// Why it could not be opened.
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// The archive found at a parent's location is another archive.
+    #[error(
+        "{archive}: parent {index} at `{location}` has root hash {actual}, but the archive was built on {expected}"
+    )]
+    ParentMismatch {
+        /// The child (path or URL).
+        archive: String,
+        /// The parent's 1-based position in the child's parents list.
+        index: u16,
+        /// Where it was found.
+        location: String,
+        /// The root hash the child expects.
+        expected: Hash32,
+        /// The root hash of the archive found there.
+        actual: Hash32,
+    },
+    /// A chunk lives in a parent, but the archive was opened without a way to open
+    /// parents (see `Archive::with_parent_resolver`).
+    #[error(
+        "{archive}: data is stored in parent {index} (`{hint}`, root hash {root_hash}) and no parent resolver is attached"
+    )]
+    ParentNotAttached {
+        /// The child.
+        archive: String,
+        /// The parent's 1-based position.
+        index: u16,
+        /// Its root hash.
+        root_hash: Hash32,
+        /// Its location hint.
+        hint: String,
+    },
     /// The entry is not a regular file or record (it has no bytes to read).
     #[error("entry `{name}` is a {kind}, not a file")]
     NotAFile {

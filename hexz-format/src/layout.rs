@@ -1090,9 +1090,9 @@ impl Directory {
             if flags & !SECTION_CRITICAL != 0 {
                 return Err(c.corrupt(format!("unknown section flags {flags:#x}")));
             }
-            // This reader implements provenance and the column schema: a
-            // critical parents section (thin snapshots) is refused.
-            let known = matches!(kind, SECTION_PROVENANCE | SECTION_COLUMNS);
+            // This reader implements provenance, the column schema and the
+            // parents of thin snapshots.
+            let known = matches!(kind, SECTION_PROVENANCE | SECTION_PARENTS | SECTION_COLUMNS);
             if !known && flags & SECTION_CRITICAL != 0 {
                 return Err(c.corrupt(format!(
                     "critical section kind {kind} is not understood by this version"

@@ -19,6 +19,7 @@ mod bytes;
 pub mod error;
 pub mod layout;
 mod page;
+pub mod parents;
 pub mod reader;
 pub mod source;
 pub mod writer;
@@ -26,6 +27,7 @@ pub mod writer;
 pub use columns::{Column, ColumnSchema, ColumnType, Value};
 pub use error::{Error, Hash32, Result};
 pub use layout::{ChunkParams, Entry, EntryKind, Owner, Stats};
+pub use parents::{ParentArchive, ParentRef, ParentResolver, ParentSet};
 pub use reader::{Archive, Entries, EntryReader, ReadOptions, VerifyReport};
 pub use source::{FileSource, MemorySource, ReadAt};
 pub use writer::{

@@ -25,6 +25,7 @@ use crate::layout::{
     check_header, decode_header,
 };
 use crate::page::{Key, Page, TreeKind, decode_page};
+use crate::parents::ParentLinks;
 use crate::source::{FileSource, ReadAt, read_vec};
 
 mod batch;
@@ -72,8 +73,12 @@ struct ChunkWeight;
 /// touch the data's cache lines), and no copy is made when a chunk is loaded.
 type ChunkData = Arc<Vec<u8>>;
 
-impl Weighter<u64, ChunkData> for ChunkWeight {
-    fn weight(&self, _: &u64, data: &ChunkData) -> u64 {
+/// Chunk cache key: (source, blob offset). Source 0 is this archive, *k* its
+/// *k*-th parent (thin snapshots), whose blob offsets are another file's.
+type ChunkKey = (u16, u64);
+
+impl Weighter<ChunkKey, ChunkData> for ChunkWeight {
+    fn weight(&self, _: &ChunkKey, data: &ChunkData) -> u64 {
         data.len() as u64 + 64
     }
 }
@@ -81,18 +86,18 @@ impl Weighter<u64, ChunkData> for ChunkWeight {
 /// An open archive.
 #[derive(Debug, Clone)]
 pub struct Archive {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    source: Arc<dyn ReadAt>,
+pub(crate) struct Inner {
+    pub(crate) source: Arc<dyn ReadAt>,
     trailer: Trailer,
-    directory: Directory,
+    pub(crate) directory: Directory,
     root_hash: Hash32,
     codec: Arc<dyn Compressor>,
     pages: Cache<u64, Arc<Page>, PageWeight>,
-    chunks: Cache<u64, ChunkData, ChunkWeight>,
+    chunks: Cache<ChunkKey, ChunkData, ChunkWeight>,
     options: ReadOptions,
     /// End of the last read (for detecting sequential access).
     last_end: AtomicU64,
@@ -100,6 +105,8 @@ struct Inner {
     prefetched_to: AtomicU64,
     /// The decoded column schema, once loaded (`None`: the archive has none).
     schema: OnceLock<Option<Arc<ColumnSchema>>>,
+    /// Parents of a thin child (see [`crate::parents`]).
+    pub(crate) parents: ParentLinks,
 }
 
 /// What a full verification checked.
@@ -228,6 +235,7 @@ impl Archive {
                 last_end: AtomicU64::new(u64::MAX),
                 prefetched_to: AtomicU64::new(0),
                 schema: OnceLock::new(),
+                parents: ParentLinks::default(),
             }),
         })
     }
@@ -498,19 +506,33 @@ impl Archive {
         if expected_offset != dir.stats.logical_size {
             return Err(inner.corrupt("chunk index", "chunks do not cover the logical stream"));
         }
-        blobs.sort_unstable_by_key(|r| r.blob_offset);
+        // Raw bytes per source (0: this archive, k: parent k), for the parents
+        // section's counts.
+        let mut per_source: Vec<(u64, u64)> = Vec::new();
+        for r in &blobs {
+            let i = usize::from(r.source);
+            if per_source.len() <= i {
+                per_source.resize(i + 1, (0, 0));
+            }
+            per_source[i].0 += 1;
+            per_source[i].1 += u64::from(r.raw_len);
+        }
+        if per_source.len() > 1 || self.is_thin() {
+            self.verify_parent_counts(&per_source)?;
+        }
+        blobs.sort_unstable_by_key(|r| (r.source, r.blob_offset));
         // Records sharing a blob must agree on everything about it.
         let same_blob = |a: &ChunkRecord, b: &ChunkRecord| {
             (a.raw_len, a.stored_len, a.crc, a.flags, a.id)
                 == (b.raw_len, b.stored_len, b.crc, b.flags, b.id)
         };
-        if blobs
-            .windows(2)
-            .any(|w| w[0].blob_offset == w[1].blob_offset && !same_blob(&w[0], &w[1]))
-        {
+        if blobs.windows(2).any(|w| {
+            (w[0].source, w[0].blob_offset) == (w[1].source, w[1].blob_offset)
+                && !same_blob(&w[0], &w[1])
+        }) {
             return Err(inner.corrupt("chunk index", "records sharing a blob disagree"));
         }
-        blobs.dedup_by_key(|r| r.blob_offset);
+        blobs.dedup_by_key(|r| (r.source, r.blob_offset));
         report.chunks = blobs.len() as u64;
         report.stored_bytes += blobs.iter().map(|r| u64::from(r.stored_len)).sum::<u64>();
         blobs
@@ -630,7 +652,7 @@ impl Inner {
     }
 
     /// Read a page or section blob, check CRC32 and BLAKE3, decompress.
-    fn load_blob(&self, r: &PageRef, what: &'static str) -> Result<Vec<u8>> {
+    pub(crate) fn load_blob(&self, r: &PageRef, what: &'static str) -> Result<Vec<u8>> {
         let stored = read_vec(self.source.as_ref(), what, r.offset, r.stored_len as usize)?;
         let crc = crc32fast::hash(&stored);
         if crc != r.crc {
@@ -829,12 +851,9 @@ impl Inner {
     }
 
     /// Read, check and decompress one chunk (no cache).
-    fn load_chunk(&self, r: &ChunkRecord, verify_id: bool) -> Result<Vec<u8>> {
+    pub(crate) fn load_chunk(&self, r: &ChunkRecord, verify_id: bool) -> Result<Vec<u8>> {
         if r.source != 0 {
-            return Err(Error::Unsupported {
-                source_name: self.source.name(),
-                feature: "parent archives (thin snapshots)",
-            });
+            return self.parents.load_chunk(self, r, verify_id);
         }
         let stored = read_vec(
             self.source.as_ref(),
@@ -884,9 +903,11 @@ impl Inner {
     }
 
     fn chunk(&self, r: &ChunkRecord) -> Result<ChunkData> {
-        let data = self.chunks.get_or_insert_with(&r.blob_offset, || {
-            self.load_chunk(r, self.options.verify_chunks).map(Arc::new)
-        })?;
+        let data = self
+            .chunks
+            .get_or_insert_with(&(r.source, r.blob_offset), || {
+                self.load_chunk(r, self.options.verify_chunks).map(Arc::new)
+            })?;
         // Blobs are cached by offset: a hostile index could give two records of
         // different lengths the same blob.
         if data.len() != r.raw_len as usize {
@@ -950,7 +971,7 @@ impl Inner {
             let records = self.chunks_covering(offset, end)?;
             let uncached = records
                 .iter()
-                .filter(|r| !r.is_zero() && !self.chunks.contains_key(&r.blob_offset))
+                .filter(|r| !r.is_zero() && !self.chunks.contains_key(&(r.source, r.blob_offset)))
                 .count();
             let load = |r: &ChunkRecord| {
                 if r.is_zero() {
@@ -1008,7 +1029,7 @@ impl Inner {
     }
 
     /// Visit every page of `tree` (depth-first, in key order), bypassing the cache.
-    fn walk_tree(
+    pub(crate) fn walk_tree(
         &self,
         tree: &TreeRoot,
         kind: TreeKind,

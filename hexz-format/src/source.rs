@@ -38,6 +38,13 @@ pub trait ReadAt: Send + Sync + std::fmt::Debug {
 
     /// A name for error messages: a path or URL.
     fn name(&self) -> String;
+
+    /// When the object was last written, as its store reports it (file mtime,
+    /// HTTP `Last-Modified`, S3 `LastModified`); `None` when unknown. Shown by
+    /// `hexz log`; nothing in the format depends on it.
+    fn modified(&self) -> Option<std::time::SystemTime> {
+        None
+    }
 }
 
 /// Read `len` bytes at `offset`, bounds-checked against the source size, with the
@@ -76,6 +83,7 @@ pub struct FileSource {
     file: File,
     size: u64,
     path: String,
+    modified: Option<std::time::SystemTime>,
 }
 
 impl FileSource {
@@ -87,11 +95,12 @@ impl FileSource {
             error,
         };
         let file = File::open(path).map_err(io_err)?;
-        let size = file.metadata().map_err(io_err)?.len();
+        let meta = file.metadata().map_err(io_err)?;
         Ok(Self {
             file,
-            size,
+            size: meta.len(),
             path: path.display().to_string(),
+            modified: meta.modified().ok(),
         })
     }
 }
@@ -107,6 +116,10 @@ impl ReadAt for FileSource {
 
     fn name(&self) -> String {
         self.path.clone()
+    }
+
+    fn modified(&self) -> Option<std::time::SystemTime> {
+        self.modified
     }
 }
 

@@ -25,10 +25,11 @@ use crate::error::{Error, Hash32, Result};
 use crate::layout::{
     BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord, Directory,
     Entry, EntryKind, HASH_BLAKE3, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
-    MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, Section, Stats, Trailer,
-    VERSION_MAJOR, VERSION_MINOR, encode_header,
+    MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, SECTION_PARENTS, Section,
+    Stats, Trailer, VERSION_MAJOR, VERSION_MINOR, encode_header,
 };
 use crate::page::{Key, PageSink, TreeBuilder, TreeKind};
+use crate::parents::ParentSet;
 
 /// A snapshot of a writer's progress (see [`ArchiveWriter::progress`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -261,6 +262,8 @@ pub struct ArchiveWriter<W: Sink> {
     sections: Vec<(u16, u16, Vec<u8>)>,
     /// The column schema every entry's columns are checked against, once set.
     schema: Option<ColumnSchema>,
+    /// Whether [`ArchiveWriter::set_parents`] was called.
+    has_parents: bool,
 }
 
 enum Msg {
@@ -278,6 +281,8 @@ enum Msg {
     /// Store everything sent so far, then send back the digests of the segments
     /// ended so far.
     Sync(std::sync::mpsc::Sender<Vec<Hash32>>),
+    /// Dedup against these ancestors (thin snapshot); sent before any batch.
+    Parents(Box<ParentSet>),
     Finish {
         entries: Vec<Entry>,
         names: Vec<(String, u64)>,
@@ -345,6 +350,7 @@ impl<W: Sink> ArchiveWriter<W> {
             entries: Vec::new(),
             sections: Vec::new(),
             schema: None,
+            has_parents: false,
         })
     }
 
@@ -415,6 +421,21 @@ impl<W: Sink> ArchiveWriter<W> {
         self.add_section(crate::layout::SECTION_COLUMNS, false, schema.encode())?;
         self.schema = Some(schema);
         Ok(())
+    }
+
+    /// Make this archive a thin child of `parents` (see [`crate::parents`]):
+    /// chunks stored anywhere in the chain are referenced there instead of being
+    /// stored, and the archive gets a critical parents section. Call it once,
+    /// before adding any entry.
+    pub fn set_parents(&mut self, parents: ParentSet) -> Result<()> {
+        if self.next_id > 0 || self.stream_pos > 0 || self.has_parents {
+            return Err(Error::InvalidSetting {
+                setting: "parents",
+                detail: "parents are set once, before the first entry".into(),
+            });
+        }
+        self.has_parents = true;
+        self.send(Msg::Parents(Box::new(parents)))
     }
 
     /// The column schema set by [`set_columns`](Self::set_columns).
@@ -732,6 +753,10 @@ impl<W: Sink> PageSink for BlobOut<W> {
     }
 }
 
+/// A thin snapshot's ancestors, and per source the (chunk records, raw bytes)
+/// taken from it.
+type ParentUse = (Box<ParentSet>, Vec<(u64, u64)>);
+
 /// The worker: owns the output, the chunk index and the dedup table.
 struct WorkerState<W: Sink> {
     blobs: BlobOut<W>,
@@ -750,6 +775,9 @@ struct WorkerState<W: Sink> {
     segment: blake3::Hasher,
     /// Digests of the segments ended so far.
     segments: Vec<Hash32>,
+    /// Thin snapshot: the ancestors' blobs, and (chunk records, raw bytes) taken
+    /// from each (index = source).
+    parents: Option<ParentUse>,
 }
 
 /// A batch cut into chunks: `cuts` are `(start, end)` in `buf`; bytes from
@@ -847,6 +875,7 @@ impl<W: Sink> WorkerState<W> {
             progress,
             segment: blake3::Hasher::new(),
             segments: Vec::new(),
+            parents: None,
         })
     }
 
@@ -887,10 +916,14 @@ impl<W: Sink> WorkerState<W> {
                     }
                     let _ = reply.send(self.segments.clone());
                 }
+                Msg::Parents(set) => {
+                    let used = vec![(0, 0); set.parents().len() + 1];
+                    self.parents = Some((set, used));
+                }
                 Msg::Finish {
                     entries,
                     names,
-                    sections,
+                    mut sections,
                 } => {
                     self.add_entries(entries)?;
                     if let Some(cut) = pending.take() {
@@ -900,6 +933,10 @@ impl<W: Sink> WorkerState<W> {
                     let tail = vec![0; self.options.chunking.max as usize];
                     let last = cut_batch(&carry, tail, self.options.chunking, true);
                     self.store_chunks(&last)?;
+                    if let Some((set, used)) = &self.parents {
+                        let section = set.encode_section(used);
+                        sections.push((SECTION_PARENTS, SECTION_CRITICAL, section));
+                    }
                     return self.finish(names, sections);
                 }
             }
@@ -909,6 +946,12 @@ impl<W: Sink> WorkerState<W> {
             path: self.blobs.out.describe(),
             error: io::Error::other("writer dropped before finish"),
         })
+    }
+
+    fn in_parents(&self, id: &[u8; 32]) -> bool {
+        self.parents
+            .as_ref()
+            .is_some_and(|(set, _)| set.lookup(id).is_some())
     }
 
     fn add_entries(&mut self, entries: Vec<Entry>) -> Result<()> {
@@ -934,7 +977,10 @@ impl<W: Sink> WorkerState<W> {
             .iter()
             .enumerate()
             .filter(|(_, (id, zero))| {
-                !*zero && !self.dedup.contains_key(id) && seen_in_batch.insert(*id)
+                !*zero
+                    && !self.dedup.contains_key(id)
+                    && !self.in_parents(id)
+                    && seen_in_batch.insert(*id)
             })
             .map(|(i, _)| i)
             .collect();
@@ -991,12 +1037,24 @@ impl<W: Sink> WorkerState<W> {
                         self.stats.stored_chunk_bytes += u64::from(loc.stored_len);
                     }
                 }
-                // Every non-zero id is in the table: either just written or earlier.
+                // Every non-zero id is in the table (just written or earlier) or
+                // stored in an ancestor.
                 if let Some(loc) = self.dedup.get(id) {
                     record.blob_offset = loc.offset;
                     record.stored_len = loc.stored_len;
                     record.crc = loc.crc;
                     record.flags = loc.flags;
+                } else if let Some((set, used)) = &mut self.parents
+                    && let Some(p) = set.lookup(id)
+                {
+                    record.source = p.source;
+                    record.blob_offset = p.blob_offset;
+                    record.stored_len = p.stored_len;
+                    record.crc = p.crc;
+                    record.flags = p.flags;
+                    let u = &mut used[usize::from(p.source)];
+                    u.0 += 1;
+                    u.1 += u64::from(raw_len);
                 }
             }
             self.segment.update(id);

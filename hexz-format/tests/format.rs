@@ -7,3 +7,4 @@ mod common;
 mod golden;
 mod malformed;
 mod roundtrip;
+mod thin;

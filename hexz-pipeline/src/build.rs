@@ -179,7 +179,15 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     let bar = bytes_bar(total, options.quiet, "building");
     // Record inputs are scanned for their column schema before anything is written.
     let scan = crate::records::scan(plan)?;
+    // Thin snapshot: read the parent chain's chunk ids before writing anything.
+    let parents = match &plan.parent {
+        Some(parent) => Some(crate::thin::parent_set(parent, &plan.output, registry)?),
+        None => None,
+    };
     let mut writer = ArchiveWriter::create(&plan.output, writer_options)?;
+    if let Some(parents) = parents {
+        writer.set_parents(parents)?;
+    }
     if let Some(schema) = &scan.schema {
         writer.set_columns(schema.clone())?;
     }

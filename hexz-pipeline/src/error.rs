@@ -134,6 +134,29 @@ pub enum PipelineError {
     /// fit its `records:` options.
     #[error(transparent)]
     Records(Box<crate::records::RecordError>),
+    /// A thin build's parent cannot be opened.
+    #[error("parent `{location}`: {error}")]
+    Parent {
+        /// The parent as given (recipe `parent:` or `--parent`).
+        location: String,
+        /// Why it cannot be opened.
+        #[source]
+        error: Box<PipelineError>,
+    },
+    /// A thin build would replace its own parent.
+    #[error("{}: the output is the parent itself; write the child elsewhere", path.display())]
+    ParentIsOutput {
+        /// The path given as both parent and output.
+        path: PathBuf,
+    },
+    /// `hexz squash` found something it cannot copy faithfully.
+    #[error("cannot squash {archive}: {reason}")]
+    Squash {
+        /// The archive.
+        archive: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// An extraction target exists and overwriting was not allowed.
     #[error("{} already exists (use --overwrite to replace it)", path.display())]
     Exists {

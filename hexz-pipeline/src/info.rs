@@ -45,6 +45,25 @@ pub struct ArchiveInfo {
     pub columns: Option<Vec<ColumnInfo>>,
     /// Provenance recorded at build time, if any.
     pub provenance: Option<serde_json::Value>,
+    /// Thin snapshot: the parents it names, nearest first (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<ParentInfo>,
+}
+
+/// One parent of a thin child, as the child records it (nothing is opened).
+#[derive(Debug, Clone, Serialize)]
+pub struct ParentInfo {
+    /// Root hash, hex.
+    pub root_hash: String,
+    /// Location hint as recorded (relative to the child's location, a URL or an
+    /// absolute path).
+    pub hint: String,
+    /// The archive's size when the child was built.
+    pub archive_bytes: u64,
+    /// Chunk records of the child read from it.
+    pub chunks: u64,
+    /// Logical bytes of the child read from it.
+    pub bytes: u64,
 }
 
 /// One user column.
@@ -83,7 +102,7 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 1.0 } else { a as f64 / b as f64 }
 }
 
-/// Gather [`ArchiveInfo`] (reads the provenance section, nothing else).
+/// Gather [`ArchiveInfo`] (reads the provenance and parents sections, nothing else).
 pub fn info(archive: &Archive) -> Result<ArchiveInfo> {
     let d = archive.directory();
     let s = &d.stats;
@@ -125,5 +144,16 @@ pub fn info(archive: &Archive) -> Result<ArchiveInfo> {
                 .collect()
         }),
         provenance,
+        parents: archive
+            .parents()?
+            .into_iter()
+            .map(|p| ParentInfo {
+                root_hash: p.root_hash.to_string(),
+                hint: p.hint,
+                archive_bytes: p.archive_size,
+                chunks: p.chunks,
+                bytes: p.bytes,
+            })
+            .collect(),
     })
 }

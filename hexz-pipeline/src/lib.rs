@@ -13,6 +13,7 @@
 
 pub mod build;
 pub mod chunk_cache;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod extract;
@@ -22,12 +23,15 @@ pub mod publish;
 pub mod recipe;
 pub mod records;
 pub mod registry;
+pub mod squash;
+pub mod thin;
 pub mod transport_conformance;
 mod walk;
 
 use std::path::Path;
 
 pub use build::{BuildOptions, BuildReport, InputCount, build, count_inputs};
+pub use diff::{DiffReport, diff};
 pub use error::{PipelineError, Result};
 pub use extract::{ExtractOptions, ExtractReport, copy_entry, extract};
 pub use info::{ArchiveInfo, info};
@@ -35,15 +39,19 @@ pub use publish::{PublishOptions, PublishReport, build_and_publish, publish};
 pub use registry::{
     CompressorFactory, FnFactory, OpendalTransport, PutOptions, PutReport, Registry, Transport,
 };
+pub use squash::{SquashReport, squash};
+pub use thin::{ChainLink, RegistryResolver, log};
 
 use hexz_format::{Archive, ReadOptions};
 
 /// Open the archive at `location` — a local path, or a URL served by one of the
 /// `registry`'s transports (`s3://bucket/key`, `https://host/a.hxz`, ...) — with
-/// the codecs of `registry`.
+/// the codecs of `registry`. The parents of a thin child are opened the same way
+/// when first needed ([`RegistryResolver`]).
 pub fn open_archive(location: &str, registry: &Registry, options: ReadOptions) -> Result<Archive> {
     let source = registry.open_source(location)?;
-    Ok(Archive::open(source, registry, options)?)
+    Ok(Archive::open(source, registry, options)?
+        .with_parent_resolver(std::sync::Arc::new(RegistryResolver::new(registry.clone()))))
 }
 
 /// [`open_archive`] with an on-disk cache for remote archives: pages and chunks
@@ -75,7 +83,8 @@ pub fn open_archive_path(
     registry: &Registry,
     options: ReadOptions,
 ) -> Result<Archive> {
-    Ok(Archive::open_path(path, registry, options)?)
+    Ok(Archive::open_path(path, registry, options)?
+        .with_parent_resolver(std::sync::Arc::new(RegistryResolver::new(registry.clone()))))
 }
 
 /// The README's Rust examples compile as doc tests.

@@ -38,10 +38,29 @@ fn every_bundled_recipe_builds_and_reads_back() {
     let recipes = bundled_recipes();
     assert!(recipes.len() >= 5, "{recipes:?}");
     let registry = Registry::default();
-    for recipe in recipes {
-        let mut plan = load_recipe(&recipe).unwrap_or_else(|e| panic!("{}: {e}", recipe.display()));
-        let out = tempfile::tempdir().unwrap();
-        plan.output = out.path().join("archive.hxz");
+    // Thin children after the recipes they name as parent, which are built into
+    // a temporary folder: `built` maps each recipe's own output to where it went.
+    let mut plans: Vec<_> = recipes
+        .iter()
+        .map(|r| load_recipe(r).unwrap_or_else(|e| panic!("{}: {e}", r.display())))
+        .collect();
+    plans.sort_by_key(|p| p.parent.is_some());
+    let out = tempfile::tempdir().unwrap();
+    let mut built = std::collections::HashMap::new();
+    for (i, mut plan) in plans.into_iter().enumerate() {
+        let recipe = plan.recipe_path.clone();
+        let planned = plan.output.clone();
+        plan.output = out.path().join(format!("archive-{i}.hxz"));
+        if let Some(parent) = &plan.parent {
+            let moved: &PathBuf = built.get(&PathBuf::from(parent)).unwrap_or_else(|| {
+                panic!(
+                    "{}: parent {parent} is no bundled recipe's output",
+                    recipe.display()
+                )
+            });
+            plan.parent = Some(moved.display().to_string());
+        }
+        built.insert(planned, plan.output.clone());
         let report = build(
             &plan,
             &registry,
@@ -53,6 +72,12 @@ fn every_bundled_recipe_builds_and_reads_back() {
         .unwrap();
         let archive = open_archive_path(&plan.output, &registry, ReadOptions::default()).unwrap();
         assert_eq!(archive.root_hash(), report.summary.root_hash);
+        assert_eq!(
+            archive.is_thin(),
+            plan.parent.is_some(),
+            "{}",
+            recipe.display()
+        );
         archive.verify().unwrap();
         // Every file of every input reads back identical.
         for input in &plan.inputs {

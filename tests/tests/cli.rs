@@ -13,7 +13,9 @@
 //! * `progress`    — `--quiet` and non-terminal stderr;
 //! * `safety`      — hostile archives cannot write outside the extraction folder;
 //! * `recipes`     — recipe and usage errors, `--dry-run`;
-//! * `corrupt`     — damaged archives give exit code 3.
+//! * `corrupt`     — damaged archives give exit code 3;
+//! * `thin`        — thin snapshots: `--parent`, chains of ten, `log`, `diff`,
+//!   `squash`, missing and substituted parents.
 //!
 //! The binary: `hexz` belongs to the `hexz-cli` package, and Cargo only exposes
 //! `CARGO_BIN_EXE_*` to tests of the same package, so `support::hexz_bin` runs
@@ -42,3 +44,5 @@ mod recipes;
 mod roundtrip;
 #[path = "cli/safety.rs"]
 mod safety;
+#[path = "cli/thin.rs"]
+mod thin;

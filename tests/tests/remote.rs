@@ -311,7 +311,11 @@ fn reads_over_s3_from_moto_and_the_cli_reads_urls() {
         .args(["ls", "s3://hexz-test/nope.hxz"])
         .output()
         .unwrap();
-    assert_eq!(missing.status.code(), Some(4), "a missing object exits with 4");
+    assert_eq!(
+        missing.status.code(),
+        Some(4),
+        "a missing object exits with 4"
+    );
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("s3://hexz-test/nope.hxz"), "{stderr}");
 }
@@ -328,4 +332,95 @@ fn hexz_bin() -> PathBuf {
     assert!(status.success());
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().join("hexz")
+}
+
+/// A thin child whose parent is served by nginx: built against the parent's URL,
+/// read locally and by URL, with relative hints resolved against the child's URL,
+/// and a parent removed from the server reported by name.
+#[test]
+fn thin_child_reads_its_parent_over_http() {
+    let (Some(base), Some(dir)) = (env("HEXZ_TEST_HTTP_URL"), env("HEXZ_TEST_HTTP_DIR")) else {
+        return;
+    };
+    let registry = Registry::default();
+    let (tmp, parent) = build_archive();
+    let www = Path::new(&dir).join("thin");
+    fs::create_dir_all(&www).unwrap();
+    fs::copy(&parent, www.join("v1.hxz")).unwrap();
+    let parent_url = format!("{base}/thin/v1.hxz");
+    // The next version: one file edited, one added.
+    let data = tmp.path().join("data");
+    fs::write(data.join("text-03.txt"), b"edited\n").unwrap();
+    fs::write(data.join("added.bin"), noise(100_000, 11)).unwrap();
+    let mut plan = load_recipe(&tmp.path().join("recipe.yaml")).unwrap();
+    let options = BuildOptions {
+        quiet: true,
+        threads: Some(2),
+    };
+    // The same version built without a parent, for comparison.
+    plan.output = tmp.path().join("out/plain.hxz");
+    build(&plan, &registry, &options).unwrap();
+    plan.output = tmp.path().join("out/v2-url.hxz");
+    plan.parent = Some(parent_url.clone());
+    build(&plan, &registry, &options).unwrap();
+    let plain = open_archive_path(
+        &tmp.path().join("out/plain.hxz"),
+        &registry,
+        ReadOptions::default(),
+    )
+    .unwrap();
+    let child = open_archive_path(&plan.output, &registry, ReadOptions::default()).unwrap();
+    assert_eq!(child.parents().unwrap()[0].hint, parent_url);
+    assert!(fs::metadata(&plan.output).unwrap().len() * 4 < fs::metadata(&parent).unwrap().len());
+    for e in plain.entries().map(|e| e.unwrap()) {
+        if e.kind == hexz_format::EntryKind::File {
+            let got = child.read_entry(&child.entry(&e.name).unwrap()).unwrap();
+            assert_eq!(got, plain.read_entry(&e).unwrap(), "{}", e.name);
+        }
+    }
+    child.verify().unwrap();
+    let log = hexz_pipeline::log(&child).unwrap();
+    assert_eq!(log[1].location, parent_url);
+    assert_eq!(log[1].status, "ok");
+
+    // Built against the local copy (relative hint `v1.hxz`), then both uploaded:
+    // the child opened by URL finds its parent next to it on the server.
+    let local_dir = tmp.path().join("chain");
+    fs::create_dir_all(&local_dir).unwrap();
+    fs::copy(&parent, local_dir.join("v1.hxz")).unwrap();
+    plan.output = local_dir.join("v2.hxz");
+    plan.parent = Some(local_dir.join("v1.hxz").display().to_string());
+    build(&plan, &registry, &options).unwrap();
+    fs::copy(&plan.output, www.join("v2.hxz")).unwrap();
+    let by_url = open_archive(
+        &format!("{base}/thin/v2.hxz"),
+        &registry,
+        ReadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(by_url.parents().unwrap()[0].hint, "v1.hxz");
+    by_url.check_parents().unwrap();
+    assert_eq!(hexz_pipeline::log(&by_url).unwrap()[1].location, parent_url);
+    let big = by_url.entry("sub/big.bin").unwrap();
+    assert_eq!(
+        by_url.read_entry(&big).unwrap(),
+        plain
+            .read_entry(&plain.entry("sub/big.bin").unwrap())
+            .unwrap()
+    );
+
+    // The parent gone from the server: a typed error that names it (HTTP 404).
+    fs::remove_file(www.join("v1.hxz")).unwrap();
+    let again = open_archive(
+        &format!("{base}/thin/v2.hxz"),
+        &registry,
+        ReadOptions::default(),
+    )
+    .unwrap();
+    let err = again.read_entry(&big).unwrap_err();
+    assert!(
+        matches!(&err, hexz_format::Error::ParentUnavailable { location, .. } if *location == parent_url),
+        "{err}"
+    );
+    assert!(err.to_string().contains("404"), "{err}");
 }

@@ -42,7 +42,7 @@ impl Inner {
             }
             let GuardResult::Guard(guard) = self
                 .chunks
-                .get_value_or_guard(&r.blob_offset, Some(Duration::ZERO))
+                .get_value_or_guard(&(r.source, r.blob_offset), Some(Duration::ZERO))
             else {
                 continue;
             };

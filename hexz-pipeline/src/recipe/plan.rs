@@ -30,6 +30,10 @@ pub struct Plan {
     /// Where to upload the archive after building it (not part of the
     /// provenance: publishing elsewhere does not change the archive).
     pub publish: Option<super::publish::PublishPlan>,
+    /// Thin snapshot: the parent archive, a URL or an absolute path (a relative
+    /// path in the recipe is resolved against the recipe's folder). `hexz build
+    /// --parent` replaces it.
+    pub parent: Option<String>,
     /// Canonical JSON of the validated recipe, for provenance: compact, keys sorted,
     /// sizes as plain integers, defaults filled in, paths as written in the recipe
     /// (before `${VAR}` interpolation and resolution, so no environment values leak).

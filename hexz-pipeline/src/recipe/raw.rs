@@ -24,6 +24,9 @@ pub(crate) struct RawRecipe {
     /// Upload the built archive (see `recipe/publish.rs`).
     #[serde(default)]
     pub(crate) publish: Option<super::publish::RawPublish>,
+    /// Thin snapshot: the archive (path or URL) this one is a child of.
+    #[serde(default)]
+    pub(crate) parent: Option<Spanned<String>>,
 }
 
 /// One entry of `inputs`.

@@ -115,6 +115,17 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
             check_records_file(&input.path, &input.written, &raw_input.path.referenced, cx)?;
         }
     }
+    let parent = match &raw.parent {
+        Some(p) => {
+            let text = cx.interpolated("parent", p)?;
+            Some(if crate::registry::url_scheme(&text).is_some() {
+                text
+            } else {
+                cx.resolve(&text).to_string_lossy().into_owned()
+            })
+        }
+        None => None,
+    };
     let normalized = normalized(raw, &inputs, &chunking, &compression);
     let compression_at = CompressionSpans {
         codec: raw
@@ -137,6 +148,7 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
         compression,
         compression_at,
         publish,
+        parent,
         normalized,
     })
 }
@@ -356,6 +368,8 @@ struct NormalizedRecipe<'a> {
     compression: NormalizedCompression<'a>,
     inputs: Vec<NormalizedInput<'a>>,
     output: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -438,6 +452,7 @@ fn normalized(
             })
             .collect(),
         output: &raw.output.value,
+        parent: raw.parent.as_ref().map(|p| p.value.as_str()),
     };
     // Serializing plain structs with string keys into a String cannot fail.
     serde_json::to_string(&doc).unwrap_or_default()

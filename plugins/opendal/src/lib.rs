@@ -88,6 +88,7 @@ pub struct OpendalSource {
     backend: Backend,
     url: String,
     size: u64,
+    modified: Option<std::time::SystemTime>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,7 +96,7 @@ enum Backend {
     /// A service behind OpenDAL: the blocking operator for single reads, the
     /// async one for parallel pieces.
     Service {
-        op: blocking::Operator,
+        op: Box<blocking::Operator>,
         async_op: opendal::Operator,
         path: String,
     },
@@ -117,11 +118,12 @@ impl OpendalSource {
                 error,
             };
             let file = File::open(&path).map_err(local)?;
-            let size = file.metadata().map_err(local)?.len();
+            let meta = file.metadata().map_err(local)?;
             return Ok(Self {
                 backend: Backend::File(Arc::new(file)),
                 url: url.to_string(),
-                size,
+                size: meta.len(),
+                modified: meta.modified().ok(),
             });
         }
         Self::open_generic(url, s3)
@@ -144,9 +146,14 @@ impl OpendalSource {
             .stat(&path)
             .map_err(|e| OpendalError::backend(url, "stat", e))?;
         Ok(Self {
-            backend: Backend::Service { op, async_op, path },
+            backend: Backend::Service {
+                op: Box::new(op),
+                async_op,
+                path,
+            },
             url: url.to_string(),
             size: meta.content_length(),
+            modified: meta.last_modified().map(std::time::SystemTime::from),
         })
     }
 
@@ -331,6 +338,10 @@ impl ReadAt for OpendalSource {
 
     fn name(&self) -> String {
         self.url.clone()
+    }
+
+    fn modified(&self) -> Option<std::time::SystemTime> {
+        self.modified
     }
 }
 

@@ -11,8 +11,13 @@ use hexz_pipeline::{Registry, open_archive_cached, open_archive_path};
 
 use super::{build_archive, env, hexz_bin};
 
+/// Requests for `/cached.hxz` in the log (other tests share the server).
 fn lines(log: &str) -> usize {
-    fs::read_to_string(log).unwrap_or_default().lines().count()
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" /cached.hxz "))
+        .count()
 }
 
 #[test]

@@ -11,11 +11,12 @@ use hexz_pipeline::{Registry, open_archive};
 
 use super::{build_archive, env};
 
+/// The GETs of `/reads.hxz` in the log (other tests share the server).
 fn gets(log: &str) -> Vec<String> {
     fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("\"GET "))
+        .filter(|l| l.contains("\"GET /reads.hxz "))
         .map(str::to_string)
         .collect()
 }

@@ -1,0 +1,320 @@
+//! Thin snapshots at the format level: chains of children over an in-memory
+//! store, missing and substituted parents, determinism, verification.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use hexz_format::parents::ResolveError;
+use hexz_format::{
+    Archive, ArchiveWriter, EntryMeta, Error, Hash32, MemorySource, ParentArchive, ParentResolver,
+    ParentSet, ReadOptions, WriterOptions,
+};
+
+use crate::common::{Files, codecs, noise, small_options};
+
+/// Archives by name: a stand-in for a bucket.
+#[derive(Debug, Default)]
+struct Store {
+    files: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl Store {
+    fn put(&self, name: &str, bytes: Vec<u8>) {
+        self.files.lock().unwrap().insert(name.to_string(), bytes);
+    }
+    fn remove(&self, name: &str) {
+        self.files.lock().unwrap().remove(name);
+    }
+    fn get(&self, name: &str) -> Option<Vec<u8>> {
+        self.files.lock().unwrap().get(name).cloned()
+    }
+    /// Open without a resolver.
+    fn open_flat(&self, name: &str) -> Result<Archive, ResolveError> {
+        let bytes = self
+            .get(name)
+            .ok_or_else(|| format!("{name}: no such object"))?;
+        Ok(Archive::open(
+            Arc::new(MemorySource::new(bytes, name)),
+            &codecs(),
+            ReadOptions::default(),
+        )?)
+    }
+}
+
+#[derive(Debug)]
+struct StoreResolver(Arc<Store>);
+
+impl ParentResolver for StoreResolver {
+    fn open_parent(&self, location: &str, _: &Hash32) -> Result<Archive, ResolveError> {
+        self.0.open_flat(location)
+    }
+}
+
+fn open(store: &Arc<Store>, name: &str) -> hexz_format::Result<Archive> {
+    let a = store.open_flat(name).map_err(|e| Error::Io {
+        path: name.into(),
+        error: std::io::Error::other(e),
+    })?;
+    Ok(a.with_parent_resolver(Arc::new(StoreResolver(store.clone()))))
+}
+
+fn meta() -> EntryMeta {
+    EntryMeta {
+        mode: 0o100644,
+        mtime: 1_700_000_000,
+        ..EntryMeta::default()
+    }
+}
+
+/// Version `v` of a small tree: shared files, one file that changes every
+/// version, one file added per version.
+fn version(v: usize) -> Files {
+    let mut files: Files = (0..6)
+        .map(|i| (format!("shared/{i}.bin"), noise(i as u64, 20_000)))
+        .collect();
+    let mut changing = noise(100, 30_000);
+    changing[15_000..15_010].copy_from_slice(&[v as u8; 10]);
+    files.push(("changing.bin".into(), changing));
+    for i in 0..=v {
+        files.push((format!("added/{i}.bin"), noise(1000 + i as u64, 8_000)));
+    }
+    files
+}
+
+/// Build `files` as a child of `parent` (with its chain) into the store.
+fn build_child(
+    store: &Arc<Store>,
+    name: &str,
+    files: &Files,
+    parent: Option<&str>,
+    options: WriterOptions,
+) -> Vec<u8> {
+    let mut w = ArchiveWriter::new(Vec::new(), options).unwrap();
+    if let Some(parent) = parent {
+        let p = open(store, parent).unwrap();
+        let mut chain = vec![ParentArchive {
+            archive: p.clone(),
+            hint: parent.to_string(),
+        }];
+        for (i, r) in p.parents().unwrap().iter().enumerate() {
+            chain.push(ParentArchive {
+                archive: p.parent((i + 1) as u16).unwrap(),
+                hint: r.hint.clone(),
+            });
+        }
+        w.set_parents(ParentSet::new(chain).unwrap()).unwrap();
+    }
+    for (n, data) in files {
+        w.add_bytes(n, data, meta()).unwrap();
+    }
+    let (bytes, _) = w.finish().unwrap();
+    store.put(name, bytes.clone());
+    bytes
+}
+
+fn check_reads(a: &Archive, files: &Files) {
+    assert_eq!(a.entry_count(), files.len() as u64);
+    for (n, data) in files {
+        let e = a.entry(n).unwrap();
+        assert_eq!(&a.read_entry(&e).unwrap(), data, "{n}");
+    }
+}
+
+fn zstd() -> WriterOptions {
+    small_options(Arc::new(hexz_zstd::ZstdCompressor::new(3).unwrap()))
+}
+
+fn lz4() -> WriterOptions {
+    small_options(Arc::new(hexz_lz4::Lz4Compressor::new()))
+}
+
+#[test]
+fn a_chain_of_ten_reads_back_and_stores_only_what_changed() {
+    let store = Arc::new(Store::default());
+    let full = build_child(&store, "v0.hxz", &version(0), None, zstd());
+    let mut sizes = Vec::new();
+    for v in 1..10 {
+        // Mixed codecs along the chain: blobs are decoded by their own archive.
+        let options = if v % 2 == 0 { zstd() } else { lz4() };
+        let bytes = build_child(
+            &store,
+            &format!("v{v}.hxz"),
+            &version(v),
+            Some(&format!("v{}.hxz", v - 1)),
+            options,
+        );
+        sizes.push(bytes.len());
+    }
+    for v in 0..10 {
+        let a = open(&store, &format!("v{v}.hxz")).unwrap();
+        check_reads(&a, &version(v));
+        let report = a.verify().unwrap();
+        assert_eq!(report.entries, version(v).len() as u64);
+        assert_eq!(a.parents().unwrap().len(), v);
+        assert_eq!(a.is_thin(), v > 0);
+        a.check_parents().unwrap();
+    }
+    // A child stores its new file and the changed chunk, not the 150 KB shared.
+    for (v, size) in sizes.iter().enumerate() {
+        assert!(
+            *size < full.len() / 4,
+            "v{}: {size} vs {}",
+            v + 1,
+            full.len()
+        );
+    }
+    // The parents list of v9 is the chain, nearest first, with per-parent counts
+    // that add up with the local chunks to the whole stream.
+    let v9 = open(&store, "v9.hxz").unwrap();
+    let parents = v9.parents().unwrap();
+    let hints: Vec<&str> = parents.iter().map(|p| p.hint.as_str()).collect();
+    assert_eq!(hints[0], "v8.hxz");
+    assert_eq!(hints[8], "v0.hxz");
+    for (i, p) in parents.iter().enumerate() {
+        let parent = v9.parent((i + 1) as u16).unwrap();
+        assert_eq!(parent.root_hash(), p.root_hash);
+        assert_eq!(parent.archive_size(), p.archive_size);
+    }
+    let records = v9.chunk_records(0, v9.len()).unwrap();
+    let from_parents: u64 = parents.iter().map(|p| p.bytes).sum();
+    let local: u64 = records
+        .iter()
+        .filter(|r| r.source == 0)
+        .map(|r| u64::from(r.raw_len))
+        .sum();
+    assert_eq!(from_parents + local, v9.len());
+    assert!(parents[8].bytes > 100_000, "shared files come from v0");
+    // Every record points at the ancestor that stores the blob: one hop.
+    for r in records.iter().filter(|r| r.source > 0) {
+        let holder = v9.parent(r.source).unwrap();
+        let there = holder
+            .chunk_records(0, holder.len())
+            .unwrap()
+            .into_iter()
+            .find(|h| h.id == r.id)
+            .unwrap();
+        assert_eq!((there.source, there.blob_offset), (0, r.blob_offset));
+    }
+}
+
+#[test]
+fn a_child_is_deterministic() {
+    let store = Arc::new(Store::default());
+    build_child(&store, "v0.hxz", &version(0), None, zstd());
+    let a = build_child(&store, "v1.hxz", &version(1), Some("v0.hxz"), zstd());
+    let b = build_child(&store, "v1b.hxz", &version(1), Some("v0.hxz"), {
+        let mut o = zstd();
+        o.threads = Some(1);
+        o
+    });
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_missing_parent_is_an_error_that_names_it() {
+    let store = Arc::new(Store::default());
+    build_child(&store, "v0.hxz", &version(0), None, zstd());
+    build_child(&store, "v1.hxz", &version(1), Some("v0.hxz"), zstd());
+    let root = store.open_flat("v0.hxz").unwrap().root_hash();
+    store.remove("v0.hxz");
+    let a = open(&store, "v1.hxz").unwrap();
+    // The catalog is the child's own: listing works.
+    assert_eq!(a.entries().count(), version(1).len());
+    let e = a.entry("shared/0.bin").unwrap();
+    let err = a.read_entry(&e).unwrap_err();
+    match &err {
+        Error::ParentUnavailable {
+            archive,
+            index,
+            root_hash,
+            location,
+            ..
+        } => {
+            assert_eq!(archive, "v1.hxz");
+            assert_eq!(*index, 1);
+            assert_eq!(*root_hash, root);
+            assert_eq!(location, "v0.hxz");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("v0.hxz"), "{err}");
+    assert!(matches!(
+        a.check_parents(),
+        Err(Error::ParentUnavailable { .. })
+    ));
+    assert!(matches!(a.verify(), Err(Error::ParentUnavailable { .. })));
+    // Without a resolver: a typed error too, never zeros.
+    let flat = store.open_flat("v1.hxz").unwrap();
+    let err = flat.read_entry(&e).unwrap_err();
+    assert!(
+        matches!(&err, Error::ParentNotAttached { index: 1, hint, .. } if hint == "v0.hxz"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_parent_with_another_root_hash_is_refused() {
+    let store = Arc::new(Store::default());
+    build_child(&store, "v0.hxz", &version(0), None, zstd());
+    build_child(&store, "v1.hxz", &version(1), Some("v0.hxz"), zstd());
+    let expected = store.open_flat("v0.hxz").unwrap().root_hash();
+    // Another archive under the parent's name (same files but one: every blob the
+    // child wants is at the same place in the impostor, for all the child knows).
+    let mut other = version(0);
+    other[0].1[0] ^= 1;
+    build_child(&store, "v0.hxz", &other, None, zstd());
+    let actual = store.open_flat("v0.hxz").unwrap().root_hash();
+    let a = open(&store, "v1.hxz").unwrap();
+    let e = a.entry("shared/1.bin").unwrap();
+    let err = a.read_entry(&e).unwrap_err();
+    assert!(
+        matches!(&err, Error::ParentMismatch { index: 1, location, expected: x, actual: y, .. }
+            if location == "v0.hxz" && *x == expected && *y == actual),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_parents_section_that_lies_about_counts_fails_verify() {
+    let store = Arc::new(Store::default());
+    build_child(&store, "v0.hxz", &version(0), None, zstd());
+    build_child(&store, "v1.hxz", &version(1), Some("v0.hxz"), zstd());
+    let a = open(&store, "v1.hxz").unwrap();
+    // A root archive handed a bogus parents section: records do not use it.
+    let p = a.parents().unwrap();
+    let mut w = ArchiveWriter::new(Vec::new(), zstd()).unwrap();
+    w.add_section(
+        hexz_format::layout::SECTION_PARENTS,
+        true,
+        hexz_format::parents::encode_parents(&p),
+    )
+    .unwrap();
+    w.add_bytes("x", b"hello", meta()).unwrap();
+    let (bytes, _) = w.finish().unwrap();
+    store.put("bogus.hxz", bytes);
+    let bogus = open(&store, "bogus.hxz").unwrap();
+    assert_eq!(
+        bogus.read_entry(&bogus.entry("x").unwrap()).unwrap(),
+        b"hello"
+    );
+    assert!(bogus.verify().unwrap_err().is_corruption());
+}
+
+#[test]
+fn set_parents_after_an_entry_is_refused() {
+    let store = Arc::new(Store::default());
+    build_child(&store, "v0.hxz", &version(0), None, zstd());
+    let p = open(&store, "v0.hxz").unwrap();
+    let set = ParentSet::new(vec![ParentArchive {
+        archive: p,
+        hint: "v0.hxz".into(),
+    }])
+    .unwrap();
+    assert!(set.chunk_count() > 0);
+    let mut w = ArchiveWriter::new(Vec::new(), zstd()).unwrap();
+    w.add_bytes("x", b"x", meta()).unwrap();
+    assert!(matches!(
+        w.set_parents(set),
+        Err(Error::InvalidSetting { .. })
+    ));
+}

@@ -1,0 +1,163 @@
+//! `hexz squash`: a self-contained copy of a thin child.
+//!
+//! The child's entries are written again, in stream order, with the same metadata
+//! and user columns, the same chunking parameters and the same codec and level;
+//! every section but the parents list is copied. The logical stream is therefore
+//! the same, so are the chunk cuts and ids: squashing a child gives exactly the
+//! archive its inputs would have given without a parent (same provenance
+//! included). After writing, the copy is verified (every page and chunk) and its
+//! chunk index is compared with the child's — same offsets, lengths and ids — and
+//! its catalog entry by entry; any difference is an error and removes the copy.
+
+use std::path::{Path, PathBuf};
+
+use hexz_format::layout::{SECTION_COLUMNS, SECTION_CRITICAL, SECTION_PARENTS};
+use hexz_format::{Archive, ArchiveWriter, EntryKind, EntryMeta, ReadOptions, Summary};
+use serde::Serialize;
+
+use crate::error::{PipelineError, Result};
+use crate::registry::Registry;
+
+/// What [`squash`] wrote and checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct SquashReport {
+    /// The archive written.
+    pub output: PathBuf,
+    /// Its root hash, hex.
+    pub root_hash: String,
+    /// Entries copied.
+    pub entries: u64,
+    /// Bytes of the logical stream.
+    pub logical_bytes: u64,
+    /// Size of the written archive.
+    pub archive_bytes: u64,
+    /// Parents the child needed (now none).
+    pub parents_dropped: usize,
+    /// Chunk records compared with the child's (offset, length, id).
+    pub chunks_checked: u64,
+}
+
+/// Write `child`'s content to `output` as an archive without parents, then verify
+/// it (see the module docs).
+pub fn squash(child: &Archive, output: &Path, registry: &Registry) -> Result<SquashReport> {
+    let unsupported = |reason: String| PipelineError::Squash {
+        archive: child.source_name(),
+        reason,
+    };
+    child.check_parents()?;
+    let dir = child.directory();
+    let codec = registry
+        .compressor(&dir.codec, Some(dir.codec_level))
+        .or_else(|_| registry.compressor(&dir.codec, None))?;
+    let mut options = hexz_format::WriterOptions::new(codec);
+    options.chunking = dir.chunking;
+    if let Some(parent) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(PipelineError::io(parent))?;
+    }
+    let mut writer = ArchiveWriter::create(output, options)?;
+    if let Some(schema) = child.columns()? {
+        writer.set_columns(schema)?;
+    }
+    for entry in child.entries() {
+        let e = entry?;
+        if e.offset != writer.logical_size() {
+            return Err(unsupported(format!(
+                "entry `{}` starts at {} but the entries before it end at {} (a stream with gaps)",
+                e.name,
+                e.offset,
+                writer.logical_size()
+            )));
+        }
+        let meta = EntryMeta {
+            mode: e.mode,
+            mtime: e.mtime,
+            mtime_nsec: e.mtime_nsec,
+            owner: e.owner,
+            columns: e.columns.clone(),
+        };
+        match e.kind {
+            EntryKind::File => {
+                writer.add_file(&e.name, &mut child.entry_reader(&e), meta)?;
+            }
+            EntryKind::Record => writer.add_record(&e.name, &child.read_entry(&e)?, meta)?,
+            EntryKind::Dir => writer.add_dir(&e.name, meta)?,
+            EntryKind::Symlink => {
+                let target = e.target.clone().unwrap_or_default();
+                writer.add_symlink(&e.name, &target, meta)?;
+            }
+        }
+    }
+    if writer.logical_size() != child.len() {
+        return Err(unsupported(format!(
+            "its stream has {} bytes after the last entry",
+            child.len() - writer.logical_size()
+        )));
+    }
+    for s in &dir.sections {
+        if s.kind == SECTION_PARENTS || s.kind == SECTION_COLUMNS {
+            continue;
+        }
+        let bytes = child.section_at(s)?;
+        writer.add_section(s.kind, s.flags & SECTION_CRITICAL != 0, bytes)?;
+    }
+    let (_, summary) = writer.finish()?;
+    let checked = match check_copy(child, output, registry, &summary) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(output);
+            return Err(e);
+        }
+    };
+    Ok(SquashReport {
+        output: output.to_path_buf(),
+        root_hash: summary.root_hash.to_string(),
+        entries: summary.stats.entry_count,
+        logical_bytes: summary.stats.logical_size,
+        archive_bytes: summary.archive_size,
+        parents_dropped: child.parents()?.len(),
+        chunks_checked: checked,
+    })
+}
+
+/// Verify the copy and compare it with the child; returns the chunk records
+/// compared.
+fn check_copy(child: &Archive, output: &Path, registry: &Registry, s: &Summary) -> Result<u64> {
+    let copy = crate::open_archive_path(output, registry, ReadOptions::default())?;
+    let differs = |what: &str| PipelineError::Squash {
+        archive: child.source_name(),
+        reason: format!("the copy differs from it: {what}"),
+    };
+    if copy.root_hash() != s.root_hash || copy.is_thin() {
+        return Err(differs("root hash or parents"));
+    }
+    copy.verify()?;
+    if copy.len() != child.len() || copy.entry_count() != child.entry_count() {
+        return Err(differs("size or entry count"));
+    }
+    for (x, y) in child.entries().zip(copy.entries()) {
+        let (x, y) = (x?, y?);
+        if x != y {
+            return Err(differs(&format!("entry `{}`", x.name)));
+        }
+    }
+    // Same stream, same chunking: same cuts and ids. Compared a window at a time.
+    const WINDOW: u64 = 1 << 30;
+    let mut at = 0;
+    let mut checked = 0u64;
+    while at < child.len() {
+        let end = (at + WINDOW).min(child.len());
+        let a = child.chunk_records(at, end)?;
+        let b = copy.chunk_records(at, end)?;
+        let same = a.len() == b.len()
+            && a.iter().zip(&b).all(|(p, q)| {
+                (p.logical_offset, p.raw_len, p.id, p.is_zero())
+                    == (q.logical_offset, q.raw_len, q.id, q.is_zero())
+            });
+        if !same {
+            return Err(differs(&format!("chunks in bytes {at}..{end}")));
+        }
+        checked += a.len() as u64;
+        at = a.last().map_or(end, |r| r.logical_end());
+    }
+    Ok(checked)
+}
