@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use hexz_format::Hash32;
+
 use crate::recipe::RecipeError;
 
 /// Everything building, reading or extracting through the pipeline can fail with.
@@ -43,6 +45,25 @@ pub enum PipelineError {
         /// The transport's error; its message names the location.
         #[source]
         error: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Publishing a thin child whose parent is not where the child's readers will
+    /// look for it (its hint, resolved against the destination URL).
+    #[error(
+        "cannot publish {} to {url}: its parent {root} is not at {location} ({reason}); \
+         publish the parent there first",
+        archive.display()
+    )]
+    PublishParent {
+        /// The local archive (a thin child).
+        archive: PathBuf,
+        /// The destination URL.
+        url: String,
+        /// The parent's root hash.
+        root: Hash32,
+        /// Where readers of the published child will open the parent.
+        location: String,
+        /// What is there instead: nothing, or another archive.
+        reason: String,
     },
     /// Publishing failed: the upload was aborted and nothing new is visible at
     /// the destination.

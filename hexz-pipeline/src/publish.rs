@@ -107,6 +107,7 @@ pub fn publish(
         uploaded: false,
         elapsed: Duration::ZERO,
     };
+    check_remote_parents(&local, archive, &url, registry, &small)?;
     match remote_state(registry, &url, size, root_hash, &small)? {
         Remote::Same => {
             report.elapsed = started.elapsed();
@@ -200,6 +201,45 @@ fn destination_url(dest: &str) -> Result<String> {
     }
     let abs = std::path::absolute(dest).map_err(PipelineError::io(dest))?;
     Ok(format!("file://{}", abs.display()))
+}
+
+/// A thin child publishes only itself: each parent it reads chunks from must
+/// already be where readers of the published child will look (its location hint
+/// resolved against `url`), with the root hash the child names. One `stat` and
+/// one tail read per parent.
+fn check_remote_parents(
+    local: &Archive,
+    archive: &Path,
+    url: &str,
+    registry: &Registry,
+    options: &ReadOptions,
+) -> Result<()> {
+    for parent in local.parents()?.iter().filter(|p| p.chunks > 0) {
+        let location = hexz_format::parents::resolve_hint(url, &parent.hint);
+        let missing = |reason: String| PipelineError::PublishParent {
+            archive: archive.to_path_buf(),
+            url: url.to_string(),
+            root: parent.root_hash,
+            location: location.clone(),
+            reason,
+        };
+        let source = match registry.open_source(&location) {
+            Ok(source) => source,
+            Err(PipelineError::NotFound { .. }) => return Err(missing("nothing there".into())),
+            Err(e) => return Err(e),
+        };
+        match Archive::open(source, registry, options.clone()) {
+            Ok(found) if found.root_hash() == parent.root_hash => {}
+            Ok(found) => {
+                return Err(missing(format!(
+                    "another archive is there, root {}",
+                    found.root_hash()
+                )));
+            }
+            Err(e) => return Err(missing(format!("not a readable archive: {e}"))),
+        }
+    }
+    Ok(())
 }
 
 /// Costs one `stat`, plus the tail read when the sizes agree.

@@ -25,6 +25,8 @@ mod faults;
 mod proxy;
 #[path = "remote/publish.rs"]
 mod publish;
+#[path = "remote/publish_thin.rs"]
+mod publish_thin;
 #[path = "remote/reads.rs"]
 mod reads;
 
