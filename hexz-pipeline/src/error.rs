@@ -59,7 +59,7 @@ pub enum PipelineError {
         /// The destination URL.
         url: String,
         /// The parent's root hash.
-        root: Hash32,
+        root: Box<Hash32>,
         /// Where readers of the published child will open the parent.
         location: String,
         /// What is there instead: nothing, or another archive.

@@ -219,7 +219,7 @@ fn check_remote_parents(
         let missing = |reason: String| PipelineError::PublishParent {
             archive: archive.to_path_buf(),
             url: url.to_string(),
-            root: parent.root_hash,
+            root: Box::new(parent.root_hash),
             location: location.clone(),
             reason,
         };
