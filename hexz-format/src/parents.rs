@@ -256,10 +256,9 @@ impl ParentLinks {
             .iter()
             .find(|s| s.kind == SECTION_PARENTS)
         {
-            Some(s) => decode_parents(
-                &child.load_blob(&s.page, "parents section")?,
-                s.page.offset,
-            )?,
+            Some(s) => {
+                decode_parents(&child.load_blob(&s.page, "parents section")?, s.page.offset)?
+            }
             None => Vec::new(),
         };
         let opened = refs.iter().map(|_| OnceLock::new()).collect();

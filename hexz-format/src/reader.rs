@@ -525,13 +525,10 @@ impl Archive {
             (a.raw_len, a.stored_len, a.crc, a.flags, a.id)
                 == (b.raw_len, b.stored_len, b.crc, b.flags, b.id)
         };
-        if blobs
-            .windows(2)
-            .any(|w| {
-                (w[0].source, w[0].blob_offset) == (w[1].source, w[1].blob_offset)
-                    && !same_blob(&w[0], &w[1])
-            })
-        {
+        if blobs.windows(2).any(|w| {
+            (w[0].source, w[0].blob_offset) == (w[1].source, w[1].blob_offset)
+                && !same_blob(&w[0], &w[1])
+        }) {
             return Err(inner.corrupt("chunk index", "records sharing a blob disagree"));
         }
         blobs.dedup_by_key(|r| (r.source, r.blob_offset));
@@ -894,9 +891,11 @@ impl Inner {
     }
 
     fn chunk(&self, r: &ChunkRecord) -> Result<ChunkData> {
-        let data = self.chunks.get_or_insert_with(&(r.source, r.blob_offset), || {
-            self.load_chunk(r, self.options.verify_chunks).map(Arc::new)
-        })?;
+        let data = self
+            .chunks
+            .get_or_insert_with(&(r.source, r.blob_offset), || {
+                self.load_chunk(r, self.options.verify_chunks).map(Arc::new)
+            })?;
         // Blobs are cached by offset: a hostile index could give two records of
         // different lengths the same blob.
         if data.len() != r.raw_len as usize {

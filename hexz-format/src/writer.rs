@@ -25,8 +25,8 @@ use crate::error::{Error, Hash32, Result};
 use crate::layout::{
     BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord, Directory,
     Entry, EntryKind, HASH_BLAKE3, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
-    MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, SECTION_PARENTS, Section, Stats, Trailer,
-    VERSION_MAJOR, VERSION_MINOR, encode_header,
+    MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, SECTION_PARENTS, Section,
+    Stats, Trailer, VERSION_MAJOR, VERSION_MINOR, encode_header,
 };
 use crate::page::{Key, PageSink, TreeBuilder, TreeKind};
 use crate::parents::ParentSet;
@@ -726,8 +726,11 @@ struct WorkerState<W: Sink> {
     progress: Arc<ProgressCounters>,
     /// Thin snapshot: the ancestors' blobs, and (chunk records, raw bytes) taken
     /// from each (index = source).
-    parents: Option<(Box<ParentSet>, Vec<(u64, u64)>)>,
+    parents: Option<(Box<ParentSet>, ParentUse)>,
 }
+
+/// Per source (index 0 unused): chunk records and raw bytes taken from each parent.
+type ParentUse = Vec<(u64, u64)>;
 
 /// A batch cut into chunks: `cuts` are `(start, end)` in `buf`; bytes from
 /// `consumed` on are carried into the next batch.

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use hexz_format::parents::ResolveError;
 use hexz_format::{
-    Archive, ArchiveWriter, EntryMeta, Error, Hash32, MemorySource, ParentArchive,
-    ParentResolver, ParentSet, ReadOptions, WriterOptions,
+    Archive, ArchiveWriter, EntryMeta, Error, Hash32, MemorySource, ParentArchive, ParentResolver,
+    ParentSet, ReadOptions, WriterOptions,
 };
 
 use crate::common::{Files, codecs, noise, small_options};
@@ -30,7 +30,9 @@ impl Store {
     }
     /// Open without a resolver.
     fn open_flat(&self, name: &str) -> Result<Archive, ResolveError> {
-        let bytes = self.get(name).ok_or_else(|| format!("{name}: no such object"))?;
+        let bytes = self
+            .get(name)
+            .ok_or_else(|| format!("{name}: no such object"))?;
         Ok(Archive::open(
             Arc::new(MemorySource::new(bytes, name)),
             &codecs(),
@@ -154,7 +156,12 @@ fn a_chain_of_ten_reads_back_and_stores_only_what_changed() {
     }
     // A child stores its new file and the changed chunk, not the 150 KB shared.
     for (v, size) in sizes.iter().enumerate() {
-        assert!(*size < full.len() / 4, "v{}: {size} vs {}", v + 1, full.len());
+        assert!(
+            *size < full.len() / 4,
+            "v{}: {size} vs {}",
+            v + 1,
+            full.len()
+        );
     }
     // The parents list of v9 is the chain, nearest first, with per-parent counts
     // that add up with the local chunks to the whole stream.
@@ -286,7 +293,10 @@ fn a_parents_section_that_lies_about_counts_fails_verify() {
     let (bytes, _) = w.finish().unwrap();
     store.put("bogus.hxz", bytes);
     let bogus = open(&store, "bogus.hxz").unwrap();
-    assert_eq!(bogus.read_entry(&bogus.entry("x").unwrap()).unwrap(), b"hello");
+    assert_eq!(
+        bogus.read_entry(&bogus.entry("x").unwrap()).unwrap(),
+        b"hello"
+    );
     assert!(bogus.verify().unwrap_err().is_corruption());
 }
 

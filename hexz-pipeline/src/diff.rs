@@ -180,9 +180,8 @@ fn differences(a: &Archive, x: &Entry, b: &Archive, y: &Entry) -> Result<Vec<&'s
 fn same_content(a: &Archive, x: &Entry, b: &Archive, y: &Entry) -> Result<bool> {
     let rx = a.chunk_records(x.offset, x.offset + x.size)?;
     let ry = b.chunk_records(y.offset, y.offset + y.size)?;
-    let lead = |r: &[hexz_format::layout::ChunkRecord], at: u64| {
-        r.first().map(|c| at - c.logical_offset)
-    };
+    let lead =
+        |r: &[hexz_format::layout::ChunkRecord], at: u64| r.first().map(|c| at - c.logical_offset);
     let same_chunks = rx.len() == ry.len()
         && lead(&rx, x.offset) == lead(&ry, y.offset)
         && rx

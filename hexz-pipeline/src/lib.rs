@@ -28,13 +28,13 @@ mod walk;
 use std::path::Path;
 
 pub use build::{BuildOptions, BuildReport, InputCount, build, count_inputs};
+pub use diff::{DiffReport, diff};
 pub use error::{PipelineError, Result};
 pub use extract::{ExtractOptions, ExtractReport, copy_entry, extract};
 pub use info::{ArchiveInfo, info};
-pub use diff::{DiffReport, diff};
+pub use registry::{CompressorFactory, FnFactory, OpendalTransport, Registry, Transport};
 pub use squash::{SquashReport, squash};
 pub use thin::{ChainLink, RegistryResolver, log};
-pub use registry::{CompressorFactory, FnFactory, OpendalTransport, Registry, Transport};
 
 use hexz_format::{Archive, ReadOptions};
 

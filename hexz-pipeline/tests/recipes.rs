@@ -52,9 +52,12 @@ fn every_bundled_recipe_builds_and_reads_back() {
         let planned = plan.output.clone();
         plan.output = out.path().join(format!("archive-{i}.hxz"));
         if let Some(parent) = &plan.parent {
-            let moved: &PathBuf = built
-                .get(&PathBuf::from(parent))
-                .unwrap_or_else(|| panic!("{}: parent {parent} is no bundled recipe's output", recipe.display()));
+            let moved: &PathBuf = built.get(&PathBuf::from(parent)).unwrap_or_else(|| {
+                panic!(
+                    "{}: parent {parent} is no bundled recipe's output",
+                    recipe.display()
+                )
+            });
             plan.parent = Some(moved.display().to_string());
         }
         built.insert(planned, plan.output.clone());
@@ -69,7 +72,12 @@ fn every_bundled_recipe_builds_and_reads_back() {
         .unwrap();
         let archive = open_archive_path(&plan.output, &registry, ReadOptions::default()).unwrap();
         assert_eq!(archive.root_hash(), report.summary.root_hash);
-        assert_eq!(archive.is_thin(), plan.parent.is_some(), "{}", recipe.display());
+        assert_eq!(
+            archive.is_thin(),
+            plan.parent.is_some(),
+            "{}",
+            recipe.display()
+        );
         archive.verify().unwrap();
         // Every file of every input reads back identical.
         for input in &plan.inputs {

@@ -349,7 +349,12 @@ fn thin_child_reads_its_parent_over_http() {
     plan.output = tmp.path().join("out/v2-url.hxz");
     plan.parent = Some(parent_url.clone());
     build(&plan, &registry, &options).unwrap();
-    let plain = open_archive_path(&tmp.path().join("out/plain.hxz"), &registry, ReadOptions::default()).unwrap();
+    let plain = open_archive_path(
+        &tmp.path().join("out/plain.hxz"),
+        &registry,
+        ReadOptions::default(),
+    )
+    .unwrap();
     let child = open_archive_path(&plan.output, &registry, ReadOptions::default()).unwrap();
     assert_eq!(child.parents().unwrap()[0].hint, parent_url);
     assert!(fs::metadata(&plan.output).unwrap().len() * 4 < fs::metadata(&parent).unwrap().len());
@@ -373,19 +378,31 @@ fn thin_child_reads_its_parent_over_http() {
     plan.parent = Some(local_dir.join("v1.hxz").display().to_string());
     build(&plan, &registry, &options).unwrap();
     fs::copy(&plan.output, www.join("v2.hxz")).unwrap();
-    let by_url = open_archive(&format!("{base}/thin/v2.hxz"), &registry, ReadOptions::default()).unwrap();
+    let by_url = open_archive(
+        &format!("{base}/thin/v2.hxz"),
+        &registry,
+        ReadOptions::default(),
+    )
+    .unwrap();
     assert_eq!(by_url.parents().unwrap()[0].hint, "v1.hxz");
     by_url.check_parents().unwrap();
     assert_eq!(hexz_pipeline::log(&by_url).unwrap()[1].location, parent_url);
     let big = by_url.entry("sub/big.bin").unwrap();
     assert_eq!(
         by_url.read_entry(&big).unwrap(),
-        plain.read_entry(&plain.entry("sub/big.bin").unwrap()).unwrap()
+        plain
+            .read_entry(&plain.entry("sub/big.bin").unwrap())
+            .unwrap()
     );
 
     // The parent gone from the server: a typed error that names it (HTTP 404).
     fs::remove_file(www.join("v1.hxz")).unwrap();
-    let again = open_archive(&format!("{base}/thin/v2.hxz"), &registry, ReadOptions::default()).unwrap();
+    let again = open_archive(
+        &format!("{base}/thin/v2.hxz"),
+        &registry,
+        ReadOptions::default(),
+    )
+    .unwrap();
     let err = again.read_entry(&big).unwrap_err();
     assert!(
         matches!(&err, hexz_format::Error::ParentUnavailable { location, .. } if *location == parent_url),

@@ -90,7 +90,10 @@ fn a_chain_of_ten_builds_reads_and_logs() {
     // Each child holds its edit and its new file, far less than the first version.
     for v in 2..=10 {
         let child = size(&out.join(format!("v{v:02}.hxz")));
-        assert!(child * 4 < size(&out.join("v01.hxz")), "v{v}: {child} bytes");
+        assert!(
+            child * 4 < size(&out.join("v01.hxz")),
+            "v{v}: {child} bytes"
+        );
     }
     // The newest reads back the current tree exactly, through nine parents.
     let v10 = out.join("v10.hxz");
@@ -115,7 +118,12 @@ fn a_chain_of_ten_builds_reads_and_logs() {
         assert_eq!(link["root_hash"], info["root_hash"]);
         assert_eq!(link["archive_bytes"], size(&path));
         assert!(link["date"].as_str().unwrap().ends_with('Z'));
-        assert!(link["location"].as_str().unwrap().ends_with(&format!("v{:02}.hxz", 10 - k)));
+        assert!(
+            link["location"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("v{:02}.hxz", 10 - k))
+        );
     }
     let text = stdout(&run(["log".as_ref(), v10.as_os_str()]));
     assert!(text.starts_with("archive  "), "{text}");
@@ -127,7 +135,11 @@ fn a_chain_of_ten_builds_reads_and_logs() {
     assert_eq!(parents[0]["hint"], "v09.hxz");
     assert_eq!(parents[8]["hint"], "v01.hxz");
     // A root archive has no `parents` key at all (its JSON is unchanged).
-    let root = json(&run(["info".as_ref(), out.join("v01.hxz").as_os_str(), "--json".as_ref()]));
+    let root = json(&run([
+        "info".as_ref(),
+        out.join("v01.hxz").as_os_str(),
+        "--json".as_ref(),
+    ]));
     assert!(root.get("parents").is_none());
     // The whole chain moves as one folder: relative hints still resolve.
     let moved = d.join("elsewhere");
@@ -191,7 +203,14 @@ fn a_missing_parent_is_named_and_never_read_as_zeros() {
     );
     assert!(!dest.exists(), "extract wrote before checking the parents");
     fails_with(&run(["verify".as_ref(), v2.as_os_str()]), 4);
-    fails_with(&run(["squash".as_ref(), v2.as_os_str(), d.join("s.hxz").as_os_str()]), 4);
+    fails_with(
+        &run([
+            "squash".as_ref(),
+            v2.as_os_str(),
+            d.join("s.hxz").as_os_str(),
+        ]),
+        4,
+    );
     assert!(!d.join("s.hxz").exists());
     // log still shows the chain, with the parent marked missing.
     let log = json(&run(["log".as_ref(), v2.as_os_str(), "--json".as_ref()]));
@@ -280,9 +299,17 @@ fn diff_reports_entries_and_chunks() {
         t.contains("- sub/f03.txt\n+ added.txt\nM sub (mtime)\nM sub/f10.txt (content, mtime)\n"),
         "{t}"
     );
-    assert!(t.contains("entries: 1 added, 1 removed, 2 changed, 18 unchanged"), "{t}");
+    assert!(
+        t.contains("entries: 1 added, 1 removed, 2 changed, 18 unchanged"),
+        "{t}"
+    );
     // An archive against itself: nothing differs.
-    let same = json(&run(["diff".as_ref(), b.as_os_str(), b.as_os_str(), "--json".as_ref()]));
+    let same = json(&run([
+        "diff".as_ref(),
+        b.as_os_str(),
+        b.as_os_str(),
+        "--json".as_ref(),
+    ]));
     assert_eq!(same["chunks"]["only_a"], 0);
     assert!(same["changed"].as_array().unwrap().is_empty());
 }
@@ -311,10 +338,17 @@ fn squash_gives_the_archive_a_plain_build_gives() {
     assert_eq!(j["parents_dropped"], 1);
     assert!(j["chunks_checked"].as_u64().unwrap() > 10);
     // Byte for byte the archive the inputs give without a parent.
-    assert_eq!(fs::read(&squashed).unwrap(), fs::read(d.join("plain.hxz")).unwrap());
+    assert_eq!(
+        fs::read(&squashed).unwrap(),
+        fs::read(d.join("plain.hxz")).unwrap()
+    );
     // And it needs no parent any more.
     fs::remove_file(d.join("out/v1.hxz")).unwrap();
-    let info = json(&run(["info".as_ref(), squashed.as_os_str(), "--json".as_ref()]));
+    let info = json(&run([
+        "info".as_ref(),
+        squashed.as_os_str(),
+        "--json".as_ref(),
+    ]));
     assert!(info.get("parents").is_none());
     let dest = d.join("x");
     ok(&run([
@@ -339,7 +373,11 @@ fn recipe_parent_is_relative_to_the_recipe() {
     ok(&dry);
     assert!(stdout(&dry).contains(&format!("parent   {}", d.join("out/v1.hxz").display())));
     build(&r, None);
-    let info = json(&run(["info".as_ref(), d.join("out/v2.hxz").as_os_str(), "--json".as_ref()]));
+    let info = json(&run([
+        "info".as_ref(),
+        d.join("out/v2.hxz").as_os_str(),
+        "--json".as_ref(),
+    ]));
     assert_eq!(info["parents"][0]["hint"], "v1.hxz");
     assert_eq!(info["provenance"]["recipe"]["parent"], "out/v1.hxz");
     // The output cannot be its own parent.
@@ -350,7 +388,10 @@ fn recipe_parent_is_relative_to_the_recipe() {
             d.join("data").display()
         ),
     );
-    let err = fails_with(&run(["build".as_ref(), own.as_os_str(), "--quiet".as_ref()]), 1);
+    let err = fails_with(
+        &run(["build".as_ref(), own.as_os_str(), "--quiet".as_ref()]),
+        1,
+    );
     assert!(err.contains("the output is the parent itself"), "{err}");
     assert!(d.join("out/v2.hxz").exists());
 }
