@@ -753,10 +753,6 @@ impl<W: Sink> PageSink for BlobOut<W> {
     }
 }
 
-/// A thin snapshot's ancestors, and per source the (chunk records, raw bytes)
-/// taken from it.
-type ParentUse = (Box<ParentSet>, Vec<(u64, u64)>);
-
 /// The worker: owns the output, the chunk index and the dedup table.
 struct WorkerState<W: Sink> {
     blobs: BlobOut<W>,
@@ -777,8 +773,11 @@ struct WorkerState<W: Sink> {
     segments: Vec<Hash32>,
     /// Thin snapshot: the ancestors' blobs, and (chunk records, raw bytes) taken
     /// from each (index = source).
-    parents: Option<ParentUse>,
+    parents: Option<(Box<ParentSet>, ParentUse)>,
 }
+
+/// Per source (index 0 unused): chunk records and raw bytes taken from each parent.
+type ParentUse = Vec<(u64, u64)>;
 
 /// A batch cut into chunks: `cuts` are `(start, end)` in `buf`; bytes from
 /// `consumed` on are carried into the next batch.
