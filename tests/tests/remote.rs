@@ -311,7 +311,11 @@ fn reads_over_s3_from_moto_and_the_cli_reads_urls() {
         .args(["ls", "s3://hexz-test/nope.hxz"])
         .output()
         .unwrap();
-    assert_eq!(missing.status.code(), Some(4), "a missing object exits with 4");
+    assert_eq!(
+        missing.status.code(),
+        Some(4),
+        "a missing object exits with 4"
+    );
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("s3://hexz-test/nope.hxz"), "{stderr}");
 }
