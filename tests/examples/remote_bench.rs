@@ -115,11 +115,17 @@ fn measure(name: &'static str, source: Arc<dyn ReadAt>, registry: &Registry, rea
         archive.chunk_records(o, o + 4096).unwrap();
     }
     let before = counting.requests.load(Ordering::Relaxed);
-    let started = Instant::now();
-    for &o in &offsets {
-        archive.read_at(o, &mut buf).unwrap();
-    }
-    let random_us = started.elapsed().as_secs_f64() * 1e6 / reads as f64;
+    // p50 of the single reads: robust to the shared machine's load spikes.
+    let mut times: Vec<f64> = offsets
+        .iter()
+        .map(|&o| {
+            let started = Instant::now();
+            archive.read_at(o, &mut buf).unwrap();
+            started.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let random_us = times[times.len() / 2];
     let random_requests =
         (counting.requests.load(Ordering::Relaxed) - before) as f64 / reads as f64;
 
@@ -218,47 +224,70 @@ fn main() {
     let file_url = format!("file://{}", local.display());
     let archive = Archive::open_path(&local, &registry, ReadOptions::default()).unwrap();
     println!(
-        "archive: {} MiB logical, {} bytes stored, {} chunks; {reads} random 4 KiB reads",
+        "archive: {} MiB logical, {} bytes stored, {} chunks; {reads} random 4 KiB reads \
+         per round",
         archive.len() >> 20,
         size,
         archive.stats().chunk_count
     );
 
-    let rows = vec![
-        measure(
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let sources: Vec<(&'static str, Box<dyn Fn() -> Arc<dyn ReadAt>>)> = vec![
+        (
             "local (FileSource, pread)",
-            Arc::new(FileSource::open(&local).unwrap()),
-            &registry,
-            reads,
+            Box::new(|| Arc::new(FileSource::open(&local).unwrap()) as Arc<dyn ReadAt>),
         ),
-        measure(
+        (
             "file:// (OpendalSource, pread)",
-            Arc::new(hexz_opendal::OpendalSource::open_with(&file_url, &s3opts).unwrap()),
-            &registry,
-            reads,
+            Box::new(|| {
+                Arc::new(hexz_opendal::OpendalSource::open_with(&file_url, &s3opts).unwrap())
+                    as Arc<dyn ReadAt>
+            }),
         ),
-        measure(
+        (
             "file:// (OpenDAL fs service)",
-            Arc::new(hexz_opendal::OpendalSource::open_generic(&file_url, &s3opts).unwrap()),
-            &registry,
-            reads,
+            Box::new(|| {
+                Arc::new(hexz_opendal::OpendalSource::open_generic(&file_url, &s3opts).unwrap())
+                    as Arc<dyn ReadAt>
+            }),
         ),
-        measure(
+        (
             "http:// (nginx)",
-            registry.open_source(&format!("{http}/bench.hxz")).unwrap(),
-            &registry,
-            reads,
+            Box::new(|| registry.open_source(&format!("{http}/bench.hxz")).unwrap()),
         ),
-        measure(
+        (
             "s3:// (moto)",
-            registry.open_source("s3://hexz-bench/bench.hxz").unwrap(),
-            &registry,
-            reads,
+            Box::new(|| registry.open_source("s3://hexz-bench/bench.hxz").unwrap()),
         ),
     ];
+    // Rounds interleave the sources (machine load drifts); the median round of
+    // each figure is reported.
+    let mut all: Vec<Vec<Row>> = (0..sources.len()).map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (i, (name, open)) in sources.iter().enumerate() {
+            all[i].push(measure(name, open(), &registry, reads));
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rows: Vec<Row> = all
+        .into_iter()
+        .map(|runs| Row {
+            name: runs[0].name,
+            random_us: median(runs.iter().map(|r| r.random_us).collect()),
+            random_requests: median(runs.iter().map(|r| r.random_requests).collect()),
+            scan_mbs: median(runs.iter().map(|r| r.scan_mbs).collect()),
+            scan_requests: runs[0].scan_requests,
+        })
+        .collect();
     let base = &rows[0];
     println!(
-        "| source | random 4 KiB read µs | ratio vs local | requests per read | scan MB/s | scan ratio vs local | scan requests |"
+        "| source | random 4 KiB read p50 µs | ratio vs local | requests per read | scan MB/s | scan ratio vs local | scan requests |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in &rows {

@@ -25,6 +25,9 @@ pub enum Fault {
     /// Forward requests without a body; answer requests with a body (uploads)
     /// with a 500, after letting the first `n` of them through.
     FailUploadsAfter(u32),
+    /// Like `FailUploadsAfter`, but hold the refused uploads (no answer) for the
+    /// duration instead of answering 500.
+    StallUploadsAfter(u32, Duration),
 }
 
 #[derive(Debug)]
@@ -143,6 +146,15 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
                 }
             }
             Fault::FailUploadsAfter(_) => Action::Forward,
+            Fault::StallUploadsAfter(n, d) if content_length > 0 => {
+                if n > 0 {
+                    s.fault = Fault::StallUploadsAfter(n - 1, d);
+                    Action::Forward
+                } else {
+                    Action::Stall(d)
+                }
+            }
+            Fault::StallUploadsAfter(..) => Action::Forward,
         }
     };
     let mut client = client;

@@ -266,3 +266,61 @@ fn the_publish_s3_recipe_builds_and_publishes_to_moto() {
         assert!(stderr.contains(expect), "{text}: {stderr}");
     }
 }
+
+#[test]
+fn a_publish_killed_mid_upload_leaves_nothing_and_a_rerun_completes() {
+    let Some(endpoint) = env("HEXZ_TEST_S3_ENDPOINT") else {
+        return;
+    };
+    create_bucket(&endpoint, "hexz-publish");
+    let proxy = Proxy::start(&endpoint);
+    let (_tmp, local) = big_archive();
+    let url = "s3://hexz-publish/killed.hxz";
+    let cli = |endpoint: &str| {
+        let mut c = std::process::Command::new(hexz_bin());
+        c.env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .args(["publish", "-q", "--part-size", "5MiB", "--jobs", "2"])
+            .arg(&local)
+            .arg(url);
+        c
+    };
+    // One part goes through, the next ones hang; the process is killed there.
+    proxy.set(Fault::StallUploadsAfter(
+        1,
+        std::time::Duration::from_secs(30),
+    ));
+    let mut child = cli(&proxy.url).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("partNumber=2") || l.contains("partNumber=3"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second part: {seen:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        seen.extend(proxy.take_log());
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen.iter().any(|l| l.contains("partNumber=")), "{seen:?}");
+    let registry = registry_via(&endpoint, 1);
+    let missing = registry.open_source(url).unwrap_err();
+    assert!(
+        matches!(missing, hexz_pipeline::PipelineError::NotFound { .. }),
+        "{missing}"
+    );
+    // A re-run (straight to the server) completes it.
+    let out = cli(&endpoint).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    super::compare_with_local(&registry, &local, url);
+}
