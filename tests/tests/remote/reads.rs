@@ -15,7 +15,7 @@ fn gets(log: &str) -> Vec<String> {
     fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("\"GET "))
+        .filter(|l| l.contains("\"GET /reads.hxz "))
         .map(str::to_string)
         .collect()
 }
