@@ -235,7 +235,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let sources: Vec<(&'static str, Box<dyn Fn() -> Arc<dyn ReadAt>>)> = vec![
+    type Opener<'a> = Box<dyn Fn() -> Arc<dyn ReadAt> + 'a>;
+    let sources: Vec<(&'static str, Opener)> = vec![
         (
             "local (FileSource, pread)",
             Box::new(|| Arc::new(FileSource::open(&local).unwrap()) as Arc<dyn ReadAt>),

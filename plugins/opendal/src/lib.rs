@@ -92,14 +92,17 @@ pub struct OpendalSource {
 }
 
 #[derive(Debug, Clone)]
+struct Service {
+    op: blocking::Operator,
+    async_op: opendal::Operator,
+    path: String,
+}
+
+#[derive(Debug, Clone)]
 enum Backend {
     /// A service behind OpenDAL: the blocking operator for single reads, the
     /// async one for parallel pieces.
-    Service {
-        op: Box<blocking::Operator>,
-        async_op: opendal::Operator,
-        path: String,
-    },
+    Service(Box<Service>),
     /// A local file read with `pread`.
     File(Arc<File>),
 }
@@ -146,11 +149,7 @@ impl OpendalSource {
             .stat(&path)
             .map_err(|e| OpendalError::backend(url, "stat", e))?;
         Ok(Self {
-            backend: Backend::Service {
-                op: Box::new(op),
-                async_op,
-                path,
-            },
+            backend: Backend::Service(Box::new(Service { op, async_op, path })),
             url: url.to_string(),
             size: meta.content_length(),
             modified: meta.last_modified().map(std::time::SystemTime::from),
@@ -188,15 +187,13 @@ impl OpendalSource {
                     Ok(buf)
                 })
                 .collect(),
-            Backend::Service { op, path, .. } if pieces.len() == 1 => {
+            Backend::Service(service) if pieces.len() == 1 => {
                 let (offset, len) = pieces[0];
-                Ok(vec![self.check_len(
-                    fetch_blocking(op, path, offset, len),
-                    offset,
-                    len,
-                )?])
+                let data = fetch_blocking(&service.op, &service.path, offset, len);
+                Ok(vec![self.check_len(data, offset, len)?])
             }
-            Backend::Service { async_op, path, .. } => {
+            Backend::Service(service) => {
+                let (async_op, path) = (&service.async_op, &service.path);
                 let rt = runtime::get()?;
                 let limit = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
                 let results = rt.block_on(async {

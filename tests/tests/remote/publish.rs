@@ -31,6 +31,15 @@ fn big_archive() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, out)
 }
 
+/// A key no earlier run used (the servers may outlive a test run).
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}.hxz", std::process::id())
+}
+
 fn registry_via(endpoint: &str, retries: usize) -> Registry {
     let mut s3 = s3_options(endpoint);
     s3.retries = Some(retries);
@@ -59,7 +68,7 @@ fn publishes_in_parallel_parts_and_skips_an_identical_archive() {
     let proxy = Proxy::start(&endpoint);
     let registry = registry_via(&proxy.url, 2);
     let (_tmp, local) = big_archive();
-    let url = "s3://hexz-publish/a/big.hxz";
+    let url = &unique("s3://hexz-publish/a/big");
     let report = publish(&local, url, &registry, &options()).unwrap();
     assert!(report.uploaded);
     assert_eq!(report.parts, 3);
@@ -97,7 +106,7 @@ fn an_interrupted_publish_leaves_nothing_and_a_rerun_completes() {
     let proxy = Proxy::start(&endpoint);
     let registry = registry_via(&proxy.url, 1);
     let (_tmp, local) = big_archive();
-    let url = "s3://hexz-publish/interrupted.hxz";
+    let url = &unique("s3://hexz-publish/interrupted");
     // The upload starts (the multipart upload is created, one part goes
     // through), then every further upload request fails.
     proxy.set(Fault::FailUploadsAfter(1));
@@ -146,7 +155,7 @@ fn the_cli_publishes_to_s3_and_to_files_with_a_json_summary() {
     };
     let size = fs::metadata(&local).unwrap().len();
     for dest in [
-        "s3://hexz-publish/cli/remote.hxz".to_string(),
+        unique("s3://hexz-publish/cli/remote"),
         format!("file://{}/pub/remote.hxz", tmp.path().display()),
     ] {
         let first = run(&dest);
@@ -176,7 +185,10 @@ fn the_publish_s3_recipe_builds_and_publishes_to_moto() {
     let Some(endpoint) = env("HEXZ_TEST_S3_ENDPOINT") else {
         return;
     };
-    create_bucket(&endpoint, "hexz-recipe");
+    // A bucket of its own, so a re-run against the same server uploads again.
+    let bucket = unique("hexz-recipe").trim_end_matches(".hxz").to_string();
+    create_bucket(&endpoint, &bucket);
+    let key = format!("s3://{bucket}/datasets/sample.hxz");
     // A copy of the bundled recipe and its data, so the output lands in a
     // temporary folder.
     let tmp = tempfile::tempdir().unwrap();
@@ -195,7 +207,7 @@ fn the_publish_s3_recipe_builds_and_publishes_to_moto() {
     assert!(status.success());
     let run = || {
         let out = std::process::Command::new(hexz_bin())
-            .env("HEXZ_BUCKET", "hexz-recipe")
+            .env("HEXZ_BUCKET", &bucket)
             .env("AWS_ENDPOINT_URL", &endpoint)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -213,10 +225,7 @@ fn the_publish_s3_recipe_builds_and_publishes_to_moto() {
     };
     let first = run();
     assert_eq!(first["published"]["uploaded"], true, "{first}");
-    assert_eq!(
-        first["published"]["url"],
-        "s3://hexz-recipe/datasets/sample.hxz"
-    );
+    assert_eq!(first["published"]["url"], key.as_str());
     let second = run();
     assert_eq!(second["published"]["uploaded"], false, "{second}");
     let registry = {
@@ -224,11 +233,7 @@ fn the_publish_s3_recipe_builds_and_publishes_to_moto() {
         r.register_transport(Arc::new(OpendalTransport::with_s3(s3_options(&endpoint))));
         r
     };
-    super::compare_with_local(
-        &registry,
-        &tmp.path().join("out/publish-s3.hxz"),
-        "s3://hexz-recipe/datasets/sample.hxz",
-    );
+    super::compare_with_local(&registry, &tmp.path().join("out/publish-s3.hxz"), &key);
 
     // Recipe errors point at the `publish` values.
     let bad = tmp.path().join("bad.yaml");
@@ -275,7 +280,7 @@ fn a_publish_killed_mid_upload_leaves_nothing_and_a_rerun_completes() {
     create_bucket(&endpoint, "hexz-publish");
     let proxy = Proxy::start(&endpoint);
     let (_tmp, local) = big_archive();
-    let url = "s3://hexz-publish/killed.hxz";
+    let url = &unique("s3://hexz-publish/killed");
     let cli = |endpoint: &str| {
         let mut c = std::process::Command::new(hexz_bin());
         c.env("AWS_ENDPOINT_URL", endpoint)
