@@ -534,7 +534,12 @@ impl ChunkRecord {
                 limit: MAX_STORED_CHUNK_LEN.into(),
             });
         }
-        if r.flags & CHUNK_RAW != 0 && r.stored_len != r.raw_len {
+        // Stored raw: the stored bytes are the raw bytes, plus the 16-byte tag in
+        // encrypted archives (the exact length is checked when the blob is read).
+        if r.flags & CHUNK_RAW != 0
+            && r.stored_len != r.raw_len
+            && r.stored_len != r.raw_len + crate::crypto::TAG_LEN as u32
+        {
             return Err(c.corrupt("raw chunk whose stored and raw lengths differ"));
         }
         if r.logical_offset.checked_add(r.raw_len.into()).is_none() {

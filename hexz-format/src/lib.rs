@@ -12,6 +12,8 @@
 pub mod codec;
 pub mod columns;
 pub mod conformance;
+pub mod crypto;
+pub mod sign;
 
 pub use codec::{CodecError, CodecProvider, Compressor, NoCompression, StaticCodecs, UnknownCodec};
 
@@ -24,9 +26,11 @@ pub mod source;
 pub mod writer;
 
 pub use columns::{Column, ColumnSchema, ColumnType, Value};
+pub use crypto::{ChunkHasher, Encryption, KdfParams, PublicKey, SecretKeyFile, SlotSpec, Unlock};
 pub use error::{Error, Hash32, Result};
 pub use layout::{ChunkParams, Entry, EntryKind, Owner, Stats};
 pub use reader::{Archive, Entries, EntryReader, ReadOptions, VerifyReport};
+pub use sign::{Manifest, SignatureBlock, SignatureReport, Signing, TrustPolicy};
 pub use source::{FileSource, MemorySource, ReadAt};
 pub use writer::{
     ArchiveWriter, EntryMeta, PendingFile, Sink, Summary, WriteProgress, WriterOptions,
