@@ -5,11 +5,18 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+mod keygen;
+mod keys;
+mod sign;
+mod unlock;
+mod verify;
+
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use hexz_format::{Archive, EntryKind, ReadOptions};
 use hexz_pipeline::recipe::load_recipe;
 use hexz_pipeline::{BuildOptions, ExtractOptions, PipelineError, Registry};
+use unlock::{KeyArgs, TrustArgs};
 
 /// Build, inspect and read hexz archives.
 #[derive(Debug, Parser)]
@@ -48,6 +55,10 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Write an entry's bytes (or a range of them) to standard output.
     Cat {
@@ -61,6 +72,10 @@ enum Command {
         /// Bytes to write (default: to the end of the entry).
         #[arg(long)]
         length: Option<u64>,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Restore the entries of an archive into a folder.
     Extract {
@@ -78,6 +93,10 @@ enum Command {
         /// running as root, like tar).
         #[arg(long)]
         no_same_owner: bool,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Describe an archive: counts, sizes, ratios, settings, root hash.
     Info {
@@ -86,15 +105,20 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
-    /// Check every page and every chunk of an archive.
-    Verify {
-        /// The archive: a path, or a URL (s3://bucket/key, https://host/a.hxz, file:///a.hxz).
-        archive: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Check an archive's signature and integrity tree (with --deep, every chunk).
+    /// Exit codes: 0 ok, 3 corrupt, 5 bad signature, 6 unsigned, 7 key missing or wrong.
+    Verify(verify::VerifyArgs),
+    /// Make a key: Ed25519 signing key pair, X25519 identity, or raw key file.
+    Keygen(keygen::KeygenArgs),
+    /// Sign an archive (embedded, or a detached `.sig`).
+    Sign(sign::SignArgs),
+    /// List, add or remove the key slots of an encrypted archive.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -120,7 +144,7 @@ fn main() -> ExitCode {
 /// The error and its causes on one line, `: `-separated. A cause that the
 /// message already ends with is not repeated: several error types print their
 /// source in their own message and also expose it as `source()`.
-fn message(err: &anyhow::Error) -> String {
+pub(crate) fn message(err: &anyhow::Error) -> String {
     let mut msg = err.to_string();
     for cause in err.chain().skip(1) {
         let cause = cause.to_string();
@@ -132,20 +156,35 @@ fn message(err: &anyhow::Error) -> String {
     msg
 }
 
-/// 1: generic failure; 2: bad usage or recipe; 3: corrupt archive; 4: not found.
-fn exit_code(err: &anyhow::Error) -> u8 {
-    let format = err.downcast_ref::<hexz_format::Error>().or_else(|| {
-        match err.downcast_ref::<PipelineError>() {
-            Some(PipelineError::Format(f)) => Some(f),
-            _ => None,
-        }
-    });
-    if let Some(f) = format {
+/// The format error in `err`'s chain, if any.
+pub(crate) fn format_error(err: &anyhow::Error) -> Option<&hexz_format::Error> {
+    err.chain().find_map(|cause| {
+        cause.downcast_ref::<hexz_format::Error>().or_else(|| {
+            match cause.downcast_ref::<PipelineError>() {
+                Some(PipelineError::Format(f)) => Some(f),
+                _ => None,
+            }
+        })
+    })
+}
+
+/// 1: generic failure; 2: bad usage or recipe; 3: corrupt archive; 4: not found;
+/// 5: bad signature; 6: unsigned (a signature was required); 7: the archive is
+/// encrypted and no key, or a wrong one, was given.
+pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(f) = format_error(err) {
         if f.is_corruption() {
             return 3;
         }
-        if matches!(f, hexz_format::Error::EntryNotFound { .. }) {
-            return 4;
+        match f {
+            hexz_format::Error::EntryNotFound { .. } => return 4,
+            hexz_format::Error::BadSignature { .. } => return 5,
+            hexz_format::Error::Unsigned { .. } => return 6,
+            hexz_format::Error::KeyRequired { .. } | hexz_format::Error::WrongKey { .. } => {
+                return 7;
+            }
+            hexz_format::Error::InvalidKey { .. } => return 2,
+            _ => {}
         }
     }
     // `load_recipe` returns a bare `RecipeError` (not wrapped in `PipelineError`).
@@ -168,8 +207,20 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// Open a path or URL: URLs go to the registry's transports, other arguments are
 /// local paths (kept as paths, so names that are not UTF-8 still work).
-fn open(archive: &Path, registry: &Registry) -> Result<Archive> {
-    let options = ReadOptions::default();
+fn open(archive: &Path, registry: &Registry, keys: &KeyArgs, trust: &TrustArgs) -> Result<Archive> {
+    open_with(
+        archive,
+        registry,
+        unlock::read_options(keys, trust, archive)?,
+    )
+}
+
+/// Open a path or URL with `options`.
+pub(crate) fn open_with(
+    archive: &Path,
+    registry: &Registry,
+    options: ReadOptions,
+) -> Result<Archive> {
     let url = archive
         .to_str()
         .filter(|s| hexz_pipeline::registry::url_scheme(s).is_some());
@@ -268,8 +319,10 @@ fn run(cli: Cli) -> Result<()> {
             archive,
             long,
             json,
+            keys,
+            trust,
         } => {
-            let a = open(&archive, &registry)?;
+            let a = open(&archive, &registry, &keys, &trust)?;
             let schema = if json { a.columns()? } else { None };
             for entry in a.entries() {
                 let e = entry?;
@@ -326,8 +379,10 @@ fn run(cli: Cli) -> Result<()> {
             entry,
             offset,
             length,
+            keys,
+            trust,
         } => {
-            let a = open(&archive, &registry)?;
+            let a = open(&archive, &registry, &keys, &trust)?;
             let e = a.entry(&entry)?;
             hexz_pipeline::copy_entry(&a, &e, offset, length, &mut out)?;
         }
@@ -337,8 +392,10 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
             overwrite,
             no_same_owner,
+            keys,
+            trust,
         } => {
-            let a = open(&archive, &registry)?;
+            let a = open(&archive, &registry, &keys, &trust)?;
             let options = ExtractOptions {
                 quiet,
                 overwrite,
@@ -357,8 +414,13 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Info { archive, json } => {
-            let a = open(&archive, &registry)?;
+        Command::Info {
+            archive,
+            json,
+            keys,
+            trust,
+        } => {
+            let a = open(&archive, &registry, &keys, &trust)?;
             let i = hexz_pipeline::info(&a)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&i)?)?;
@@ -427,32 +489,10 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Verify { archive, json } => {
-            let a = open(&archive, &registry)?;
-            let r = a
-                .verify()
-                .with_context(|| format!("{} failed verification", archive.display()))?;
-            if json {
-                let v = serde_json::json!({
-                    "ok": true,
-                    "root_hash": a.root_hash().to_string(),
-                    "pages": r.pages,
-                    "chunks": r.chunks,
-                    "entries": r.entries,
-                    "stored_bytes": r.stored_bytes,
-                });
-                writeln!(out, "{v}")?;
-            } else {
-                writeln!(
-                    out,
-                    "ok: {} pages, {} chunks, {} entries checked; root {}",
-                    r.pages,
-                    r.chunks,
-                    r.entries,
-                    a.root_hash()
-                )?;
-            }
-        }
+        Command::Verify(args) => verify::run(&args, &registry, &mut out)?,
+        Command::Keygen(args) => keygen::run(&args, &mut out)?,
+        Command::Sign(args) => sign::run(&args, &registry, &mut out)?,
+        Command::Keys(args) => keys::run(&args, &registry, &mut out)?,
     }
     out.flush()?;
     Ok(())

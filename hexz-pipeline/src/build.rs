@@ -42,6 +42,8 @@ pub struct BuildReport {
     pub inputs: InputCount,
     /// Wall time.
     pub elapsed: Duration,
+    /// The detached signature written next to the archive (`sign: { detached: true }`).
+    pub signature_file: Option<PathBuf>,
 }
 
 /// Counts of an ingest walk.
@@ -163,6 +165,8 @@ pub fn writer_options(
         max: plan.chunking.max,
     };
     options.threads = threads;
+    options.encryption = crate::crypto::encryption(plan)?;
+    options.signing = crate::crypto::signing(plan)?;
     Ok(options)
 }
 
@@ -219,11 +223,18 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     writer.add_section(SECTION_PROVENANCE, false, provenance(plan, &seen, &digests))?;
     let (_, summary) = writer.finish()?;
     bar.finish_and_clear();
+    let signature_file = match (&summary.signature, &plan.sign) {
+        (Some(block), Some(sign)) if sign.detached => {
+            Some(crate::crypto::write_detached(&plan.output, block)?)
+        }
+        _ => None,
+    };
     Ok(BuildReport {
         output: plan.output.clone(),
         summary,
         inputs: seen,
         elapsed: started.elapsed(),
+        signature_file,
     })
 }
 

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod build;
+pub mod crypto;
 pub mod digest;
 pub mod error;
 pub mod extract;

@@ -18,7 +18,17 @@
 //! compression:             # optional
 //!   codec: zstd            # default zstd; `none`, `lz4`, `zstd`, or a registered plugin
 //!   level: 3               # zstd: 1–22, default 3; `none` and `lz4` take no level
+//! encrypt:                 # optional; see the `encrypt:`/`sign:` stages below
+//!   key_file: data.key
+//! sign:                    # optional
+//!   key: signing.key
 //! ```
+//!
+//! `encrypt:` takes `passphrase_file`, `passphrase_env`, `key_file` and
+//! `recipients` (one key slot each, at least one) and `kdf: { memory, iterations,
+//! lanes }`; `sign:` takes `key`, `passphrase_file`/`passphrase_env` for a
+//! protected key, and `detached`. Keys are read and checked at validation; errors
+//! point at the value.
 //!
 //! Flow style (`chunking: { min: 16KiB, avg: 64KiB, max: 256KiB }`) is the same
 //! thing. Unknown keys are errors, with a did-you-mean suggestion for typos.
@@ -60,6 +70,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod crypto;
 mod dir_options;
 mod error;
 mod interpolate;
@@ -70,6 +81,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use crypto::{EncryptPlan, PassphraseSource, SignPlan, read_signing_key, strip_newline};
 pub(crate) use dir_options::glob;
 pub(crate) use error::closest;
 pub use error::{InterpolationProblem, RecipeError, SourceLocation};

@@ -255,3 +255,32 @@ pub(crate) fn for_new_archive(
     };
     (bytes, flags, signature)
 }
+
+/// Read just the envelope of the archive in `source` (trailer, then envelope),
+/// without opening the archive: key slots are listed without any key.
+pub fn read_envelope(source: &dyn crate::source::ReadAt) -> Result<Option<Envelope>> {
+    let size = source.size();
+    if size < (crate::layout::HEADER_LEN + TRAILER_LEN) as u64 {
+        return Err(Error::Truncated {
+            what: "archive (header and trailer)",
+            offset: 0,
+            end: (crate::layout::HEADER_LEN + TRAILER_LEN) as u64,
+            size,
+        });
+    }
+    let at = size - TRAILER_LEN as u64;
+    let bytes = crate::source::read_vec(source, "trailer", at, TRAILER_LEN)?;
+    let mut fixed = [0u8; TRAILER_LEN];
+    fixed.copy_from_slice(&bytes);
+    let trailer = Trailer::decode(&fixed, at)?;
+    if trailer.envelope_len == 0 {
+        return Ok(None);
+    }
+    let env = crate::source::read_vec(
+        source,
+        "envelope",
+        trailer.envelope_offset,
+        trailer.envelope_len as usize,
+    )?;
+    Envelope::decode(&env, trailer.envelope_offset).map(Some)
+}

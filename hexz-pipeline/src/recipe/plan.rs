@@ -30,6 +30,10 @@ pub struct Plan {
     /// Where the recipe wrote the compression settings, for errors found when the
     /// codec is resolved against a plugin registry (see [`crate::build::compressor`]).
     pub compression_at: CompressionSpans,
+    /// The `encrypt:` stage, when the recipe has one.
+    pub encrypt: Option<super::crypto::EncryptPlan>,
+    /// The `sign:` stage, when the recipe has one.
+    pub sign: Option<super::crypto::SignPlan>,
     /// Canonical JSON of the validated recipe, for provenance: compact, keys sorted,
     /// sizes as plain integers, defaults filled in, paths as written in the recipe
     /// (before `${VAR}` interpolation and resolution, so no environment values leak).

@@ -21,6 +21,12 @@ pub(crate) struct RawRecipe {
     pub(crate) chunking: Option<RawChunking>,
     #[serde(default)]
     pub(crate) compression: Option<RawCompression>,
+    /// Seal the archive (see `recipe/crypto.rs`).
+    #[serde(default)]
+    pub(crate) encrypt: Option<Spanned<super::crypto::RawEncrypt>>,
+    /// Sign the archive (see `recipe/crypto.rs`).
+    #[serde(default)]
+    pub(crate) sign: Option<super::crypto::RawSign>,
 }
 
 /// One entry of `inputs`.

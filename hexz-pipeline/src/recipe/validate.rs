@@ -37,7 +37,11 @@ impl Context<'_> {
     }
 
     /// Interpolates a string value; `field` names it in messages.
-    fn interpolated(&self, field: &str, value: &Spanned<String>) -> Result<String, RecipeError> {
+    pub(crate) fn interpolated(
+        &self,
+        field: &str,
+        value: &Spanned<String>,
+    ) -> Result<String, RecipeError> {
         let text = interpolate(&value.value, self.env).map_err(|e| match e {
             InterpolationError::Unset(variable) => RecipeError::UnsetVariable {
                 at: self.at(&value.referenced),
@@ -60,7 +64,7 @@ impl Context<'_> {
     }
 
     /// Makes `path` absolute against the recipe folder, dropping `.` components.
-    fn resolve(&self, path: &str) -> PathBuf {
+    pub(crate) fn resolve(&self, path: &str) -> PathBuf {
         self.recipe_dir.join(path).components().collect()
     }
 }
@@ -107,7 +111,18 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
             check_records_file(&input.path, &input.written, &raw_input.path.referenced, cx)?;
         }
     }
-    let normalized = normalized(raw, &inputs, &chunking, &compression);
+    let encrypt = match &raw.encrypt {
+        Some(e) => Some(super::crypto::encrypt_plan(e, cx)?),
+        None => None,
+    };
+    let sign = match &raw.sign {
+        Some(s) => Some(super::crypto::sign_plan(s, cx)?),
+        None => None,
+    };
+    let mut normalized = normalized(raw, &inputs, &chunking, &compression);
+    if encrypt.is_some() || sign.is_some() {
+        normalized = with_crypto(&normalized, encrypt.as_ref(), sign.as_ref());
+    }
     let compression_at = CompressionSpans {
         codec: raw
             .compression
@@ -128,8 +143,42 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
         chunking,
         compression,
         compression_at,
+        encrypt,
+        sign,
         normalized,
     })
+}
+
+/// Add the `encrypt` and `sign` stages to the normalized recipe: which kinds of
+/// key slots, the recipients' and the signer's public keys — never a secret, a
+/// passphrase or the path of one. Recipes without them normalize as before.
+fn with_crypto(
+    normalized: &str,
+    encrypt: Option<&super::crypto::EncryptPlan>,
+    sign: Option<&super::crypto::SignPlan>,
+) -> String {
+    let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_str(normalized) else {
+        return normalized.to_owned();
+    };
+    if let Some(e) = encrypt {
+        doc.insert(
+            "encrypt".into(),
+            serde_json::json!({
+                "key_file": e.key_file.is_some(),
+                "passphrases": e.passphrases.len(),
+                "recipients": e.recipients.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    if let Some(s) = sign {
+        doc.insert(
+            "sign".into(),
+            serde_json::json!({ "detached": s.detached, "key": s.public.to_string() }),
+        );
+    }
+    // Sorted keys whatever serde_json's map type is.
+    let sorted: std::collections::BTreeMap<String, serde_json::Value> = doc.into_iter().collect();
+    serde_json::to_string(&sorted).unwrap_or_else(|_| normalized.to_owned())
 }
 
 fn check_exists(input: &InputPlan, at: SourceLocation) -> Result<(), RecipeError> {
