@@ -35,8 +35,9 @@ pub struct KeygenArgs {
     /// HEXZ_PASSPHRASE), stretched with Argon2id.
     #[arg(long)]
     pub protect: bool,
-    #[command(flatten)]
-    pub keys: KeyArgs,
+    /// File holding the passphrase for --protect (default: HEXZ_PASSPHRASE).
+    #[arg(long, value_name = "FILE", requires = "protect")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 /// Run `hexz keygen`; prints the public key (or the raw key's path).
@@ -61,7 +62,11 @@ pub fn run(args: &KeygenArgs, out: &mut dyn Write) -> Result<()> {
     };
     let key = SecretKeyFile::generate(kind)?;
     let passphrase = if args.protect {
-        let mut p = args.keys.passphrases()?;
+        let keys = KeyArgs {
+            passphrase_file: args.passphrase_file.iter().cloned().collect(),
+            ..KeyArgs::default()
+        };
+        let mut p = keys.passphrases()?;
         if p.is_empty() {
             anyhow::bail!(
                 "--protect needs a passphrase: give --passphrase-file or set {PASSPHRASE_ENV}"

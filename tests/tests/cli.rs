@@ -13,7 +13,9 @@
 //! * `progress`    — `--quiet` and non-terminal stderr;
 //! * `safety`      — hostile archives cannot write outside the extraction folder;
 //! * `recipes`     — recipe and usage errors, `--dry-run`;
-//! * `corrupt`     — damaged archives give exit code 3.
+//! * `corrupt`     — damaged archives give exit code 3;
+//! * `crypto`      — keygen, encrypted and signed builds, keys and trust on read
+//!   verbs, `verify` exit codes, `sign`, `keys`.
 //!
 //! The binary: `hexz` belongs to the `hexz-cli` package, and Cargo only exposes
 //! `CARGO_BIN_EXE_*` to tests of the same package, so `support::hexz_bin` runs
@@ -30,6 +32,8 @@ mod support;
 mod atomicity;
 #[path = "cli/corrupt.rs"]
 mod corrupt;
+#[path = "cli/crypto.rs"]
+mod crypto;
 #[path = "cli/determinism.rs"]
 mod determinism;
 #[path = "cli/owners.rs"]
