@@ -154,8 +154,8 @@ pub fn read_secret(path: &Path, passphrases: &[Zeroizing<Vec<u8>>]) -> Result<Se
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
     );
     if !SecretKeyFile::is_protected(&text) {
-        return Ok(SecretKeyFile::decode(&text, None)
-            .with_context(|| format!("reading {}", path.display()))?);
+        return SecretKeyFile::decode(&text, None)
+            .with_context(|| format!("reading {}", path.display()));
     }
     let mut last = None;
     for p in passphrases {

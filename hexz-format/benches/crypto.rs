@@ -186,15 +186,23 @@ fn bench_crypto(c: &mut Criterion) {
             "{name} build: sealed+signed {s:.2?} / plain {p:.2?} = {r:.3}x (target <= 1.2x)"
         ));
         let (p, s, r) = ratio(
-            || drop(black_box(read_all(&plain, read_options(false, false)))),
-            || drop(black_box(read_all(&signed, read_options(true, false)))),
+            || {
+                black_box(read_all(&plain, read_options(false, false)));
+            },
+            || {
+                black_box(read_all(&signed, read_options(true, false)));
+            },
         );
         ratios.push(format!(
             "{name} read: signed+trusted {s:.2?} / plain {p:.2?} = {r:.3}x (target <= 1.3x)"
         ));
         let (p, s, r) = ratio(
-            || drop(black_box(read_all(&plain, read_options(false, false)))),
-            || drop(black_box(read_all(&sealed, read_options(true, true)))),
+            || {
+                black_box(read_all(&plain, read_options(false, false)));
+            },
+            || {
+                black_box(read_all(&sealed, read_options(true, true)));
+            },
         );
         ratios.push(format!(
             "{name} read: sealed+trusted {s:.2?} / plain {p:.2?} = {r:.3}x (target <= 1.3x)"
