@@ -284,6 +284,16 @@ fn run(cli: Cli) -> Result<()> {
                         .map(|l| format!(" level {l}"))
                         .unwrap_or_default()
                 )?;
+                if let Some(e) = &plan.encrypt {
+                    let slots = e.passphrases.len()
+                        + usize::from(e.key_file.is_some())
+                        + e.recipients.len();
+                    writeln!(out, "encrypt  aes-256-gcm, {slots} key slot(s)")?;
+                }
+                if let Some(s) = &plan.sign {
+                    let how = if s.detached { "detached" } else { "embedded" };
+                    writeln!(out, "sign     {} ({how})", s.public)?;
+                }
                 writeln!(out, "output   {}", plan.output.display())?;
                 out.flush()?;
                 return Ok(());
@@ -459,6 +469,19 @@ fn run(cli: Cli) -> Result<()> {
                     "codec         {} (level {})",
                     i.codec.name, i.codec.level
                 )?;
+                if let Some(slots) = &i.key_slots {
+                    writeln!(
+                        out,
+                        "encrypted     AES-256-GCM, {} key slot(s)",
+                        slots.len()
+                    )?;
+                    for (n, slot) in slots.iter().enumerate() {
+                        writeln!(out, "key slot {n:<4} {slot}")?;
+                    }
+                }
+                for key in &i.signed_by {
+                    writeln!(out, "signed by     {key} (check: hexz verify --key)")?;
+                }
                 if let Some(columns) = &i.columns {
                     let list: Vec<String> = columns
                         .iter()
