@@ -10,7 +10,8 @@
 //!   chunk's BLAKE3 id checked) vs sealed + trust (decrypt and keyed-id check).
 //!
 //! Criterion reports each row; the ratios are timed again below, alternating the
-//! two sides of each ratio (median of 9 runs each) so both see the same machine load.
+//! two sides of each ratio (median of 15 runs each) so both see the same machine load;
+//! wall time and process CPU time (all threads) are both given.
 //!
 //! Run: `cargo bench -p hexz-format --bench crypto`
 //! (quick: `cargo bench -p hexz-format --bench crypto -- --quick`).
@@ -103,21 +104,59 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Time `a` and `b` alternately; the ratio of medians b / a.
-fn ratio(mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration, f64) {
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+/// CPU time of this process (all threads) so far.
+fn cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// One side of a ratio: median wall time and median CPU time (all threads).
+#[derive(Clone, Copy)]
+struct Cost {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Time `a` and `b` alternately, `RUNS` times each (after one warm-up each).
+/// Wall time is what a user waits; CPU time (summed over threads) is the work
+/// done, and is less disturbed by other processes on a shared machine.
+fn ratio(mut a: impl FnMut(), mut b: impl FnMut()) -> (Cost, Cost) {
+    const RUNS: usize = 15;
+    let mut samples = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
     a();
     b();
-    for _ in 0..9 {
-        let t = Instant::now();
-        a();
-        ta.push(t.elapsed());
-        let t = Instant::now();
-        b();
-        tb.push(t.elapsed());
+    for _ in 0..RUNS {
+        for (side, f) in [&mut a as &mut dyn FnMut(), &mut b].into_iter().enumerate() {
+            let (w, c) = (Instant::now(), cpu_time());
+            f();
+            samples[side].1.push(cpu_time() - c);
+            samples[side].0.push(w.elapsed());
+        }
     }
-    let (ma, mb) = (median(ta), median(tb));
-    (ma, mb, mb.as_secs_f64() / ma.as_secs_f64())
+    let [(wa, ca), (wb, cb)] = samples;
+    (
+        Cost {
+            wall: median(wa),
+            cpu: median(ca),
+        },
+        Cost {
+            wall: median(wb),
+            cpu: median(cb),
+        },
+    )
+}
+
+fn describe(what: &str, base: Cost, other: Cost, target: f64) -> String {
+    let r = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
+    format!(
+        "{what}: wall {:.1?} vs {:.1?} = {:.3}x, cpu {:.1?} vs {:.1?} = {:.3}x (target <= {target}x)",
+        other.wall,
+        base.wall,
+        r(base.wall, other.wall),
+        other.cpu,
+        base.cpu,
+        r(base.cpu, other.cpu)
+    )
 }
 
 fn bench_crypto(c: &mut Criterion) {
@@ -178,14 +217,17 @@ fn bench_crypto(c: &mut Criterion) {
         });
         g.finish();
 
-        let (p, s, r) = ratio(
+        let (p, s) = ratio(
             || drop(black_box(build(&data, &files, options(codec, false)))),
             || drop(black_box(build(&data, &files, options(codec, true)))),
         );
-        ratios.push(format!(
-            "{name} build: sealed+signed {s:.2?} / plain {p:.2?} = {r:.3}x (target <= 1.2x)"
+        ratios.push(describe(
+            &format!("{name} build, sealed+signed vs plain"),
+            p,
+            s,
+            1.2,
         ));
-        let (p, s, r) = ratio(
+        let (p, s) = ratio(
             || {
                 black_box(read_all(&plain, read_options(false, false)));
             },
@@ -193,10 +235,13 @@ fn bench_crypto(c: &mut Criterion) {
                 black_box(read_all(&signed, read_options(true, false)));
             },
         );
-        ratios.push(format!(
-            "{name} read: signed+trusted {s:.2?} / plain {p:.2?} = {r:.3}x (target <= 1.3x)"
+        ratios.push(describe(
+            &format!("{name} read, signed+trusted vs plain"),
+            p,
+            s,
+            1.3,
         ));
-        let (p, s, r) = ratio(
+        let (p, s) = ratio(
             || {
                 black_box(read_all(&plain, read_options(false, false)));
             },
@@ -204,11 +249,14 @@ fn bench_crypto(c: &mut Criterion) {
                 black_box(read_all(&sealed, read_options(true, true)));
             },
         );
-        ratios.push(format!(
-            "{name} read: sealed+trusted {s:.2?} / plain {p:.2?} = {r:.3}x (target <= 1.3x)"
+        ratios.push(describe(
+            &format!("{name} read, sealed+trusted vs plain"),
+            p,
+            s,
+            1.3,
         ));
     }
-    eprintln!("\nratios (medians of 9 alternating runs):");
+    eprintln!("\nratios (medians of 15 alternating runs each; other / plain):");
     for r in &ratios {
         eprintln!("  {r}");
     }
