@@ -339,23 +339,79 @@ pub fn check_signatures(
     keys: &[PublicKey],
     detached: Option<&[u8]>,
 ) -> Result<SignatureReport> {
-    let source_name = archive.source_name();
-    let bad = |problem| Error::BadSignature {
-        source_name: source_name.clone(),
-        problem,
+    let embedded = archive
+        .envelope()?
+        .map(|e| e.signatures)
+        .unwrap_or_default();
+    let actual = if embedded.is_empty() && detached.is_none() {
+        None
+    } else {
+        Some(Manifest::of(archive)?)
     };
+    pick(
+        archive.source_name(),
+        embedded,
+        detached,
+        keys,
+        actual.as_ref(),
+        true,
+    )
+}
+
+/// Check the signatures of the archive in `source` without opening it — no key is
+/// needed, even for an encrypted archive (a mirror or a build machine that only
+/// holds recipients' public keys can run it). The trailer and directory CRCs are
+/// checked and the root hash computed; a signature must verify under one of `keys`
+/// and name this root hash, format version and encryption flag. The catalog and
+/// provenance hashes are not compared and no page or chunk is read: this proves
+/// which archive was signed, not that its pages are intact (open it with a key and
+/// a trust policy, or `verify_with`, for that).
+pub fn check_signatures_unopened(
+    source: &dyn crate::source::ReadAt,
+    keys: &[PublicKey],
+    detached: Option<&[u8]>,
+) -> Result<SignatureReport> {
+    let tail = crate::crypto::envelope::read_tail(source)?;
+    let actual = Manifest {
+        major: tail.trailer.major,
+        minor: tail.trailer.minor,
+        encrypted: tail.trailer.flags & FLAG_ENCRYPTED != 0,
+        root: tail.root,
+        catalog: Hash32([0; 32]),
+        provenance: Hash32([0; 32]),
+        parents: Vec::new(),
+    };
+    let embedded = tail.envelope.map(|e| e.signatures).unwrap_or_default();
+    pick(
+        source.name(),
+        embedded,
+        detached,
+        keys,
+        Some(&actual),
+        false,
+    )
+}
+
+/// The first candidate signature that is well-formed, verifies, is by a trusted key
+/// and matches `actual` (every field when `full`, else root, version and
+/// encryption flag); otherwise the most telling problem.
+fn pick(
+    source_name: String,
+    embedded: Vec<SignatureBlock>,
+    detached: Option<&[u8]>,
+    keys: &[PublicKey],
+    actual: Option<&Manifest>,
+    full: bool,
+) -> Result<SignatureReport> {
     let mut candidates: Vec<(std::result::Result<SignatureBlock, SignatureProblem>, bool)> =
         Vec::new();
     if let Some(bytes) = detached {
         candidates.push((SignatureBlock::from_detached(bytes), false));
     }
-    if let Some(env) = archive.envelope()? {
-        candidates.extend(env.signatures.into_iter().map(|s| (Ok(s), true)));
-    }
-    if candidates.is_empty() {
+    candidates.extend(embedded.into_iter().map(|s| (Ok(s), true)));
+    let Some(actual) = actual.filter(|_| !candidates.is_empty()) else {
         return Err(Error::Unsigned { source_name });
-    }
-    let actual = Manifest::of(archive)?;
+    };
     let mut first_problem: Option<(u8, SignatureProblem)> = None;
     let mut note = |rank: u8, p: SignatureProblem| {
         if first_problem.as_ref().is_none_or(|(r, _)| rank > *r) {
@@ -402,11 +458,11 @@ pub fn check_signatures(
             Some("format version")
         } else if manifest.encrypted != actual.encrypted {
             Some("encryption flag")
-        } else if manifest.catalog != actual.catalog {
+        } else if full && manifest.catalog != actual.catalog {
             Some("catalog hash")
-        } else if manifest.provenance != actual.provenance {
+        } else if full && manifest.provenance != actual.provenance {
             Some("provenance hash")
-        } else if manifest.parents != actual.parents {
+        } else if full && manifest.parents != actual.parents {
             Some("parents")
         } else {
             None
@@ -421,9 +477,12 @@ pub fn check_signatures(
             embedded,
         });
     }
-    Err(bad(first_problem.map(|(_, p)| p).unwrap_or(
-        SignatureProblem::Malformed("no signature".into()),
-    )))
+    Err(Error::BadSignature {
+        source_name,
+        problem: first_problem
+            .map(|(_, p)| p)
+            .unwrap_or(SignatureProblem::Malformed("no signature".into())),
+    })
 }
 
 /// Signing settings of a writer: sign the finished archive's manifest with `key`,

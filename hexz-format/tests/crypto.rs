@@ -420,3 +420,55 @@ fn secret_key_files_round_trip_and_protect() {
     assert_eq!(hexz_format::PublicKey::parse(&public).unwrap(), k.public());
     assert!(!format!("{k:?}").contains(&public[13..]));
 }
+
+#[test]
+fn signatures_of_an_encrypted_archive_check_without_its_key() {
+    let files = small_files();
+    let mut o = small_options(zstd());
+    o.signing = Some(signing(1, false));
+    o.encryption = Some(Encryption::new(&[SlotSpec::KeyFile(Zeroizing::new([4; 32]))]).unwrap());
+    let (bytes, summary) = build(&files, o);
+    let source = MemorySource::new(bytes.clone(), "sealed.hxz");
+    let report =
+        hexz_format::sign::check_signatures_unopened(&source, &[signer(1).public()], None).unwrap();
+    assert_eq!(report.manifest.root, summary.root_hash);
+    assert!(report.manifest.encrypted);
+    let err = hexz_format::sign::check_signatures_unopened(&source, &[signer(2).public()], None)
+        .unwrap_err();
+    assert!(matches!(err, Error::BadSignature { .. }), "{err}");
+    // A damaged directory is caught by its CRC before any signature is looked at.
+    let a = open_with(&bytes, unlock_opts(Unlock::default().key_file([4; 32]))).unwrap();
+    let mut damaged = bytes.clone();
+    damaged[a.trailer().directory_offset as usize + 3] ^= 1;
+    let source = MemorySource::new(damaged, "sealed.hxz");
+    assert!(
+        hexz_format::sign::check_signatures_unopened(&source, &[signer(1).public()], None)
+            .unwrap_err()
+            .is_corruption()
+    );
+}
+
+#[test]
+fn secrets_do_not_appear_in_debug_output() {
+    let key = [0xAB; 32];
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let spec = SlotSpec::KeyFile(Zeroizing::new(key));
+    let enc = Encryption::new(std::slice::from_ref(&spec)).unwrap();
+    let unlock = Unlock::default().key_file(key).passphrase("hunter2");
+    let options = ReadOptions {
+        unlock: unlock.clone(),
+        ..ReadOptions::default()
+    };
+    for text in [
+        format!("{spec:?}"),
+        format!("{enc:?}"),
+        format!("{unlock:?}"),
+        format!("{options:?}"),
+        format!("{:?}", enc.chunk_hasher()),
+        format!("{:?}", signing(1, false)),
+    ] {
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains(&hex), "{text}");
+        assert!(!text.contains("171, 171"), "{text}");
+    }
+}

@@ -256,9 +256,18 @@ pub(crate) fn for_new_archive(
     (bytes, flags, signature)
 }
 
-/// Read just the envelope of the archive in `source` (trailer, then envelope),
-/// without opening the archive: key slots are listed without any key.
-pub fn read_envelope(source: &dyn crate::source::ReadAt) -> Result<Option<Envelope>> {
+/// What lies at the end of an archive, read without opening it.
+#[derive(Debug)]
+pub struct Tail {
+    /// The checked trailer.
+    pub trailer: Trailer,
+    /// The root hash: BLAKE3 of the stored directory (its CRC checked).
+    pub root: crate::error::Hash32,
+    /// The envelope, if any.
+    pub envelope: Option<Envelope>,
+}
+
+fn trailer_of(source: &dyn crate::source::ReadAt) -> Result<Trailer> {
     let size = source.size();
     if size < (crate::layout::HEADER_LEN + TRAILER_LEN) as u64 {
         return Err(Error::Truncated {
@@ -272,7 +281,10 @@ pub fn read_envelope(source: &dyn crate::source::ReadAt) -> Result<Option<Envelo
     let bytes = crate::source::read_vec(source, "trailer", at, TRAILER_LEN)?;
     let mut fixed = [0u8; TRAILER_LEN];
     fixed.copy_from_slice(&bytes);
-    let trailer = Trailer::decode(&fixed, at)?;
+    Trailer::decode(&fixed, at)
+}
+
+fn envelope_of(source: &dyn crate::source::ReadAt, trailer: &Trailer) -> Result<Option<Envelope>> {
     if trailer.envelope_len == 0 {
         return Ok(None);
     }
@@ -283,4 +295,37 @@ pub fn read_envelope(source: &dyn crate::source::ReadAt) -> Result<Option<Envelo
         trailer.envelope_len as usize,
     )?;
     Envelope::decode(&env, trailer.envelope_offset).map(Some)
+}
+
+/// Read the trailer, the stored directory (CRC checked, hashed into the root hash,
+/// not decrypted or decoded) and the envelope of the archive in `source`.
+pub fn read_tail(source: &dyn crate::source::ReadAt) -> Result<Tail> {
+    let trailer = trailer_of(source)?;
+    let dir = crate::source::read_vec(
+        source,
+        "directory",
+        trailer.directory_offset,
+        trailer.directory_len as usize,
+    )?;
+    let crc = crc32fast::hash(&dir);
+    if crc != trailer.directory_crc {
+        return Err(Error::Checksum {
+            what: "directory",
+            offset: trailer.directory_offset,
+            expected: trailer.directory_crc,
+            actual: crc,
+        });
+    }
+    Ok(Tail {
+        root: crate::error::Hash32(*blake3::hash(&dir).as_bytes()),
+        envelope: envelope_of(source, &trailer)?,
+        trailer,
+    })
+}
+
+/// Read just the envelope of the archive in `source` (trailer, then envelope),
+/// without opening the archive: key slots are listed without any key.
+pub fn read_envelope(source: &dyn crate::source::ReadAt) -> Result<Option<Envelope>> {
+    let trailer = trailer_of(source)?;
+    envelope_of(source, &trailer)
 }

@@ -251,8 +251,25 @@ fn verify_exit_codes_tell_signature_problems_apart() {
     assert_eq!(code(&out), 5);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kind"], "bad-signature");
-    // Missing key for an encrypted archive.
-    fails_with(&run(args(&["verify", a, "--key", &good])), 7);
+    // No decryption key: the signature is still checked against the root hash
+    // (a mirror can do this); the tree is not.
+    let v = json(&run(args(&["verify", a, "--key", &good, "--json"])));
+    assert_eq!(v["tree_checked"], false);
+    assert_eq!(v["signature"]["status"], "trusted");
+    fails_with(&run(args(&["verify", a, "--key", &other])), 5);
+    // Without --key there is nothing to check without the decryption key.
+    fails_with(&run(args(&["verify", a])), 7);
+    fails_with(
+        &run(args(&[
+            "verify",
+            a,
+            "--key",
+            &good,
+            "--passphrase-file",
+            &s.s("wrong.txt"),
+        ])),
+        7,
+    );
     // Unsigned.
     fs::remove_dir_all(s.p("out")).unwrap();
     let plain = s.build("");
