@@ -211,7 +211,7 @@ fn open(archive: &Path, registry: &Registry, keys: &KeyArgs, trust: &TrustArgs) 
     open_with(
         archive,
         registry,
-        unlock::read_options(keys, trust, archive)?,
+        unlock::read_options(keys, trust, archive, registry)?,
     )
 }
 
@@ -310,6 +310,10 @@ fn run(cli: Cli) -> Result<()> {
                     "unique_bytes": s.unique_raw_bytes,
                     "seconds": report.elapsed.as_secs_f64(),
                 });
+                let mut v = v;
+                if let Some(sig) = &report.signature_file {
+                    v["signature_file"] = serde_json::json!(sig);
+                }
                 writeln!(out, "{v}")?;
             } else if !quiet {
                 let secs = report.elapsed.as_secs_f64();
@@ -323,6 +327,9 @@ fn run(cli: Cli) -> Result<()> {
                     s.logical_size as f64 / 1e6 / secs.max(1e-9),
                     report.summary.root_hash
                 );
+                if let Some(sig) = &report.signature_file {
+                    eprintln!("wrote detached signature {}", sig.display());
+                }
             }
         }
         Command::Ls {

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use hexz_format::crypto::keyfile::{PublicKeyKind, parse_raw_key};
 use hexz_format::{PublicKey, ReadOptions, SecretKeyFile, TrustPolicy, Unlock};
+use hexz_pipeline::Registry;
 use hexz_pipeline::recipe::strip_newline;
 use zeroize::Zeroizing;
 
@@ -77,20 +78,21 @@ pub struct TrustArgs {
     /// tree. Repeatable: any of the keys will do.
     #[arg(long = "trust", value_name = "KEY")]
     pub trust: Vec<String>,
-    /// Detached signature (default: `<archive>.sig` when it exists).
+    /// Detached signature (default: `<archive>.sig` when it exists, next to a
+    /// local archive or at the archive's URL plus `.sig`).
     #[arg(long, value_name = "FILE")]
     pub sig: Option<PathBuf>,
 }
 
 impl TrustArgs {
     /// The trust policy, if any key is given.
-    pub fn policy(&self, archive: &Path) -> Result<Option<TrustPolicy>> {
+    pub fn policy(&self, archive: &Path, registry: &Registry) -> Result<Option<TrustPolicy>> {
         if self.trust.is_empty() {
             return Ok(None);
         }
         Ok(Some(TrustPolicy {
             keys: public_keys(&self.trust)?,
-            detached: detached_signature(self.sig.as_deref(), archive)?,
+            detached: detached_signature(self.sig.as_deref(), archive, registry)?,
         }))
     }
 }
@@ -106,22 +108,53 @@ pub fn public_keys(args: &[String]) -> Result<Vec<PublicKey>> {
         .collect()
 }
 
-/// The detached signature: `--sig`, else `<archive>.sig` next to a local archive.
-pub fn detached_signature(sig: Option<&Path>, archive: &Path) -> Result<Option<Vec<u8>>> {
+/// Largest detached signature read (a manifest is at most 64 KiB).
+const MAX_SIG_LEN: u64 = 1 << 17;
+
+/// The detached signature: `--sig`, else `<archive>.sig` — next to a local
+/// archive, or at the archive's URL plus `.sig` (fetched through the registry's
+/// transports). A missing default is no signature, not an error.
+pub fn detached_signature(
+    sig: Option<&Path>,
+    archive: &Path,
+    registry: &Registry,
+) -> Result<Option<Vec<u8>>> {
     if let Some(p) = sig {
         return Ok(Some(
             std::fs::read(p).with_context(|| format!("reading signature {}", p.display()))?,
         ));
     }
     let default = hexz_pipeline::crypto::signature_path(archive);
-    Ok(std::fs::read(default).ok())
+    let url = default
+        .to_str()
+        .filter(|s| hexz_pipeline::registry::url_scheme(s).is_some());
+    let Some(url) = url else {
+        return Ok(std::fs::read(default).ok());
+    };
+    let Ok(source) = registry.open_source(url) else {
+        return Ok(None);
+    };
+    let size = source.size();
+    if size > MAX_SIG_LEN {
+        anyhow::bail!("{url}: {size} bytes is too large for a signature");
+    }
+    let mut buf = vec![0; size as usize];
+    source
+        .read_exact_at(0, &mut buf)
+        .with_context(|| format!("reading signature {url}"))?;
+    Ok(Some(buf))
 }
 
 /// Read options with these keys and trust policy.
-pub fn read_options(keys: &KeyArgs, trust: &TrustArgs, archive: &Path) -> Result<ReadOptions> {
+pub fn read_options(
+    keys: &KeyArgs,
+    trust: &TrustArgs,
+    archive: &Path,
+    registry: &Registry,
+) -> Result<ReadOptions> {
     Ok(ReadOptions {
         unlock: keys.unlock()?,
-        trust: trust.policy(archive)?,
+        trust: trust.policy(archive, registry)?,
         ..ReadOptions::default()
     })
 }

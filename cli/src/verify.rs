@@ -155,7 +155,7 @@ fn signature_only(args: &VerifyArgs, registry: &Registry) -> Result<Checked> {
             std::sync::Arc::new(hexz_format::FileSource::open(&args.archive)?)
         };
     let keys = public_keys(&args.key)?;
-    let detached = detached_signature(args.sig.as_deref(), &args.archive)?;
+    let detached = detached_signature(args.sig.as_deref(), &args.archive, registry)?;
     let report =
         hexz_format::sign::check_signatures_unopened(source.as_ref(), &keys, detached.as_deref())?;
     let root = report.manifest.root;
@@ -198,7 +198,7 @@ fn check(args: &VerifyArgs, registry: &Registry) -> Result<Checked> {
     };
     let a = crate::open_with(&args.archive, registry, options)?;
     let keys = public_keys(&args.key)?;
-    let detached = detached_signature(args.sig.as_deref(), &args.archive)?;
+    let detached = detached_signature(args.sig.as_deref(), &args.archive, registry)?;
     let signed = detached.is_some() || a.envelope()?.is_some_and(|e| !e.signatures.is_empty());
     let sig = if !keys.is_empty() {
         SignatureStatus::Trusted(check_signatures(&a, &keys, detached.as_deref())?)

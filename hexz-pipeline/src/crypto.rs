@@ -95,8 +95,11 @@ pub fn write_detached(archive: &Path, block: &SignatureBlock) -> Result<PathBuf>
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    // 0o666 less the umask, like the archive (tempfile's default is 0o600): a
+    // signature is public and is served next to the archive.
     let mut temp = tempfile::Builder::new()
         .prefix(".hexz-sig.")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(&dir)
         .map_err(PipelineError::io(&path))?;
     use std::io::Write;

@@ -408,3 +408,40 @@ fn the_bundled_encrypted_recipe_reads_with_its_example_keys() {
     assert_eq!(v["signature"]["status"], "trusted");
     assert_eq!(v["encrypted"], true);
 }
+
+/// Over HTTP (nginx started by tests/run.sh; skipped without it): a trusted read
+/// of a URL finds the detached signature at the URL plus `.sig`.
+#[test]
+fn a_remote_archive_is_read_under_trust_with_its_detached_signature() {
+    let (Ok(url), Ok(dir)) = (
+        std::env::var("HEXZ_TEST_HTTP_URL"),
+        std::env::var("HEXZ_TEST_HTTP_DIR"),
+    ) else {
+        eprintln!("skipped: HEXZ_TEST_HTTP_URL/HEXZ_TEST_HTTP_DIR not set (run tests/run.sh)");
+        return;
+    };
+    let s = Setup::new();
+    let archive = s.build(&format!(
+        "sign:\n  key: {}\n  detached: true\n",
+        s.s("sign.key")
+    ));
+    let served = Path::new(&dir).join("crypto-cli-signed.hxz");
+    fs::copy(&archive, &served).unwrap();
+    fs::copy(
+        s.p("out/a.hxz.sig"),
+        Path::new(&dir).join("crypto-cli-signed.hxz.sig"),
+    )
+    .unwrap();
+    let remote = format!("{}/crypto-cli-signed.hxz", url.trim_end_matches('/'));
+    let good = s.s("sign.key.pub");
+    let out = run(args(&["cat", &remote, "hello.txt", "--trust", &good]));
+    ok(&out);
+    assert_eq!(out.stdout, b"hello, encrypted hexz\n".repeat(100));
+    ok(&run(args(&["verify", &remote, "--key", &good])));
+    fs::remove_file(Path::new(&dir).join("crypto-cli-signed.hxz.sig")).unwrap();
+    fails_with(
+        &run(args(&["cat", &remote, "hello.txt", "--trust", &good])),
+        6,
+    );
+    fs::remove_file(&served).unwrap();
+}
