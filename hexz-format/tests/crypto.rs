@@ -472,3 +472,58 @@ fn secrets_do_not_appear_in_debug_output() {
         assert!(!text.contains("171, 171"), "{text}");
     }
 }
+
+#[test]
+fn malformed_envelopes_and_signature_files_are_errors_not_panics() {
+    use hexz_format::crypto::envelope::Envelope;
+    let mut o = small_options(zstd());
+    o.signing = Some(signing(1, false));
+    o.encryption = Some(
+        Encryption::new(&[
+            passphrase("p"),
+            SlotSpec::KeyFile(Zeroizing::new([4; 32])),
+            SlotSpec::Recipient([9; 32]),
+        ])
+        .unwrap(),
+    );
+    let (bytes, summary) = build(&small_files(), o);
+    let a = open_with(&bytes, unlock_opts(Unlock::default().key_file([4; 32]))).unwrap();
+    let (at, len) = (
+        a.trailer().envelope_offset as usize,
+        a.trailer().envelope_len as usize,
+    );
+    let env = &bytes[at..at + len];
+    let decoded = Envelope::decode(env, at as u64).unwrap();
+    assert_eq!(decoded.slots.len(), 3);
+    assert_eq!(decoded.signatures.len(), 1);
+    assert_eq!(decoded.encode(), env);
+    for cut in 0..env.len() {
+        assert!(
+            Envelope::decode(&env[..cut], 0).is_err(),
+            "truncated at {cut}"
+        );
+    }
+    for i in 0..env.len() {
+        let mut e = env.to_vec();
+        e[i] ^= 0x80;
+        assert!(Envelope::decode(&e, 0).is_err(), "flip at {i}");
+    }
+    let sig = hexz_format::SignatureBlock::sign(
+        &signer(1).signing_key().unwrap(),
+        &hexz_format::Manifest::of(&a).unwrap(),
+    )
+    .to_detached();
+    assert_eq!(
+        hexz_format::Manifest::of(&a).unwrap().root,
+        summary.root_hash
+    );
+    for cut in 0..sig.len() {
+        assert!(hexz_format::SignatureBlock::from_detached(&sig[..cut]).is_err());
+    }
+    for i in 0..sig.len() {
+        let mut s = sig.clone();
+        s[i] ^= 0x01;
+        let bad = hexz_format::SignatureBlock::from_detached(&s).and_then(|b| b.verify());
+        assert!(bad.is_err(), "flip at {i} of the signature file");
+    }
+}

@@ -187,8 +187,9 @@ impl Encryption {
         Self::from_keys(keys, slots)
     }
 
-    /// Wrap existing keys.
-    pub fn from_keys(keys: ArchiveKeys, slots: &[SlotSpec]) -> Result<Self> {
+    /// Wrap existing keys. Crate-private on purpose: nonces are derived from blob
+    /// offsets, so two archives written with one data key would reuse nonces.
+    pub(crate) fn from_keys(keys: ArchiveKeys, slots: &[SlotSpec]) -> Result<Self> {
         if slots.is_empty() {
             return Err(Error::InvalidSetting {
                 setting: "encryption",
