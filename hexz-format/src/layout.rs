@@ -57,8 +57,10 @@ pub const ENTRY_FIXED_LEN: usize = 56;
 /// usually fit, so an open is one read (two when they do not).
 pub const OPEN_TAIL_LEN: u64 = 64 * 1024;
 
-/// Largest directory accepted (fixed part plus [`MAX_SECTIONS`] descriptors).
-pub const MAX_DIRECTORY_LEN: u32 = (DIRECTORY_FIXED_LEN + MAX_SECTIONS * SECTION_LEN) as u32;
+/// Largest directory accepted as stored: fixed part plus [`MAX_SECTIONS`]
+/// descriptors, plus the 16-byte tag of a sealed (encrypted) directory.
+pub const MAX_DIRECTORY_LEN: u32 =
+    (DIRECTORY_FIXED_LEN + MAX_SECTIONS * SECTION_LEN + crate::crypto::TAG_LEN) as u32;
 /// Most sections a directory may list.
 pub const MAX_SECTIONS: usize = 1024;
 /// Largest envelope accepted.

@@ -527,3 +527,24 @@ fn malformed_envelopes_and_signature_files_are_errors_not_panics() {
         assert!(bad.is_err(), "flip at {i} of the signature file");
     }
 }
+
+#[test]
+fn an_encrypted_archive_with_the_most_sections_opens() {
+    let mut o = small_options(zstd());
+    o.encryption = Some(Encryption::new(&[SlotSpec::KeyFile(Zeroizing::new([4; 32]))]).unwrap());
+    let mut w = hexz_format::ArchiveWriter::new(Vec::new(), o).unwrap();
+    w.add_bytes("a", b"abc", hexz_format::EntryMeta::default())
+        .unwrap();
+    for i in 0..hexz_format::layout::MAX_SECTIONS {
+        w.add_section(100 + (i % 50) as u16, false, vec![i as u8; 8])
+            .unwrap();
+    }
+    let (bytes, _) = w.finish().unwrap();
+    let a = open_with(&bytes, unlock_opts(Unlock::default().key_file([4; 32]))).unwrap();
+    assert_eq!(
+        a.trailer().directory_len,
+        hexz_format::layout::MAX_DIRECTORY_LEN
+    );
+    a.verify().unwrap();
+    assert_eq!(a.section(149).unwrap().unwrap(), vec![49u8; 8]);
+}
