@@ -548,3 +548,97 @@ fn an_encrypted_archive_with_the_most_sections_opens() {
     a.verify().unwrap();
     assert_eq!(a.section(149).unwrap().unwrap(), vec![49u8; 8]);
 }
+
+/// The golden sealed and signed archive (`testdata/v1/sealed-signed.hxz`): its keys,
+/// content and expectations are fixed here; the file is written once by
+/// `write_golden_sealed_signed` and must never change.
+mod golden {
+    use super::*;
+
+    pub const FILE: &str = "sealed-signed.hxz";
+    pub const KEY_FILE: [u8; 32] = [0x11; 32];
+    pub const IDENTITY: [u8; 32] = [0x22; 32];
+    pub const SIGNER: [u8; 32] = [0x33; 32];
+    pub const PASSPHRASE: &str = "golden passphrase";
+
+    pub fn path() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/v1")
+            .join(FILE)
+    }
+
+    pub fn files() -> Files {
+        vec![
+            ("readme.txt".into(), b"sealed and signed\n".repeat(30)),
+            ("data/noise.bin".into(), noise(21, 6000)),
+            ("data/copy.bin".into(), noise(21, 6000)),
+            ("zeros".into(), vec![0; 9000]),
+        ]
+    }
+
+    pub fn signer() -> SecretKeyFile {
+        SecretKeyFile::from_seed(PublicKeyKind::Ed25519, SIGNER)
+    }
+}
+
+#[test]
+#[ignore = "writes testdata/v1/sealed-signed.hxz; run once with HEXZ_WRITE_GOLDEN=1"]
+fn write_golden_sealed_signed() {
+    if std::env::var("HEXZ_WRITE_GOLDEN").as_deref() != Ok("1") {
+        return;
+    }
+    assert!(!golden::path().exists(), "golden files are never rewritten");
+    let identity = SecretKeyFile::from_seed(PublicKeyKind::X25519, golden::IDENTITY);
+    let mut o = small_options(zstd());
+    o.encryption = Some(
+        Encryption::new(&[
+            SlotSpec::Passphrase {
+                passphrase: Zeroizing::new(golden::PASSPHRASE.as_bytes().to_vec()),
+                kdf: TEST_KDF,
+            },
+            SlotSpec::KeyFile(Zeroizing::new(golden::KEY_FILE)),
+            SlotSpec::Recipient(identity.public().bytes),
+        ])
+        .unwrap(),
+    );
+    o.signing = Some(Signing {
+        key: Arc::new(golden::signer().signing_key().unwrap()),
+        detached: false,
+    });
+    let (bytes, _) = build(&golden::files(), o);
+    std::fs::write(golden::path(), bytes).unwrap();
+}
+
+#[test]
+fn golden_sealed_signed_archive_reads_with_each_key_under_trust() {
+    let bytes = std::fs::read(golden::path()).unwrap();
+    let identity = SecretKeyFile::from_seed(PublicKeyKind::X25519, golden::IDENTITY);
+    let trust = Some(TrustPolicy {
+        keys: vec![golden::signer().public()],
+        detached: None,
+    });
+    let mut roots = Vec::new();
+    for unlock in [
+        Unlock::default().passphrase(golden::PASSPHRASE),
+        Unlock::default().key_file(golden::KEY_FILE),
+        Unlock::default().identity(*identity.seed()),
+    ] {
+        let options = ReadOptions {
+            unlock,
+            trust: trust.clone(),
+            ..ReadOptions::default()
+        };
+        let a = open_with(&bytes, options).unwrap();
+        assert!(a.is_encrypted() && a.is_trusted());
+        read_all(&a, &golden::files()).unwrap();
+        a.verify().unwrap();
+        roots.push(a.root_hash());
+    }
+    assert!(roots.windows(2).all(|w| w[0] == w[1]));
+    // Without a key the signature still names the archive.
+    let source = MemorySource::new(bytes, golden::FILE);
+    let report =
+        hexz_format::sign::check_signatures_unopened(&source, &[golden::signer().public()], None)
+            .unwrap();
+    assert_eq!(report.manifest.root, roots[0]);
+}
