@@ -6,6 +6,10 @@
 //! hashes into one root hash. See `docs/FORMAT.md` for the byte layout; the
 //! constants and encoders live in [`layout`].
 //!
+//! Archives may be encrypted ([`crypto`]: AES-256-GCM sealed blobs, key slots,
+//! keyed chunk ids) and signed ([`sign`]: Ed25519 over a manifest naming the root
+//! hash); [`ReadOptions::unlock`] and [`ReadOptions::trust`] open and verify them.
+//!
 //! This crate has no network and no CLI code. Readers take any [`ReadAt`] source;
 //! codecs come in through the [`Compressor`] trait.
 
