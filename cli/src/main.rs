@@ -8,11 +8,18 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+mod keygen;
+mod keys;
+mod sign;
+mod unlock;
+mod verify;
+
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use hexz_format::{Archive, EntryKind, ReadOptions};
 use hexz_pipeline::recipe::load_recipe;
 use hexz_pipeline::{BuildOptions, ExtractOptions, PipelineError, Registry};
+use unlock::{KeyArgs, TrustArgs};
 
 mod thin;
 
@@ -62,6 +69,8 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        keys: unlock::KeyArgs,
     },
     /// Compare two archives: entries added, removed and changed; chunks and bytes
     /// shared and unique.
@@ -73,6 +82,8 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        keys: unlock::KeyArgs,
     },
     /// Write a self-contained copy of a thin archive (no parents needed), verified
     /// against it.
@@ -84,6 +95,8 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        keys: unlock::KeyArgs,
     },
     /// List the entries of an archive.
     Ls {
@@ -95,6 +108,10 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Write an entry's bytes (or a range of them) to standard output.
     Cat {
@@ -108,6 +125,10 @@ enum Command {
         /// Bytes to write (default: to the end of the entry).
         #[arg(long)]
         length: Option<u64>,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Restore the entries of an archive into a folder.
     Extract {
@@ -125,6 +146,10 @@ enum Command {
         /// running as root, like tar).
         #[arg(long)]
         no_same_owner: bool,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Describe an archive: counts, sizes, ratios, settings, root hash.
     Info {
@@ -133,18 +158,23 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Upload an archive to a URL (s3://bucket/key, file:///path); it appears there
     /// only once complete, and nothing is uploaded if the URL already holds it.
     Publish(publish::PublishArgs),
-    /// Check every page and every chunk of an archive.
-    Verify {
-        /// The archive: a path, or a URL (s3://bucket/key, https://host/a.hxz, file:///a.hxz).
-        archive: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Check an archive's signature and integrity tree (with --deep, every chunk).
+    /// Exit codes: 0 ok, 3 corrupt, 5 bad signature, 6 unsigned, 7 key missing or wrong.
+    Verify(verify::VerifyArgs),
+    /// Make a key: Ed25519 signing key pair, X25519 identity, or raw key file.
+    Keygen(keygen::KeygenArgs),
+    /// Sign an archive (embedded, or a detached `.sig`).
+    Sign(sign::SignArgs),
+    /// List, add or remove the key slots of an encrypted archive.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -170,7 +200,7 @@ fn main() -> ExitCode {
 /// The error and its causes on one line, `: `-separated. A cause that the
 /// message already ends with is not repeated: several error types print their
 /// source in their own message and also expose it as `source()`.
-fn message(err: &anyhow::Error) -> String {
+pub(crate) fn message(err: &anyhow::Error) -> String {
     let mut msg = err.to_string();
     for cause in err.chain().skip(1) {
         let cause = cause.to_string();
@@ -182,20 +212,35 @@ fn message(err: &anyhow::Error) -> String {
     msg
 }
 
-/// 1: generic failure; 2: bad usage or recipe; 3: corrupt archive; 4: not found.
-fn exit_code(err: &anyhow::Error) -> u8 {
-    let format = err.downcast_ref::<hexz_format::Error>().or_else(|| {
-        match err.downcast_ref::<PipelineError>() {
-            Some(PipelineError::Format(f)) => Some(f),
-            _ => None,
-        }
-    });
-    if let Some(f) = format {
+/// The format error in `err`'s chain, if any.
+pub(crate) fn format_error(err: &anyhow::Error) -> Option<&hexz_format::Error> {
+    err.chain().find_map(|cause| {
+        cause.downcast_ref::<hexz_format::Error>().or_else(|| {
+            match cause.downcast_ref::<PipelineError>() {
+                Some(PipelineError::Format(f)) => Some(f),
+                _ => None,
+            }
+        })
+    })
+}
+
+/// 1: generic failure; 2: bad usage or recipe; 3: corrupt archive; 4: not found;
+/// 5: bad signature; 6: unsigned (a signature was required); 7: the archive is
+/// encrypted and no key, or a wrong one, was given.
+pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(f) = format_error(err) {
         if f.is_corruption() {
             return 3;
         }
-        if matches!(f, hexz_format::Error::EntryNotFound { .. }) {
-            return 4;
+        match f {
+            hexz_format::Error::EntryNotFound { .. } => return 4,
+            hexz_format::Error::BadSignature { .. } => return 5,
+            hexz_format::Error::Unsigned { .. } => return 6,
+            hexz_format::Error::KeyRequired { .. } | hexz_format::Error::WrongKey { .. } => {
+                return 7;
+            }
+            hexz_format::Error::InvalidKey { .. } => return 2,
+            _ => {}
         }
         // A thin child's parent: another archive at its place is an integrity
         // failure; a missing one is "not found".
@@ -233,8 +278,20 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// Open a path or URL: URLs go to the registry's transports, other arguments are
 /// local paths (kept as paths, so names that are not UTF-8 still work).
-fn open(archive: &Path, registry: &Registry) -> Result<Archive> {
-    let options = ReadOptions::default();
+fn open(archive: &Path, registry: &Registry, keys: &KeyArgs, trust: &TrustArgs) -> Result<Archive> {
+    open_with(
+        archive,
+        registry,
+        unlock::read_options(keys, trust, archive, registry)?,
+    )
+}
+
+/// Open a path or URL with `options`.
+pub(crate) fn open_with(
+    archive: &Path,
+    registry: &Registry,
+    options: ReadOptions,
+) -> Result<Archive> {
     let url = archive
         .to_str()
         .filter(|s| hexz_pipeline::registry::url_scheme(s).is_some());
@@ -309,6 +366,16 @@ fn run(cli: Cli) -> Result<()> {
                 if let Some(parent) = &plan.parent {
                     writeln!(out, "parent   {parent}")?;
                 }
+                if let Some(e) = &plan.encrypt {
+                    let slots = e.passphrases.len()
+                        + usize::from(e.key_file.is_some())
+                        + e.recipients.len();
+                    writeln!(out, "encrypt  aes-256-gcm, {slots} key slot(s)")?;
+                }
+                if let Some(s) = &plan.sign {
+                    let how = if s.detached { "detached" } else { "embedded" };
+                    writeln!(out, "sign     {} ({how})", s.public)?;
+                }
                 writeln!(out, "output   {}", plan.output.display())?;
                 if let Some(p) = &plan.publish {
                     hexz_pipeline::publish::check_publish_stage(&plan, &registry)?;
@@ -338,6 +405,10 @@ fn run(cli: Cli) -> Result<()> {
                     "seconds": report.elapsed.as_secs_f64(),
                     "published": published.as_ref().map(publish::summary_json),
                 });
+                let mut v = v;
+                if let Some(sig) = &report.signature_file {
+                    v["signature_file"] = serde_json::json!(sig);
+                }
                 writeln!(out, "{v}")?;
             } else if !quiet {
                 let secs = report.elapsed.as_secs_f64();
@@ -354,14 +425,19 @@ fn run(cli: Cli) -> Result<()> {
                 if let Some(p) = &published {
                     publish::print_line(p);
                 }
+                if let Some(sig) = &report.signature_file {
+                    eprintln!("wrote detached signature {}", sig.display());
+                }
             }
         }
         Command::Ls {
             archive,
             long,
             json,
+            keys,
+            trust,
         } => {
-            let a = open(&archive, &registry)?;
+            let a = open(&archive, &registry, &keys, &trust)?;
             let schema = if json { a.columns()? } else { None };
             for entry in a.entries() {
                 let e = entry?;
@@ -418,8 +494,10 @@ fn run(cli: Cli) -> Result<()> {
             entry,
             offset,
             length,
+            keys,
+            trust,
         } => {
-            let a = open(&archive, &registry)?;
+            let a = open(&archive, &registry, &keys, &trust)?;
             let e = a.entry(&entry)?;
             hexz_pipeline::copy_entry(&a, &e, offset, length, &mut out)?;
         }
@@ -429,8 +507,10 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
             overwrite,
             no_same_owner,
+            keys,
+            trust,
         } => {
-            let a = open(&archive, &registry)?;
+            let a = open(&archive, &registry, &keys, &trust)?;
             // A thin child's parents are checked before anything is written.
             a.check_parents()?;
             let options = ExtractOptions {
@@ -451,8 +531,13 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Info { archive, json } => {
-            let a = open(&archive, &registry)?;
+        Command::Info {
+            archive,
+            json,
+            keys,
+            trust,
+        } => {
+            let a = open(&archive, &registry, &keys, &trust)?;
             let i = hexz_pipeline::info(&a)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&i)?)?;
@@ -491,6 +576,19 @@ fn run(cli: Cli) -> Result<()> {
                     "codec         {} (level {})",
                     i.codec.name, i.codec.level
                 )?;
+                if let Some(slots) = &i.key_slots {
+                    writeln!(
+                        out,
+                        "encrypted     AES-256-GCM, {} key slot(s)",
+                        slots.len()
+                    )?;
+                    for (n, slot) in slots.iter().enumerate() {
+                        writeln!(out, "key slot {n:<4} {slot}")?;
+                    }
+                }
+                for key in &i.signed_by {
+                    writeln!(out, "signed by     {key} (check: hexz verify --key)")?;
+                }
                 if let Some(columns) = &i.columns {
                     let list: Vec<String> = columns
                         .iter()
@@ -533,13 +631,21 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Publish(args) => publish::run(args, &registry, &mut out)?,
-        Command::Log { archive, json } => {
-            let a = open(&archive, &registry)?;
+        Command::Log {
+            archive,
+            json,
+            keys,
+        } => {
+            let a = open(&archive, &registry, &keys, &TrustArgs::default())?;
             let links = hexz_pipeline::log(&a)?;
             thin::print_log(&mut out, &links, json)?;
         }
-        Command::Diff { a, b, json } => {
-            let (a, b) = (open(&a, &registry)?, open(&b, &registry)?);
+        Command::Diff { a, b, json, keys } => {
+            let none = TrustArgs::default();
+            let (a, b) = (
+                open(&a, &registry, &keys, &none)?,
+                open(&b, &registry, &keys, &none)?,
+            );
             let report = hexz_pipeline::diff(&a, &b)?;
             thin::print_diff(&mut out, &report, json)?;
         }
@@ -547,37 +653,16 @@ fn run(cli: Cli) -> Result<()> {
             archive,
             output,
             json,
+            keys,
         } => {
-            let a = open(&archive, &registry)?;
+            let a = open(&archive, &registry, &keys, &TrustArgs::default())?;
             let report = hexz_pipeline::squash(&a, &output, &registry)?;
             thin::print_squash(&mut out, &report, json)?;
         }
-        Command::Verify { archive, json } => {
-            let a = open(&archive, &registry)?;
-            let r = a
-                .verify()
-                .with_context(|| format!("{} failed verification", archive.display()))?;
-            if json {
-                let v = serde_json::json!({
-                    "ok": true,
-                    "root_hash": a.root_hash().to_string(),
-                    "pages": r.pages,
-                    "chunks": r.chunks,
-                    "entries": r.entries,
-                    "stored_bytes": r.stored_bytes,
-                });
-                writeln!(out, "{v}")?;
-            } else {
-                writeln!(
-                    out,
-                    "ok: {} pages, {} chunks, {} entries checked; root {}",
-                    r.pages,
-                    r.chunks,
-                    r.entries,
-                    a.root_hash()
-                )?;
-            }
-        }
+        Command::Verify(args) => verify::run(&args, &registry, &mut out)?,
+        Command::Keygen(args) => keygen::run(&args, &mut out)?,
+        Command::Sign(args) => sign::run(&args, &registry, &mut out)?,
+        Command::Keys(args) => keys::run(&args, &registry, &mut out)?,
     }
     out.flush()?;
     Ok(())

@@ -225,6 +225,7 @@ fn random_4k_warm(c: &mut Criterion, fx: &Fixture) {
                     page_cache_bytes: 64 << 20,
                     readahead_bytes: 0,
                     verify_chunks: false,
+                    ..ReadOptions::default()
                 });
                 read_span(&a, 0, len, &mut vec![0; SEQ_READ]);
                 for &o in offsets.iter().take(64) {
@@ -307,6 +308,7 @@ fn random_4k_cold_chunk(c: &mut Criterion, fx: &Fixture) {
             page_cache_bytes: 64 << 20,
             readahead_bytes: 0,
             verify_chunks: false,
+            ..ReadOptions::default()
         });
         let file = fs::File::open(&b.path).unwrap();
         let codec = Arc::clone(&b.codec);

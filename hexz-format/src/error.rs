@@ -280,6 +280,58 @@ pub enum Error {
         /// Its location hint.
         hint: String,
     },
+    /// The archive is encrypted (or a key file is protected) and no key was given.
+    #[error("{source_name}: {what}")]
+    KeyRequired {
+        /// The archive (or key file).
+        source_name: String,
+        /// What is needed (`"the archive is encrypted; give a passphrase, key file or identity"`).
+        what: &'static str,
+    },
+    /// None of the offered keys opens a key slot: wrong passphrase or key. (A
+    /// damaged envelope is reported as corruption instead: it has its own CRC.)
+    #[error(
+        "{source_name}: wrong key: no key slot opens with the given {offered} ({slots} slot(s) tried)"
+    )]
+    WrongKey {
+        /// The archive (or key file).
+        source_name: String,
+        /// The kinds of keys offered (`"passphrase"`).
+        offered: String,
+        /// Slots tried.
+        slots: usize,
+    },
+    /// A key (file, argument or recipe value) is malformed or of the wrong kind.
+    #[error("invalid key ({what}): {detail}")]
+    InvalidKey {
+        /// Which key.
+        what: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A sealed blob does not open although the archive key is right: the blob was
+    /// altered, truncated or moved.
+    #[error("{what} at offset {offset}: authentication failed (sealed blob altered or moved)")]
+    SealBroken {
+        /// The blob.
+        what: &'static str,
+        /// Its offset.
+        offset: u64,
+    },
+    /// A signature was required and the archive has none (embedded or detached).
+    #[error("{source_name}: the archive is not signed")]
+    Unsigned {
+        /// The archive.
+        source_name: String,
+    },
+    /// A signature does not check out.
+    #[error("{source_name}: bad signature: {problem}")]
+    BadSignature {
+        /// The archive.
+        source_name: String,
+        /// What is wrong.
+        problem: crate::sign::SignatureProblem,
+    },
     /// The entry is not a regular file or record (it has no bytes to read).
     #[error("entry `{name}` is a {kind}, not a file")]
     NotAFile {
@@ -307,6 +359,7 @@ impl Error {
                 | Error::LimitExceeded { .. }
                 | Error::Codec { .. }
                 | Error::CorruptColumns { .. }
+                | Error::SealBroken { .. }
         )
     }
 }

@@ -57,8 +57,10 @@ pub const ENTRY_FIXED_LEN: usize = 56;
 /// usually fit, so an open is one read (two when they do not).
 pub const OPEN_TAIL_LEN: u64 = 64 * 1024;
 
-/// Largest directory accepted (fixed part plus [`MAX_SECTIONS`] descriptors).
-pub const MAX_DIRECTORY_LEN: u32 = (DIRECTORY_FIXED_LEN + MAX_SECTIONS * SECTION_LEN) as u32;
+/// Largest directory accepted as stored: fixed part plus [`MAX_SECTIONS`]
+/// descriptors, plus the 16-byte tag of a sealed (encrypted) directory.
+pub const MAX_DIRECTORY_LEN: u32 =
+    (DIRECTORY_FIXED_LEN + MAX_SECTIONS * SECTION_LEN + crate::crypto::TAG_LEN) as u32;
 /// Most sections a directory may list.
 pub const MAX_SECTIONS: usize = 1024;
 /// Largest envelope accepted.
@@ -534,7 +536,12 @@ impl ChunkRecord {
                 limit: MAX_STORED_CHUNK_LEN.into(),
             });
         }
-        if r.flags & CHUNK_RAW != 0 && r.stored_len != r.raw_len {
+        // Stored raw: the stored bytes are the raw bytes, plus the 16-byte tag in
+        // encrypted archives (the exact length is checked when the blob is read).
+        if r.flags & CHUNK_RAW != 0
+            && r.stored_len != r.raw_len
+            && r.stored_len != r.raw_len + crate::crypto::TAG_LEN as u32
+        {
             return Err(c.corrupt("raw chunk whose stored and raw lengths differ"));
         }
         if r.logical_offset.checked_add(r.raw_len.into()).is_none() {

@@ -6,12 +6,18 @@
 //! hashes into one root hash. See `docs/FORMAT.md` for the byte layout; the
 //! constants and encoders live in [`layout`].
 //!
+//! Archives may be encrypted ([`crypto`]: AES-256-GCM sealed blobs, key slots,
+//! keyed chunk ids) and signed ([`sign`]: Ed25519 over a manifest naming the root
+//! hash); [`ReadOptions::unlock`] and [`ReadOptions::trust`] open and verify them.
+//!
 //! This crate has no network and no CLI code. Readers take any [`ReadAt`] source;
 //! codecs come in through the [`Compressor`] trait.
 
 pub mod codec;
 pub mod columns;
 pub mod conformance;
+pub mod crypto;
+pub mod sign;
 
 pub use codec::{CodecError, CodecProvider, Compressor, NoCompression, StaticCodecs, UnknownCodec};
 
@@ -25,10 +31,12 @@ pub mod source;
 pub mod writer;
 
 pub use columns::{Column, ColumnSchema, ColumnType, Value};
+pub use crypto::{ChunkHasher, Encryption, KdfParams, PublicKey, SecretKeyFile, SlotSpec, Unlock};
 pub use error::{Error, Hash32, Result};
 pub use layout::{ChunkParams, Entry, EntryKind, Owner, Stats};
 pub use parents::{ParentArchive, ParentRef, ParentResolver, ParentSet};
 pub use reader::{Archive, Entries, EntryReader, ReadOptions, VerifyReport};
+pub use sign::{Manifest, SignatureBlock, SignatureReport, Signing, TrustPolicy};
 pub use source::{FileSource, MemorySource, ReadAt};
 pub use writer::{
     ArchiveWriter, EntryMeta, PendingFile, Sink, Summary, WriteProgress, WriterOptions,

@@ -257,7 +257,7 @@ impl ParentLinks {
             .find(|s| s.kind == SECTION_PARENTS)
         {
             Some(s) => {
-                decode_parents(&child.load_blob(&s.page, "parents section")?, s.page.offset)?
+                decode_parents(&child.load_blob(&s.page, "parents section", crate::crypto::BlobRole::Section)?, s.page.offset)?
             }
             None => Vec::new(),
         };
@@ -350,7 +350,8 @@ impl Archive {
     /// The bytes of one section of the directory (any kind), checked and
     /// decompressed.
     pub fn section_at(&self, section: &crate::layout::Section) -> Result<Vec<u8>> {
-        self.inner.load_blob(&section.page, "section")
+        self.inner
+            .load_blob(&section.page, "section", crate::crypto::BlobRole::Section)
     }
 
     /// When the archive's file or object was last written, if its source says

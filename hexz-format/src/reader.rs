@@ -18,14 +18,17 @@ use rayon::prelude::*;
 
 use crate::codec::{CodecProvider, Compressor};
 use crate::columns::{ColumnSchema, Value};
+use crate::crypto::envelope::Envelope;
+use crate::crypto::seal::{BlobRole, Place, Sealer};
+use crate::crypto::{ArchiveKeys, ChunkHasher, Unlock};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
-    BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, HASH_BLAKE3_KEYED,
-    HEADER_LEN, OPEN_TAIL_LEN, PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot,
-    check_header, decode_header,
+    BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, HEADER_LEN, OPEN_TAIL_LEN,
+    PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot, check_header, decode_header,
 };
 use crate::page::{Key, Page, TreeKind, decode_page};
 use crate::parents::ParentLinks;
+use crate::sign::TrustPolicy;
 use crate::source::{FileSource, ReadAt, read_vec};
 
 mod batch;
@@ -41,6 +44,11 @@ pub struct ReadOptions {
     pub readahead_bytes: u64,
     /// Check every chunk's BLAKE3 id after decompression (CRC32 is always checked).
     pub verify_chunks: bool,
+    /// Keys for encrypted archives (passphrases, key files, X25519 identities).
+    pub unlock: Unlock,
+    /// Require a valid signature by a trusted key at open, and check every chunk
+    /// against the signed tree before returning its bytes.
+    pub trust: Option<TrustPolicy>,
 }
 
 impl Default for ReadOptions {
@@ -52,6 +60,8 @@ impl Default for ReadOptions {
             page_cache_bytes: 16 << 20,
             readahead_bytes: 8 << 20,
             verify_chunks: false,
+            unlock: Unlock::default(),
+            trust: None,
         }
     }
 }
@@ -107,6 +117,14 @@ pub(crate) struct Inner {
     schema: OnceLock<Option<Arc<ColumnSchema>>>,
     /// Parents of a thin child (see [`crate::parents`]).
     pub(crate) parents: ParentLinks,
+    /// The envelope (key slots, signatures), when the archive has one.
+    envelope: Option<Envelope>,
+    /// Encrypted archives: the keys unwrapped from a key slot.
+    keys: Option<ArchiveKeys>,
+    /// Encrypted archives: opens sealed blobs.
+    sealer: Option<Sealer>,
+    /// How chunk ids are computed.
+    hasher: ChunkHasher,
 }
 
 /// What a full verification checked.
@@ -157,20 +175,38 @@ impl Archive {
         if tail_start == 0 {
             check_header(&tail, &trailer)?;
         }
-        if trailer.flags & FLAG_ENCRYPTED != 0 {
-            return Err(Error::Unsupported {
-                source_name: source.name(),
-                feature: "encrypted archives",
-            });
-        }
+        let from_tail = |what, start: u64, len: usize| -> Result<Vec<u8>> {
+            if start >= tail_start {
+                let at = (start - tail_start) as usize;
+                Ok(tail[at..at + len].to_vec())
+            } else {
+                read_vec(source.as_ref(), what, start, len)
+            }
+        };
+        let envelope = match trailer.envelope_len {
+            0 => None,
+            len => Some(Envelope::decode(
+                &from_tail("envelope", trailer.envelope_offset, len as usize)?,
+                trailer.envelope_offset,
+            )?),
+        };
+        let keys = if trailer.flags & FLAG_ENCRYPTED != 0 {
+            Some(crate::crypto::keyslot::unlock_archive(
+                &source.name(),
+                envelope.as_ref(),
+                &options.unlock,
+            )?)
+        } else {
+            None
+        };
+        let sealer = keys.as_ref().map(ArchiveKeys::sealer);
+        let hasher = keys
+            .as_ref()
+            .map(ArchiveKeys::chunk_hasher)
+            .unwrap_or_default();
         let dir_start = trailer.directory_offset;
         let dir_len = trailer.directory_len as usize;
-        let directory_bytes = if dir_start >= tail_start {
-            let at = (dir_start - tail_start) as usize;
-            tail[at..at + dir_len].to_vec()
-        } else {
-            read_vec(source.as_ref(), "directory", dir_start, dir_len)?
-        };
+        let directory_bytes = from_tail("directory", dir_start, dir_len)?;
         let crc = crc32fast::hash(&directory_bytes);
         if crc != trailer.directory_crc {
             return Err(Error::Checksum {
@@ -181,6 +217,18 @@ impl Archive {
             });
         }
         let root_hash = Hash32(*blake3::hash(&directory_bytes).as_bytes());
+        let mut directory_bytes = directory_bytes;
+        if let Some(sealer) = &sealer {
+            sealer
+                .open(
+                    Place::At(BlobRole::Directory, dir_start),
+                    &mut directory_bytes,
+                )
+                .map_err(|_| Error::SealBroken {
+                    what: "directory",
+                    offset: dir_start,
+                })?;
+        }
         let directory = Directory::decode(&directory_bytes, dir_start)?;
         if (directory.major, directory.minor) != (trailer.major, trailer.minor) {
             return Err(Error::Corrupt {
@@ -192,12 +240,25 @@ impl Archive {
                 ),
             });
         }
-        if directory.hash == HASH_BLAKE3_KEYED {
-            // Keyed chunk ids only exist in encrypted archives.
-            return Err(Error::Unsupported {
-                source_name: source.name(),
-                feature: "keyed chunk hashes (encrypted archives)",
+        if directory.hash != hasher.hash_kind() {
+            // Keyed chunk ids exist exactly in encrypted archives.
+            return Err(Error::Corrupt {
+                what: "directory",
+                offset: dir_start + 13,
+                detail: format!(
+                    "hash kind {} in an {} archive",
+                    directory.hash,
+                    if sealer.is_some() {
+                        "encrypted"
+                    } else {
+                        "unencrypted"
+                    }
+                ),
             });
+        }
+        let mut options = options;
+        if options.trust.is_some() {
+            options.verify_chunks = true;
         }
         let codec = codecs.decompressor(&directory.codec)?;
         let pages = Cache::with_weighter(
@@ -222,7 +283,7 @@ impl Archive {
             DefaultHashBuilder::default(),
             DefaultLifecycle::default(),
         );
-        Ok(Self {
+        let archive = Self {
             inner: Arc::new(Inner {
                 source,
                 trailer,
@@ -236,8 +297,65 @@ impl Archive {
                 prefetched_to: AtomicU64::new(0),
                 schema: OnceLock::new(),
                 parents: ParentLinks::default(),
+                envelope,
+                keys,
+                sealer,
+                hasher,
             }),
-        })
+        };
+        if let Some(policy) = &archive.inner.options.trust {
+            archive.check_trust(policy, tail_start == 0)?;
+        }
+        Ok(archive)
+    }
+
+    /// Under a trust policy: the header (not covered by the root hash) must be
+    /// sound and a trusted signature must name this archive.
+    fn check_trust(&self, policy: &TrustPolicy, header_checked: bool) -> Result<()> {
+        if policy.keys.is_empty() {
+            return Err(Error::InvalidSetting {
+                setting: "trust policy",
+                detail: "no trusted public key given".into(),
+            });
+        }
+        if !header_checked {
+            let header = read_vec(self.inner.source.as_ref(), "header", 0, HEADER_LEN)?;
+            check_header(&header, &self.inner.trailer)?;
+        }
+        crate::sign::check_signatures(self, &policy.keys, policy.detached.as_deref())?;
+        Ok(())
+    }
+
+    /// The trailer (directory and envelope location, flags, version).
+    pub fn trailer(&self) -> &Trailer {
+        &self.inner.trailer
+    }
+
+    /// The envelope (key slots and embedded signatures), if the archive has one.
+    pub fn envelope(&self) -> Result<Option<Envelope>> {
+        Ok(self.inner.envelope.clone())
+    }
+
+    /// Whether the archive is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.inner.sealer.is_some()
+    }
+
+    /// Whether a trust policy was checked at open (and chunk reads are verified).
+    pub fn is_trusted(&self) -> bool {
+        self.inner.options.trust.is_some()
+    }
+
+    /// How this archive's chunk ids are computed. A thin child of an encrypted
+    /// parent is built with it ([`crate::crypto::Encryption::with_hasher`]) so its
+    /// chunk ids match the parent's and deduplicate against them.
+    pub fn chunk_hasher(&self) -> ChunkHasher {
+        self.inner.hasher.clone()
+    }
+
+    /// The unwrapped keys of an encrypted archive (for rewriting key slots).
+    pub(crate) fn archive_keys(&self) -> Option<&ArchiveKeys> {
+        self.inner.keys.as_ref()
     }
 
     /// Open a local file.
@@ -293,7 +411,10 @@ impl Archive {
             .iter()
             .find(|s| s.kind == kind)
         {
-            Some(s) => self.inner.load_blob(&s.page, "section").map(Some),
+            Some(s) => self
+                .inner
+                .load_blob(&s.page, "section", BlobRole::Section)
+                .map(Some),
             None => Ok(None),
         }
     }
@@ -473,6 +594,12 @@ impl Archive {
     /// Check the header, every page, every stored chunk (CRC32, decompression,
     /// BLAKE3 id) and the agreement of catalog and name index. Bypasses the caches.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with(true)
+    }
+
+    /// [`verify`](Self::verify); with `deep` false the chunk blobs are skipped (the
+    /// tree — every page and section — is still checked).
+    pub fn verify_with(&self, deep: bool) -> Result<VerifyReport> {
         let inner = &self.inner;
         let mut report = VerifyReport::default();
         // Open reads the header only when it lies in the tail it fetched.
@@ -533,11 +660,13 @@ impl Archive {
             return Err(inner.corrupt("chunk index", "records sharing a blob disagree"));
         }
         blobs.dedup_by_key(|r| (r.source, r.blob_offset));
-        report.chunks = blobs.len() as u64;
-        report.stored_bytes += blobs.iter().map(|r| u64::from(r.stored_len)).sum::<u64>();
-        blobs
-            .par_iter()
-            .try_for_each(|r| inner.load_chunk(r, true).map(drop))?;
+        if deep {
+            report.chunks = blobs.len() as u64;
+            report.stored_bytes += blobs.iter().map(|r| u64::from(r.stored_len)).sum::<u64>();
+            blobs
+                .par_iter()
+                .try_for_each(|r| inner.load_chunk(r, true).map(drop))?;
+        }
         // Catalog and name index; with a column schema, every entry's columns.
         let schema = inner.schema()?;
         let mut entries = 0u64;
@@ -595,7 +724,7 @@ impl Archive {
             return Err(inner.corrupt("catalog", "entry counts disagree"));
         }
         for s in &dir.sections {
-            inner.load_blob(&s.page, "section")?;
+            inner.load_blob(&s.page, "section", BlobRole::Section)?;
             report.pages += 1;
             report.stored_bytes += u64::from(s.page.stored_len);
         }
@@ -618,7 +747,7 @@ impl Inner {
             .find(|s| s.kind == SECTION_COLUMNS);
         let schema = match section {
             Some(s) => {
-                let bytes = self.load_blob(&s.page, "column schema")?;
+                let bytes = self.load_blob(&s.page, "column schema", BlobRole::Section)?;
                 let schema =
                     ColumnSchema::decode(&bytes).map_err(|error| Error::CorruptColumns {
                         context: format!("column schema (section at offset {})", s.page.offset),
@@ -651,8 +780,9 @@ impl Inner {
         Ok(len)
     }
 
-    /// Read a page or section blob, check CRC32 and BLAKE3, decompress.
-    pub(crate) fn load_blob(&self, r: &PageRef, what: &'static str) -> Result<Vec<u8>> {
+    /// Read a page or section blob: fetch, check CRC32 and BLAKE3, open (decrypt),
+    /// decompress.
+    pub(crate) fn load_blob(&self, r: &PageRef, what: &'static str, role: BlobRole) -> Result<Vec<u8>> {
         let stored = read_vec(self.source.as_ref(), what, r.offset, r.stored_len as usize)?;
         let crc = crc32fast::hash(&stored);
         if crc != r.crc {
@@ -672,7 +802,26 @@ impl Inner {
                 actual: Hash32(*hash.as_bytes()),
             });
         }
-        self.decode_blob(stored, r.flags & BLOB_RAW != 0, r.raw_len, what, r.offset)
+        let opened = self.open_sealed(stored, Place::At(role, r.offset), what, r.offset)?;
+        self.decode_blob(opened, r.flags & BLOB_RAW != 0, r.raw_len, what, r.offset)
+    }
+
+    /// The "open" step of every blob read (fetch → check → open → decompress):
+    /// in encrypted archives, check the GCM tag and decrypt; otherwise the stored
+    /// bytes as they are.
+    fn open_sealed(
+        &self,
+        mut stored: Vec<u8>,
+        place: Place<'_>,
+        what: &'static str,
+        offset: u64,
+    ) -> Result<Vec<u8>> {
+        if let Some(sealer) = &self.sealer {
+            sealer
+                .open(place, &mut stored)
+                .map_err(|_| Error::SealBroken { what, offset })?;
+        }
+        Ok(stored)
     }
 
     fn decode_blob(
@@ -720,7 +869,7 @@ impl Inner {
         expected_first: Option<u64>,
     ) -> Result<Arc<Page>> {
         self.pages.get_or_insert_with(&r.offset, || {
-            let raw = self.load_blob(r, kind.what())?;
+            let raw = self.load_blob(r, kind.what(), BlobRole::Page)?;
             decode_page(&raw, r.offset, kind, level, expected_first).map(Arc::new)
         })
     }
@@ -850,7 +999,8 @@ impl Inner {
         Ok(out)
     }
 
-    /// Read, check and decompress one chunk (no cache).
+    /// Read one chunk (no cache): fetch, check CRC32, open (decrypt), decompress,
+    /// and with `verify_id` check its id. Every chunk read goes through here.
     pub(crate) fn load_chunk(&self, r: &ChunkRecord, verify_id: bool) -> Result<Vec<u8>> {
         if r.source != 0 {
             return self.parents.load_chunk(self, r, verify_id);
@@ -881,21 +1031,22 @@ impl Inner {
                 actual: crc,
             });
         }
+        let opened = self.open_sealed(stored, Place::Chunk(&r.id), "chunk", r.blob_offset)?;
         let data = self.decode_blob(
-            stored,
+            opened,
             r.flags & CHUNK_RAW != 0,
             r.raw_len,
             "chunk",
             r.blob_offset,
         )?;
         if verify_id {
-            let id = blake3::hash(&data);
-            if id.as_bytes() != &r.id {
+            let id = self.hasher.id(&data);
+            if id != r.id {
                 return Err(Error::HashMismatch {
                     what: "chunk",
                     offset: r.blob_offset,
                     expected: Hash32(r.id),
-                    actual: Hash32(*id.as_bytes()),
+                    actual: Hash32(id),
                 });
             }
         }
@@ -1041,7 +1192,7 @@ impl Inner {
         }
         let mut stack = vec![(tree.root, tree.depth - 1, None::<Key>)];
         while let Some((r, level, expected)) = stack.pop() {
-            let raw = self.load_blob(&r, kind.what())?;
+            let raw = self.load_blob(&r, kind.what(), BlobRole::Page)?;
             report.pages += 1;
             report.stored_bytes += u64::from(r.stored_len);
             let first = match &expected {

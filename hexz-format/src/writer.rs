@@ -21,10 +21,12 @@ use rayon::prelude::*;
 
 use crate::codec::Compressor;
 use crate::columns::ColumnSchema;
+use crate::crypto::ChunkHasher;
+use crate::crypto::seal::{BlobRole, Place, Sealer};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
     BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord, Directory,
-    Entry, EntryKind, HASH_BLAKE3, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
+    Entry, EntryKind, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
     MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, SECTION_PARENTS, Section,
     Stats, Trailer, VERSION_MAJOR, VERSION_MINOR, encode_header,
 };
@@ -166,6 +168,11 @@ pub struct WriterOptions {
     pub batch_bytes: usize,
     /// Threads for hashing and compression (`None`: rayon's global pool).
     pub threads: Option<usize>,
+    /// Seal every blob and the directory, with these keys and key slots
+    /// (see [`crate::crypto`]). `None`: a plain archive.
+    pub encryption: Option<crate::crypto::Encryption>,
+    /// Sign the finished archive (see [`crate::sign`]).
+    pub signing: Option<crate::sign::Signing>,
 }
 
 impl WriterOptions {
@@ -178,6 +185,8 @@ impl WriterOptions {
             page_size: 64 * 1024,
             batch_bytes: 8 << 20,
             threads: None,
+            encryption: None,
+            signing: None,
         }
     }
 
@@ -237,6 +246,9 @@ pub struct Summary {
     pub stats: Stats,
     /// Bytes written.
     pub archive_size: u64,
+    /// The signature made when [`WriterOptions::signing`] was set (embedded in the
+    /// archive unless detached).
+    pub signature: Option<crate::sign::SignatureBlock>,
 }
 
 /// Writes one archive. See the module docs for the threading model.
@@ -718,6 +730,8 @@ struct BlobOut<W: Sink> {
     pos: u64,
     compressor: Arc<dyn Compressor>,
     scratch: Vec<u8>,
+    /// Encrypted archives: seals pages, sections and the directory at their offset.
+    sealer: Option<Arc<Sealer>>,
 }
 
 impl<W: Sink> BlobOut<W> {
@@ -738,7 +752,17 @@ impl<W: Sink> PageSink for BlobOut<W> {
         let codec = self.compressor.clone();
         let raw_codec = codec.name() == "none";
         let scratch = std::mem::take(&mut self.scratch);
-        let prepared = prepare_blob_into(codec.as_ref(), raw, raw_codec, what, scratch)?;
+        let mut prepared = prepare_blob_into(codec.as_ref(), raw, raw_codec, what, scratch)?;
+        let role = if what == "section" {
+            BlobRole::Section
+        } else {
+            BlobRole::Page
+        };
+        seal_prepared(
+            &mut prepared,
+            self.sealer.as_deref(),
+            Place::At(role, self.pos),
+        );
         let r = PageRef {
             offset: self.pos,
             stored_len: prepared.stored.len() as u32,
@@ -760,6 +784,8 @@ struct WorkerState<W: Sink> {
     carry: Vec<u8>,
     logical: u64,
     dedup: HashMap<[u8; 32], BlobLoc>,
+    /// Chunk ids: plain or keyed BLAKE3.
+    hasher: ChunkHasher,
     chunks: TreeBuilder,
     catalog: TreeBuilder,
     stats: Stats,
@@ -797,7 +823,13 @@ struct Cut {
 /// input itself is never copied. Unless `last`, stop before the final window
 /// shorter than the largest chunk, so cut points are the same as for one
 /// continuous stream whatever the batch size.
-fn cut_batch(carry: &[u8], mut buf: Vec<u8>, params: ChunkParams, last: bool) -> Cut {
+fn cut_batch(
+    carry: &[u8],
+    mut buf: Vec<u8>,
+    params: ChunkParams,
+    last: bool,
+    hasher: &ChunkHasher,
+) -> Cut {
     let headroom = params.max as usize;
     let begin = headroom - carry.len();
     buf[begin..headroom].copy_from_slice(carry);
@@ -827,7 +859,7 @@ fn cut_batch(carry: &[u8], mut buf: Vec<u8>, params: ChunkParams, last: bool) ->
             if is_zero(data) {
                 ([0; 32], true)
             } else {
-                (*blake3::hash(data).as_bytes(), false)
+                (hasher.id(data), false)
             }
         })
         .collect();
@@ -854,12 +886,15 @@ impl<W: Sink> WorkerState<W> {
         progress: Arc<ProgressCounters>,
     ) -> Result<Self> {
         let page_size = options.page_size;
+        let encryption = options.encryption.as_ref();
         let mut blobs = BlobOut {
             out,
             pos: 0,
             compressor: options.compressor.clone(),
             scratch: Vec::new(),
+            sealer: encryption.map(|e| Arc::new(e.keys.sealer())),
         };
+        let hasher = encryption.map(|e| e.chunk_hasher()).unwrap_or_default();
         blobs.write(&encode_header())?;
         Ok(Self {
             blobs,
@@ -867,6 +902,7 @@ impl<W: Sink> WorkerState<W> {
             carry: Vec::new(),
             logical: 0,
             dedup: HashMap::new(),
+            hasher,
             chunks: TreeBuilder::new(TreeKind::Chunks, page_size),
             catalog: TreeBuilder::new(TreeKind::Catalog, page_size),
             stats: Stats::default(),
@@ -893,17 +929,18 @@ impl<W: Sink> WorkerState<W> {
                     self.add_entries(entries)?;
                     let carry = std::mem::take(&mut self.carry);
                     let params = self.options.chunking;
+                    let hasher = self.hasher.clone();
                     let next = match pending.take() {
                         Some(cut) => {
                             let (stored, next) = rayon::join(
                                 || self.store_chunks(&cut),
-                                || cut_batch(&carry, data, params, ends_segment),
+                                || cut_batch(&carry, data, params, ends_segment, &hasher),
                             );
                             stored?;
                             let _ = self.recycle.send(cut.buf);
                             next
                         }
-                        None => cut_batch(&carry, data, params, ends_segment),
+                        None => cut_batch(&carry, data, params, ends_segment, &hasher),
                     };
                     self.carry = next.buf[next.consumed..].to_vec();
                     pending = Some(next);
@@ -930,7 +967,7 @@ impl<W: Sink> WorkerState<W> {
                     }
                     let carry = std::mem::take(&mut self.carry);
                     let tail = vec![0; self.options.chunking.max as usize];
-                    let last = cut_batch(&carry, tail, self.options.chunking, true);
+                    let last = cut_batch(&carry, tail, self.options.chunking, true, &self.hasher);
                     self.store_chunks(&last)?;
                     if let Some((set, used)) = &self.parents {
                         let section = set.encode_section(used);
@@ -986,17 +1023,20 @@ impl<W: Sink> WorkerState<W> {
         // 3. Compress the new ones in parallel.
         let compressor = &self.options.compressor;
         let raw_codec = compressor.name() == "none";
+        let sealer = self.blobs.sealer.as_deref();
         let prepared: Vec<Result<Prepared>> = new_chunks
             .par_iter()
             .map(|&i| {
                 let (s, e) = cuts[i];
-                prepare_blob_into(
+                let mut blob = prepare_blob_into(
                     compressor.as_ref(),
                     &buf[s..e],
                     raw_codec,
                     "chunk",
                     Vec::new(),
-                )
+                )?;
+                seal_prepared(&mut blob, sealer, Place::Chunk(&ids[i].0));
+                Ok(blob)
             })
             .collect();
         // 4. Write in order.
@@ -1115,7 +1155,7 @@ impl<W: Sink> WorkerState<W> {
             major: VERSION_MAJOR,
             minor: VERSION_MINOR,
             chunker: CHUNKER_FASTCDC_2020,
-            hash: HASH_BLAKE3,
+            hash: self.hasher.hash_kind(),
             chunking: self.options.chunking,
             codec: self.options.compressor.name().to_string(),
             codec_level: self.options.compressor.level(),
@@ -1126,18 +1166,37 @@ impl<W: Sink> WorkerState<W> {
             sections: section_list,
         }
         .encode();
+        let catalog_hash = Hash32(catalog_tree.root.hash);
+        // Encrypted archives store the directory sealed; the root hash is BLAKE3 of
+        // the directory as stored either way.
+        let directory_offset = blobs.pos;
+        let mut directory = directory;
+        if let Some(sealer) = &blobs.sealer {
+            sealer.seal(
+                Place::At(BlobRole::Directory, directory_offset),
+                &mut directory,
+            );
+        }
         let root_hash = Hash32(*blake3::hash(&directory).as_bytes());
+        blobs.write(&directory)?;
+        let (envelope, flags, signature) = crate::crypto::envelope::for_new_archive(
+            &self.options,
+            root_hash,
+            catalog_hash,
+            &sections,
+        );
+        let envelope_offset = if envelope.is_empty() { 0 } else { blobs.pos };
+        blobs.write(&envelope)?;
         let trailer = Trailer {
-            directory_offset: blobs.pos,
+            directory_offset,
             directory_len: directory.len() as u32,
             directory_crc: crc32fast::hash(&directory),
-            envelope_offset: 0,
-            envelope_len: 0,
-            flags: 0,
+            envelope_offset,
+            envelope_len: envelope.len() as u32,
+            flags,
             major: VERSION_MAJOR,
             minor: VERSION_MINOR,
         };
-        blobs.write(&directory)?;
         blobs.write(&trailer.encode())?;
         let archive_size = blobs.pos;
         let mut out = self.blobs.out;
@@ -1153,6 +1212,7 @@ impl<W: Sink> WorkerState<W> {
                 root_hash,
                 stats: self.stats,
                 archive_size,
+                signature,
             },
         ))
     }
@@ -1189,6 +1249,15 @@ fn prepare_blob_into(
         stored: out,
         raw: raw_stored,
     })
+}
+
+/// Encrypted archives: seal a prepared blob for `place` (its CRC then covers the
+/// sealed bytes). Plain archives: nothing to do.
+fn seal_prepared(blob: &mut Prepared, sealer: Option<&Sealer>, place: Place<'_>) {
+    if let Some(sealer) = sealer {
+        sealer.seal(place, &mut blob.stored);
+        blob.crc = crc32fast::hash(&blob.stored);
+    }
 }
 
 fn is_zero(data: &[u8]) -> bool {

@@ -4,6 +4,7 @@
 
 mod columns;
 mod common;
+mod crypto;
 mod golden;
 mod malformed;
 mod roundtrip;

@@ -743,16 +743,14 @@ fn unknown_trailer_flags() {
         matches!(e, Error::Corrupt { what: "trailer", offset, .. } if offset == at + 28),
         "{e:?}"
     );
-    // Encrypted archives are refused as unsupported, not as corrupt.
+    // The encrypted flag without an envelope of key slots is corruption.
     let mut bytes = original;
     edit_trailer(&mut bytes, |t| t.flags = 1);
-    assert!(matches!(
-        open_err(&bytes),
-        Error::Unsupported {
-            feature: "encrypted archives",
-            ..
-        }
-    ));
+    let e = open_err(&bytes);
+    assert!(
+        matches!(&e, Error::Corrupt { what: "envelope", detail, .. } if detail.contains("without key slots")),
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub struct BuildReport {
     pub inputs: InputCount,
     /// Wall time.
     pub elapsed: Duration,
+    /// The detached signature written next to the archive (`sign: { detached: true }`).
+    pub signature_file: Option<PathBuf>,
 }
 
 /// Counts of an ingest walk.
@@ -159,6 +161,8 @@ pub fn writer_options(
     let mut options = WriterOptions::new(compressor);
     options.chunking = plan.chunking;
     options.threads = threads;
+    options.encryption = crate::crypto::encryption(plan)?;
+    options.signing = crate::crypto::signing(plan)?;
     Ok(options)
 }
 
@@ -239,11 +243,18 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     )?;
     let (_, summary) = writer.finish()?;
     bar.finish_and_clear();
+    let signature_file = match (&summary.signature, &plan.sign) {
+        (Some(block), Some(sign)) if sign.detached => {
+            Some(crate::crypto::write_detached(&plan.output, block)?)
+        }
+        _ => None,
+    };
     Ok(BuildReport {
         output: plan.output.clone(),
         summary,
         inputs: seen,
         elapsed: started.elapsed(),
+        signature_file,
     })
 }
 

@@ -48,6 +48,12 @@ pub struct ArchiveInfo {
     /// Thin snapshot: the parents it names, nearest first (absent when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<ParentInfo>,
+    /// Encrypted archives: one line per key slot (kind and parameters, nothing secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_slots: Option<Vec<String>>,
+    /// Public keys of the embedded signatures (not checked here: `hexz verify --key`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signed_by: Vec<String>,
 }
 
 /// One parent of a thin child, as the child records it (nothing is opened).
@@ -106,6 +112,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 pub fn info(archive: &Archive) -> Result<ArchiveInfo> {
     let d = archive.directory();
     let s = &d.stats;
+    let envelope = archive.envelope()?;
     let provenance = archive
         .section(SECTION_PROVENANCE)?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
@@ -154,6 +161,22 @@ pub fn info(archive: &Archive) -> Result<ArchiveInfo> {
                 chunks: p.chunks,
                 bytes: p.bytes,
             })
+                .collect(),
+        key_slots: if archive.is_encrypted() {
+            Some(
+                envelope
+                    .iter()
+                    .flat_map(|e| &e.slots)
+                    .map(|s| s.describe())
+                    .collect(),
+            )
+        } else {
+            None
+        },
+        signed_by: envelope
+            .iter()
+            .flat_map(|e| &e.signatures)
+            .map(|s| s.key().to_string())
             .collect(),
     })
 }

@@ -14,6 +14,7 @@
 pub mod build;
 pub mod chunk_cache;
 pub mod diff;
+pub mod crypto;
 pub mod digest;
 pub mod error;
 pub mod extract;

@@ -85,6 +85,7 @@ pub fn publish(
         page_cache_bytes: 1 << 20,
         readahead_bytes: 0,
         verify_chunks: false,
+        ..ReadOptions::default()
     };
     let source: Arc<dyn ReadAt> = Arc::new(FileSource::open(archive)?);
     let local = Archive::open(Arc::clone(&source), registry, small.clone())?;

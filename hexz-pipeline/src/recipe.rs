@@ -22,7 +22,17 @@
 //!   url: s3://${BUCKET}/a.hxz  # required; a URL of a writable transport
 //!   part_size: 8MiB        # 5 MiB – 4 GiB, default 8 MiB
 //!   concurrency: 4         # parts in flight, 1 – 64, default 4
+//! encrypt:                 # optional; see the `encrypt:`/`sign:` stages below
+//!   key_file: data.key
+//! sign:                    # optional
+//!   key: signing.key
 //! ```
+//!
+//! `encrypt:` takes `passphrase_file`, `passphrase_env`, `key_file` and
+//! `recipients` (one key slot each, at least one) and `kdf: { memory, iterations,
+//! lanes }`; `sign:` takes `key`, `passphrase_file`/`passphrase_env` for a
+//! protected key, and `detached`. Keys are read and checked at validation; errors
+//! point at the value.
 //!
 //! Flow style (`chunking: { min: 16KiB, avg: 64KiB, max: 256KiB }`) is the same
 //! thing. Unknown keys are errors, with a did-you-mean suggestion for typos.
@@ -65,6 +75,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod crypto;
 mod dir_options;
 mod error;
 mod interpolate;
@@ -76,6 +87,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use crypto::{EncryptPlan, PassphraseSource, SignPlan, read_signing_key, strip_newline};
 pub(crate) use dir_options::glob;
 pub(crate) use error::closest;
 pub use error::{InterpolationProblem, RecipeError, SourceLocation};

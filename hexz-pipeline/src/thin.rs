@@ -38,6 +38,7 @@ fn parent_read_options() -> ReadOptions {
         page_cache_bytes: 1 << 20,
         readahead_bytes: 0,
         verify_chunks: false,
+        ..ReadOptions::default()
     }
 }
 

@@ -414,7 +414,7 @@ mod errors {
         assert_eq!(
             err.to_string(),
             "recipe.yaml:3:1: unknown field `frobnicate`; expected one of \
-             `inputs`, `output`, `chunking`, `compression`, `publish`, `parent`"
+             `inputs`, `output`, `chunking`, `compression`, `publish`, `parent`, `encrypt`, `sign`"
         );
         assert_eq!(
             err.location(),

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hexz_format::{EntryKind, ReadOptions};
+use hexz_format::EntryKind;
 use hexz_pipeline::recipe::{SymlinkPolicy, load_recipe, parse_recipe};
 use hexz_pipeline::{BuildOptions, Registry, build, open_archive_path};
 
@@ -80,7 +80,12 @@ fn every_bundled_recipe_builds_and_reads_back() {
             },
         )
         .unwrap();
-        let archive = open_archive_path(&plan.output, &registry, ReadOptions::default()).unwrap();
+        // Encrypted and signed recipes are read with their keys, under a trust
+        // policy for their signer.
+        let options = hexz_pipeline::crypto::read_options(&plan, &plan.output).unwrap();
+        let archive = open_archive_path(&plan.output, &registry, options).unwrap();
+        assert_eq!(archive.is_encrypted(), plan.encrypt.is_some());
+        assert_eq!(archive.is_trusted(), plan.sign.is_some());
         assert_eq!(archive.root_hash(), report.summary.root_hash);
         assert_eq!(
             archive.is_thin(),

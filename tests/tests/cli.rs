@@ -16,6 +16,8 @@
 //! * `corrupt`     — damaged archives give exit code 3;
 //! * `thin`        — thin snapshots: `--parent`, chains of ten, `log`, `diff`,
 //!   `squash`, missing and substituted parents.
+//! * `crypto`      — keygen, encrypted and signed builds, keys and trust on read
+//!   verbs, `verify` exit codes, `sign`, `keys`.
 //!
 //! The binary: `hexz` belongs to the `hexz-cli` package, and Cargo only exposes
 //! `CARGO_BIN_EXE_*` to tests of the same package, so `support::hexz_bin` runs
@@ -32,6 +34,8 @@ mod support;
 mod atomicity;
 #[path = "cli/corrupt.rs"]
 mod corrupt;
+#[path = "cli/crypto.rs"]
+mod crypto;
 #[path = "cli/determinism.rs"]
 mod determinism;
 #[path = "cli/owners.rs"]

@@ -490,6 +490,27 @@ pub enum RecipeError {
         written: String,
     },
 
+    /// A key, key file or passphrase named by `encrypt:` or `sign:` is unusable.
+    #[error("{at}: {field}: {detail}")]
+    BadKey {
+        /// Location of the value.
+        at: SourceLocation,
+        /// Key path, e.g. `encrypt.key_file`.
+        field: String,
+        /// What is wrong (never the secret itself).
+        detail: String,
+    },
+
+    /// `encrypt:` names no passphrase, key file or recipient.
+    #[error(
+        "{at}: `encrypt` names no key; add `passphrase_file:`, `passphrase_env:`, \
+         `key_file:` or `recipients:` (one key slot each)"
+    )]
+    NoKeySlot {
+        /// Location of the `encrypt` mapping.
+        at: SourceLocation,
+    },
+
     /// An input path is neither a directory nor a regular file (e.g. a socket).
     #[error(
         "{at}: input `{written}` (resolved to {}) is neither a directory nor a regular file; \
@@ -541,7 +562,9 @@ impl RecipeError {
             | Self::CodecSettings { at, .. }
             | Self::NotAUrl { at, .. }
             | Self::UnknownTransport { at, .. }
-            | Self::OutOfRange { at, .. } => Some(at),
+            | Self::OutOfRange { at, .. }
+            | Self::BadKey { at, .. }
+            | Self::NoKeySlot { at } => Some(at),
         }
     }
 }

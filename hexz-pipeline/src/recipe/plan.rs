@@ -34,6 +34,10 @@ pub struct Plan {
     /// path in the recipe is resolved against the recipe's folder). `hexz build
     /// --parent` replaces it.
     pub parent: Option<String>,
+    /// The `encrypt:` stage, when the recipe has one.
+    pub encrypt: Option<super::crypto::EncryptPlan>,
+    /// The `sign:` stage, when the recipe has one.
+    pub sign: Option<super::crypto::SignPlan>,
     /// Canonical JSON of the validated recipe, for provenance: compact, keys sorted,
     /// sizes as plain integers, defaults filled in, paths as written in the recipe
     /// (before `${VAR}` interpolation and resolution, so no environment values leak).

@@ -27,6 +27,12 @@ pub(crate) struct RawRecipe {
     /// Thin snapshot: the archive (path or URL) this one is a child of.
     #[serde(default)]
     pub(crate) parent: Option<Spanned<String>>,
+    /// Seal the archive (see `recipe/crypto.rs`).
+    #[serde(default)]
+    pub(crate) encrypt: Option<Spanned<super::crypto::RawEncrypt>>,
+    /// Sign the archive (see `recipe/crypto.rs`).
+    #[serde(default)]
+    pub(crate) sign: Option<super::crypto::RawSign>,
 }
 
 /// One entry of `inputs`.

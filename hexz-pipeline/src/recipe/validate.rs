@@ -64,7 +64,7 @@ impl Context<'_> {
     }
 
     /// Makes `path` absolute against the recipe folder, dropping `.` components.
-    fn resolve(&self, path: &str) -> PathBuf {
+    pub(crate) fn resolve(&self, path: &str) -> PathBuf {
         self.recipe_dir.join(path).components().collect()
     }
 }
@@ -126,7 +126,18 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
         }
         None => None,
     };
-    let normalized = normalized(raw, &inputs, &chunking, &compression);
+    let encrypt = match &raw.encrypt {
+        Some(e) => Some(super::crypto::encrypt_plan(e, cx)?),
+        None => None,
+    };
+    let sign = match &raw.sign {
+        Some(s) => Some(super::crypto::sign_plan(s, cx)?),
+        None => None,
+    };
+    let mut normalized = normalized(raw, &inputs, &chunking, &compression);
+    if encrypt.is_some() || sign.is_some() {
+        normalized = with_crypto(&normalized, encrypt.as_ref(), sign.as_ref());
+    }
     let compression_at = CompressionSpans {
         codec: raw
             .compression
@@ -149,8 +160,42 @@ pub(crate) fn validate(raw: &RawRecipe, cx: &Context<'_>) -> Result<Plan, Recipe
         compression_at,
         publish,
         parent,
+        encrypt,
+        sign,
         normalized,
     })
+}
+
+/// Add the `encrypt` and `sign` stages to the normalized recipe: which kinds of
+/// key slots, the recipients' and the signer's public keys — never a secret, a
+/// passphrase or the path of one. Recipes without them normalize as before.
+fn with_crypto(
+    normalized: &str,
+    encrypt: Option<&super::crypto::EncryptPlan>,
+    sign: Option<&super::crypto::SignPlan>,
+) -> String {
+    let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_str(normalized) else {
+        return normalized.to_owned();
+    };
+    if let Some(e) = encrypt {
+        doc.insert(
+            "encrypt".into(),
+            serde_json::json!({
+                "key_file": e.key_file.is_some(),
+                "passphrases": e.passphrases.len(),
+                "recipients": e.recipients.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    if let Some(s) = sign {
+        doc.insert(
+            "sign".into(),
+            serde_json::json!({ "detached": s.detached, "key": s.public.to_string() }),
+        );
+    }
+    // Sorted keys whatever serde_json's map type is.
+    let sorted: std::collections::BTreeMap<String, serde_json::Value> = doc.into_iter().collect();
+    serde_json::to_string(&sorted).unwrap_or_else(|_| normalized.to_owned())
 }
 
 fn check_exists(input: &InputPlan, at: SourceLocation) -> Result<(), RecipeError> {

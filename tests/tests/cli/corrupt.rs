@@ -49,9 +49,14 @@ fn flipped_byte_in_a_chunk_blob_gives_exit_3() {
     fs::write(&archive, &bytes).unwrap();
     let arc = archive.as_os_str();
 
-    let err = fails_with(&run(["verify".as_ref(), arc]), 3);
+    // The tree is intact: the fast check passes; --deep reads every chunk.
+    ok(&run(["verify".as_ref(), arc]));
+    let err = fails_with(&run(["verify".as_ref(), arc, "--deep".as_ref()]), 3);
     assert!(err.contains("verification"), "{err}");
-    fails_with(&run(["verify".as_ref(), arc, "--json".as_ref()]), 3);
+    fails_with(
+        &run(["verify".as_ref(), arc, "--deep".as_ref(), "--json".as_ref()]),
+        3,
+    );
     let out = run(["cat".as_ref(), arc, "b.bin".as_ref()]);
     fails_with(&out, 3);
     let out = run([
@@ -97,7 +102,7 @@ fn flipped_byte_in_a_compressed_chunk_gives_exit_3() {
     bytes[HEADER_LEN + 100] ^= 0x01;
     fs::write(&archive, &bytes).unwrap();
     let arc = archive.as_os_str();
-    fails_with(&run(["verify".as_ref(), arc]), 3);
+    fails_with(&run(["verify".as_ref(), arc, "--deep".as_ref()]), 3);
     fails_with(&run(["cat".as_ref(), arc, "a.bin".as_ref()]), 3);
 }
 

@@ -1,0 +1,208 @@
+//! Options every read verb shares for encrypted and signed archives: keys to open
+//! key slots, and the trust policy.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use hexz_format::crypto::keyfile::{PublicKeyKind, parse_raw_key};
+use hexz_format::{PublicKey, ReadOptions, SecretKeyFile, TrustPolicy, Unlock};
+use hexz_pipeline::Registry;
+use hexz_pipeline::recipe::strip_newline;
+use zeroize::Zeroizing;
+
+/// The environment variable read as a passphrase when set.
+pub const PASSPHRASE_ENV: &str = "HEXZ_PASSPHRASE";
+
+/// Keys for encrypted archives. Passphrases come from files or `HEXZ_PASSPHRASE`,
+/// never from the command line.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KeyArgs {
+    /// File holding a passphrase (its content without the final newline); also
+    /// read: the environment variable HEXZ_PASSPHRASE. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Vec<PathBuf>,
+    /// Raw 32-byte key file (32 bytes, or 64 hex digits). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Vec<PathBuf>,
+    /// X25519 identity: a secret key file from `hexz keygen --type x25519` (a
+    /// protected one is opened with the passphrases given). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+impl KeyArgs {
+    /// Every passphrase offered: files, then the environment variable.
+    pub fn passphrases(&self) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+        let mut out = Vec::new();
+        for path in &self.passphrase_file {
+            out.push(read_passphrase(path)?);
+        }
+        if let Ok(p) = std::env::var(PASSPHRASE_ENV)
+            && !p.is_empty()
+        {
+            out.push(Zeroizing::new(p.into_bytes()));
+        }
+        Ok(out)
+    }
+
+    /// The keys as the reader takes them.
+    pub fn unlock(&self) -> Result<Unlock> {
+        let passphrases = self.passphrases()?;
+        let mut unlock = Unlock::default();
+        for p in &passphrases {
+            unlock = unlock.passphrase(p.to_vec());
+        }
+        for path in &self.key_file {
+            unlock = unlock.key_file(*read_key_file(path)?);
+        }
+        for path in &self.identity {
+            let id = read_secret(path, &passphrases)?;
+            if id.kind != PublicKeyKind::X25519 {
+                anyhow::bail!(
+                    "{}: an X25519 identity is needed, this is an Ed25519 signing key",
+                    path.display()
+                );
+            }
+            unlock = unlock.identity(*id.seed());
+        }
+        Ok(unlock)
+    }
+}
+
+/// Signature options of the read verbs.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrustArgs {
+    /// Require a signature by this Ed25519 public key (a `.pub` file or the
+    /// `hexz-ed25519 …` line); every chunk read is then checked against the signed
+    /// tree. Repeatable: any of the keys will do.
+    #[arg(long = "trust", value_name = "KEY")]
+    pub trust: Vec<String>,
+    /// Detached signature (default: `<archive>.sig` when it exists, next to a
+    /// local archive or at the archive's URL plus `.sig`).
+    #[arg(long, value_name = "FILE")]
+    pub sig: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    /// The trust policy, if any key is given.
+    pub fn policy(&self, archive: &Path, registry: &Registry) -> Result<Option<TrustPolicy>> {
+        if self.trust.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(TrustPolicy {
+            keys: public_keys(&self.trust)?,
+            detached: detached_signature(self.sig.as_deref(), archive, registry)?,
+        }))
+    }
+}
+
+/// Parse Ed25519 public keys given on the command line.
+pub fn public_keys(args: &[String]) -> Result<Vec<PublicKey>> {
+    args.iter()
+        .map(|k| {
+            PublicKey::load(k)
+                .and_then(|k| k.expect(PublicKeyKind::Ed25519))
+                .with_context(|| format!("reading public key `{k}`"))
+        })
+        .collect()
+}
+
+/// Largest detached signature read (a manifest is at most 64 KiB).
+const MAX_SIG_LEN: u64 = 1 << 17;
+
+/// The detached signature: `--sig`, else `<archive>.sig` — next to a local
+/// archive, or at the archive's URL plus `.sig` (fetched through the registry's
+/// transports). A missing default is no signature, not an error.
+pub fn detached_signature(
+    sig: Option<&Path>,
+    archive: &Path,
+    registry: &Registry,
+) -> Result<Option<Vec<u8>>> {
+    if let Some(p) = sig {
+        return Ok(Some(
+            std::fs::read(p).with_context(|| format!("reading signature {}", p.display()))?,
+        ));
+    }
+    let default = hexz_pipeline::crypto::signature_path(archive);
+    let url = default
+        .to_str()
+        .filter(|s| hexz_pipeline::registry::url_scheme(s).is_some());
+    let Some(url) = url else {
+        return Ok(std::fs::read(default).ok());
+    };
+    let Ok(source) = registry.open_source(url) else {
+        return Ok(None);
+    };
+    let size = source.size();
+    if size > MAX_SIG_LEN {
+        anyhow::bail!("{url}: {size} bytes is too large for a signature");
+    }
+    let mut buf = vec![0; size as usize];
+    source
+        .read_exact_at(0, &mut buf)
+        .with_context(|| format!("reading signature {url}"))?;
+    Ok(Some(buf))
+}
+
+/// Read options with these keys and trust policy.
+pub fn read_options(
+    keys: &KeyArgs,
+    trust: &TrustArgs,
+    archive: &Path,
+    registry: &Registry,
+) -> Result<ReadOptions> {
+    Ok(ReadOptions {
+        unlock: keys.unlock()?,
+        trust: trust.policy(archive, registry)?,
+        ..ReadOptions::default()
+    })
+}
+
+/// A passphrase file's content, without the final newline; empty is refused.
+pub fn read_passphrase(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    let bytes = Zeroizing::new(
+        std::fs::read(path)
+            .with_context(|| format!("reading passphrase file {}", path.display()))?,
+    );
+    let pass = strip_newline(&bytes);
+    if pass.is_empty() {
+        anyhow::bail!("passphrase file {} is empty", path.display());
+    }
+    Ok(Zeroizing::new(pass.to_vec()))
+}
+
+/// A raw key file.
+pub fn read_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
+    let bytes = Zeroizing::new(
+        std::fs::read(path).with_context(|| format!("reading key file {}", path.display()))?,
+    );
+    Ok(parse_raw_key(&bytes, &path.display().to_string())?)
+}
+
+/// A secret key file, opened with the first of `passphrases` that fits when it is
+/// protected.
+pub fn read_secret(path: &Path, passphrases: &[Zeroizing<Vec<u8>>]) -> Result<SecretKeyFile> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    if !SecretKeyFile::is_protected(&text) {
+        return SecretKeyFile::decode(&text, None)
+            .with_context(|| format!("reading {}", path.display()));
+    }
+    let mut last = None;
+    for p in passphrases {
+        match SecretKeyFile::decode(&text, Some(p)) {
+            Ok(k) => return Ok(k),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => anyhow::Error::from(e),
+        None => anyhow::Error::from(hexz_format::Error::KeyRequired {
+            source_name: path.display().to_string(),
+            what: "this secret key is passphrase-protected; give --passphrase-file or set HEXZ_PASSPHRASE",
+        }),
+    }
+    .context(format!("reading {}", path.display())))
+}

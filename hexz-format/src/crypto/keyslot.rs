@@ -1,0 +1,513 @@
+//! Key slots: the archive keys (data key and dedup key, 64 bytes) wrapped with
+//! AES-256-GCM under a key-encryption key (KEK) derived from a passphrase, a key
+//! file, or an X25519 key agreement.
+//!
+//! ```text
+//! slot kind 1, passphrase (124 B):
+//!   0  4  Argon2id memory, KiB      4  4  Argon2id iterations
+//!   8  4  Argon2id lanes           12  4  reserved, zero
+//!   16 16 salt                      32 12 nonce   44 80 wrapped keys
+//!   KEK = Argon2id v1.3 (passphrase, salt, m, t, p), 32 bytes
+//! slot kind 2, key file (92 B):
+//!   0  12 nonce   12 80 wrapped keys
+//!   KEK = BLAKE3 derive_key("hexz key-file slot v1", key file's 32 bytes)
+//! slot kind 3, X25519 recipient (124 B):
+//!   0  32 ephemeral public key   32 12 nonce   44 80 wrapped keys
+//!   KEK = BLAKE3 derive_key("hexz x25519 slot v1",
+//!                           shared secret || ephemeral public || recipient public)
+//! wrapped keys = AES-256-GCM(KEK, nonce, aad = "hexz-keyslot-v1" || kind,
+//!                            data key || dedup key) = 64 B ciphertext || 16 B tag
+//! ```
+
+use std::fmt;
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use zeroize::Zeroizing;
+
+use super::{ArchiveKeys, random_bytes};
+use crate::bytes::{Cursor, PutLe};
+use crate::error::{Error, Result};
+
+/// Slot kind: passphrase through Argon2id.
+pub const SLOT_PASSPHRASE: u16 = 1;
+/// Slot kind: raw 32-byte key file.
+pub const SLOT_KEY_FILE: u16 = 2;
+/// Slot kind: X25519 recipient.
+pub const SLOT_RECIPIENT: u16 = 3;
+
+const WRAPPED_LEN: usize = 64 + 16;
+
+/// Argon2id cost parameters, stored in each passphrase slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes over memory.
+    pub iterations: u32,
+    /// Lanes.
+    pub lanes: u32,
+}
+
+impl Default for KdfParams {
+    /// 64 MiB, 3 passes, 1 lane (RFC 9106's memory-constrained recommendation with
+    /// one lane): about 0.1–0.3 s on one core.
+    fn default() -> Self {
+        Self {
+            memory_kib: 64 * 1024,
+            iterations: 3,
+            lanes: 1,
+        }
+    }
+}
+
+impl KdfParams {
+    /// Largest memory a reader accepts from an archive (1 GiB).
+    pub const MAX_MEMORY_KIB: u32 = 1 << 20;
+    /// Most passes a reader accepts.
+    pub const MAX_ITERATIONS: u32 = 64;
+    /// Most lanes a reader accepts.
+    pub const MAX_LANES: u32 = 16;
+
+    fn check(&self) -> std::result::Result<(), String> {
+        if !(8..=Self::MAX_MEMORY_KIB).contains(&self.memory_kib)
+            || !(1..=Self::MAX_ITERATIONS).contains(&self.iterations)
+            || !(1..=Self::MAX_LANES).contains(&self.lanes)
+            || self.memory_kib < 8 * self.lanes
+        {
+            return Err(format!(
+                "Argon2id parameters m={} KiB t={} p={} outside m 8..={} (and ≥ 8·p), t 1..={}, p 1..={}",
+                self.memory_kib,
+                self.iterations,
+                self.lanes,
+                Self::MAX_MEMORY_KIB,
+                Self::MAX_ITERATIONS,
+                Self::MAX_LANES
+            ));
+        }
+        Ok(())
+    }
+
+    /// Derive a 32-byte key from `passphrase` and `salt`.
+    pub(crate) fn derive(&self, passphrase: &[u8], salt: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+        self.check().map_err(|detail| Error::InvalidSetting {
+            setting: "Argon2id parameters",
+            detail,
+        })?;
+        let params = argon2::Params::new(self.memory_kib, self.iterations, self.lanes, Some(32))
+            .map_err(|e| Error::InvalidSetting {
+                setting: "Argon2id parameters",
+                detail: e.to_string(),
+            })?;
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let mut out = Zeroizing::new([0u8; 32]);
+        argon
+            .hash_password_into(passphrase, salt, out.as_mut())
+            .map_err(|e| Error::InvalidSetting {
+                setting: "Argon2id",
+                detail: e.to_string(),
+            })?;
+        Ok(out)
+    }
+}
+
+/// How to make a key slot (writer side).
+#[derive(Clone)]
+pub enum SlotSpec {
+    /// A passphrase, stretched with Argon2id.
+    Passphrase {
+        /// The passphrase bytes.
+        passphrase: Zeroizing<Vec<u8>>,
+        /// Cost parameters (stored in the slot).
+        kdf: KdfParams,
+    },
+    /// A raw 32-byte key (a key file).
+    KeyFile(Zeroizing<[u8; 32]>),
+    /// An X25519 public key: its holder can read the archive, the writer cannot
+    /// (unless it has another slot).
+    Recipient([u8; 32]),
+}
+
+impl fmt::Debug for SlotSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Passphrase { kdf, .. } => write!(f, "Passphrase(<redacted>, {kdf:?})"),
+            Self::KeyFile(_) => f.write_str("KeyFile(<redacted>)"),
+            Self::Recipient(p) => write!(f, "Recipient({})", super::keyfile::b64(p)),
+        }
+    }
+}
+
+/// Keys a reader offers to open key slots: every passphrase, key file and X25519
+/// identity is tried against every slot of its kind.
+#[derive(Clone, Default)]
+pub struct Unlock {
+    passphrases: Vec<Zeroizing<Vec<u8>>>,
+    key_files: Vec<Zeroizing<[u8; 32]>>,
+    identities: Vec<Zeroizing<[u8; 32]>>,
+}
+
+impl fmt::Debug for Unlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Unlock({} passphrases, {} key files, {} identities, <redacted>)",
+            self.passphrases.len(),
+            self.key_files.len(),
+            self.identities.len()
+        )
+    }
+}
+
+impl Unlock {
+    /// Offer a passphrase.
+    pub fn passphrase(mut self, p: impl Into<Vec<u8>>) -> Self {
+        self.passphrases.push(Zeroizing::new(p.into()));
+        self
+    }
+
+    /// Offer a raw 32-byte key.
+    pub fn key_file(mut self, key: [u8; 32]) -> Self {
+        self.key_files.push(Zeroizing::new(key));
+        self
+    }
+
+    /// Offer an X25519 secret key (for recipient slots).
+    pub fn identity(mut self, secret: [u8; 32]) -> Self {
+        self.identities.push(Zeroizing::new(secret));
+        self
+    }
+
+    /// Whether nothing is offered.
+    pub fn is_empty(&self) -> bool {
+        self.passphrases.is_empty() && self.key_files.is_empty() && self.identities.is_empty()
+    }
+
+    /// Kinds offered, for messages (`"passphrase, key file"`).
+    pub fn describe(&self) -> String {
+        let mut kinds = Vec::new();
+        if !self.passphrases.is_empty() {
+            kinds.push("passphrase");
+        }
+        if !self.key_files.is_empty() {
+            kinds.push("key file");
+        }
+        if !self.identities.is_empty() {
+            kinds.push("X25519 identity");
+        }
+        if kinds.is_empty() {
+            "no key".into()
+        } else {
+            kinds.join(", ")
+        }
+    }
+}
+
+/// One wrapped slot as stored in the envelope.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeySlot {
+    /// Kind 1.
+    Passphrase {
+        /// Argon2id costs.
+        kdf: KdfParams,
+        /// Argon2id salt.
+        salt: [u8; 16],
+        /// Wrapping nonce.
+        nonce: [u8; 12],
+        /// Wrapped keys.
+        wrapped: [u8; WRAPPED_LEN],
+    },
+    /// Kind 2.
+    KeyFile {
+        /// Wrapping nonce.
+        nonce: [u8; 12],
+        /// Wrapped keys.
+        wrapped: [u8; WRAPPED_LEN],
+    },
+    /// Kind 3.
+    Recipient {
+        /// The writer's one-time X25519 public key.
+        ephemeral: [u8; 32],
+        /// Wrapping nonce.
+        nonce: [u8; 12],
+        /// Wrapped keys.
+        wrapped: [u8; WRAPPED_LEN],
+    },
+}
+
+impl fmt::Debug for KeySlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+fn key_file_kek(key: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(blake3::derive_key("hexz key-file slot v1", key))
+}
+
+fn recipient_kek(
+    shared: &[u8; 32],
+    ephemeral: &[u8; 32],
+    recipient: &[u8; 32],
+) -> Zeroizing<[u8; 32]> {
+    let mut material = Zeroizing::new([0u8; 96]);
+    material[..32].copy_from_slice(shared);
+    material[32..64].copy_from_slice(ephemeral);
+    material[64..].copy_from_slice(recipient);
+    Zeroizing::new(blake3::derive_key("hexz x25519 slot v1", material.as_ref()))
+}
+
+fn wrap(kek: &[u8; 32], kind: u16, keys: &ArchiveKeys) -> Result<([u8; 12], [u8; WRAPPED_LEN])> {
+    let mut nonce = [0u8; 12];
+    random_bytes(&mut nonce)?;
+    let cipher = Aes256Gcm::new(kek.into());
+    let mut buf = keys.payload();
+    let aad = aad(kind);
+    let tag = cipher
+        .encrypt_inout_detached(&Nonce::from(nonce), &aad, buf.as_mut_slice().into())
+        .map_err(|_| Error::InvalidSetting {
+            setting: "key slot",
+            detail: "AES-GCM refused to wrap the key".into(),
+        })?;
+    let mut wrapped = [0u8; WRAPPED_LEN];
+    wrapped[..64].copy_from_slice(buf.as_ref());
+    wrapped[64..].copy_from_slice(tag.as_slice());
+    Ok((nonce, wrapped))
+}
+
+fn unwrap(
+    kek: &[u8; 32],
+    kind: u16,
+    nonce: &[u8; 12],
+    wrapped: &[u8; WRAPPED_LEN],
+) -> Option<ArchiveKeys> {
+    let cipher = Aes256Gcm::new(kek.into());
+    let mut buf = Zeroizing::new([0u8; 64]);
+    buf.copy_from_slice(&wrapped[..64]);
+    let tag = Tag::try_from(&wrapped[64..]).ok()?;
+    cipher
+        .decrypt_inout_detached(
+            &Nonce::from(*nonce),
+            &aad(kind),
+            buf.as_mut_slice().into(),
+            &tag,
+        )
+        .ok()?;
+    Some(ArchiveKeys::from_payload(&buf))
+}
+
+fn aad(kind: u16) -> Vec<u8> {
+    let mut a = b"hexz-keyslot-v1".to_vec();
+    a.push(kind as u8);
+    a
+}
+
+impl KeySlot {
+    /// Wrap `keys` as `spec` says.
+    pub fn wrap(spec: &SlotSpec, keys: &ArchiveKeys) -> Result<Self> {
+        Ok(match spec {
+            SlotSpec::Passphrase { passphrase, kdf } => {
+                let mut salt = [0u8; 16];
+                random_bytes(&mut salt)?;
+                let kek = kdf.derive(passphrase, &salt)?;
+                let (nonce, wrapped) = wrap(&kek, SLOT_PASSPHRASE, keys)?;
+                Self::Passphrase {
+                    kdf: *kdf,
+                    salt,
+                    nonce,
+                    wrapped,
+                }
+            }
+            SlotSpec::KeyFile(key) => {
+                let (nonce, wrapped) = wrap(&key_file_kek(key), SLOT_KEY_FILE, keys)?;
+                Self::KeyFile { nonce, wrapped }
+            }
+            SlotSpec::Recipient(public) => {
+                let secret = x25519_dalek::StaticSecret::from(*super::random_key()?);
+                let ephemeral = x25519_dalek::PublicKey::from(&secret).to_bytes();
+                let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(*public));
+                if !shared.was_contributory() {
+                    return Err(Error::InvalidKey {
+                        what: "X25519 recipient".into(),
+                        detail: "low-order public key".into(),
+                    });
+                }
+                let kek = recipient_kek(shared.as_bytes(), &ephemeral, public);
+                let (nonce, wrapped) = wrap(&kek, SLOT_RECIPIENT, keys)?;
+                Self::Recipient {
+                    ephemeral,
+                    nonce,
+                    wrapped,
+                }
+            }
+        })
+    }
+
+    /// Try every key of `unlock` that fits this slot's kind.
+    pub fn open(&self, unlock: &Unlock) -> Result<Option<ArchiveKeys>> {
+        match self {
+            Self::Passphrase {
+                kdf,
+                salt,
+                nonce,
+                wrapped,
+            } => {
+                for p in &unlock.passphrases {
+                    let kek = kdf.derive(p, salt)?;
+                    if let Some(k) = unwrap(&kek, SLOT_PASSPHRASE, nonce, wrapped) {
+                        return Ok(Some(k));
+                    }
+                }
+            }
+            Self::KeyFile { nonce, wrapped } => {
+                for key in &unlock.key_files {
+                    if let Some(k) = unwrap(&key_file_kek(key), SLOT_KEY_FILE, nonce, wrapped) {
+                        return Ok(Some(k));
+                    }
+                }
+            }
+            Self::Recipient {
+                ephemeral,
+                nonce,
+                wrapped,
+            } => {
+                for id in &unlock.identities {
+                    let secret = x25519_dalek::StaticSecret::from(**id);
+                    let me = x25519_dalek::PublicKey::from(&secret).to_bytes();
+                    let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(*ephemeral));
+                    let kek = recipient_kek(shared.as_bytes(), ephemeral, &me);
+                    if let Some(k) = unwrap(&kek, SLOT_RECIPIENT, nonce, wrapped) {
+                        return Ok(Some(k));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The envelope record kind.
+    pub fn kind(&self) -> u16 {
+        match self {
+            Self::Passphrase { .. } => SLOT_PASSPHRASE,
+            Self::KeyFile { .. } => SLOT_KEY_FILE,
+            Self::Recipient { .. } => SLOT_RECIPIENT,
+        }
+    }
+
+    /// One line for people (`passphrase (Argon2id m=65536 KiB t=3 p=1)`).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Passphrase { kdf, .. } => format!(
+                "passphrase (Argon2id m={} KiB t={} p={})",
+                kdf.memory_kib, kdf.iterations, kdf.lanes
+            ),
+            Self::KeyFile { .. } => "key file (32-byte key)".into(),
+            Self::Recipient { .. } => "X25519 recipient".into(),
+        }
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Passphrase {
+                kdf,
+                salt,
+                nonce,
+                wrapped,
+            } => {
+                out.put_u32(kdf.memory_kib);
+                out.put_u32(kdf.iterations);
+                out.put_u32(kdf.lanes);
+                out.put_u32(0);
+                out.extend_from_slice(salt);
+                out.extend_from_slice(nonce);
+                out.extend_from_slice(wrapped);
+            }
+            Self::KeyFile { nonce, wrapped } => {
+                out.extend_from_slice(nonce);
+                out.extend_from_slice(wrapped);
+            }
+            Self::Recipient {
+                ephemeral,
+                nonce,
+                wrapped,
+            } => {
+                out.extend_from_slice(ephemeral);
+                out.extend_from_slice(nonce);
+                out.extend_from_slice(wrapped);
+            }
+        }
+    }
+
+    /// Decode a slot record body of `kind` (the caller checked the kind is a slot).
+    pub(crate) fn decode(kind: u16, c: &mut Cursor<'_>) -> Result<Self> {
+        Ok(match kind {
+            SLOT_PASSPHRASE => {
+                let kdf = KdfParams {
+                    memory_kib: c.u32()?,
+                    iterations: c.u32()?,
+                    lanes: c.u32()?,
+                };
+                c.reserved(4)?;
+                kdf.check().map_err(|d| c.corrupt(d))?;
+                Self::Passphrase {
+                    kdf,
+                    salt: c.array()?,
+                    nonce: c.array()?,
+                    wrapped: c.array()?,
+                }
+            }
+            SLOT_KEY_FILE => Self::KeyFile {
+                nonce: c.array()?,
+                wrapped: c.array()?,
+            },
+            _ => Self::Recipient {
+                ephemeral: c.array()?,
+                nonce: c.array()?,
+                wrapped: c.array()?,
+            },
+        })
+    }
+}
+
+/// Unwrap an encrypted archive's keys with the first slot that `unlock` opens.
+pub(crate) fn unlock_archive(
+    source_name: &str,
+    envelope: Option<&super::envelope::Envelope>,
+    unlock: &Unlock,
+) -> Result<ArchiveKeys> {
+    let slots = envelope.map(|e| e.slots.as_slice()).unwrap_or_default();
+    if slots.is_empty() {
+        return Err(Error::Corrupt {
+            what: "envelope",
+            offset: 0,
+            detail: format!("{source_name}: encrypted archive without key slots"),
+        });
+    }
+    if unlock.is_empty() {
+        return Err(Error::KeyRequired {
+            source_name: source_name.to_string(),
+            what: "the archive is encrypted; give a passphrase, key file or X25519 identity",
+        });
+    }
+    let mut tried = 0;
+    for slot in slots {
+        let fits = match slot {
+            KeySlot::Passphrase { .. } => !unlock.passphrases.is_empty(),
+            KeySlot::KeyFile { .. } => !unlock.key_files.is_empty(),
+            KeySlot::Recipient { .. } => !unlock.identities.is_empty(),
+        };
+        if !fits {
+            continue;
+        }
+        tried += 1;
+        if let Some(keys) = slot.open(unlock)? {
+            return Ok(keys);
+        }
+    }
+    Err(Error::WrongKey {
+        source_name: source_name.to_string(),
+        offered: unlock.describe(),
+        slots: tried,
+    })
+}

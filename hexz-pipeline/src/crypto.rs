@@ -1,0 +1,151 @@
+//! The `encrypt:` and `sign:` stages at build time, and the matching read
+//! options: turn a plan's key references into writer settings (reading the
+//! secrets only now), write a detached signature next to the archive.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hexz_format::crypto::keyfile::parse_raw_key;
+use hexz_format::{
+    Encryption, ReadOptions, SignatureBlock, Signing, SlotSpec, TrustPolicy, Unlock,
+};
+use zeroize::Zeroizing;
+
+use crate::error::{PipelineError, Result};
+use crate::recipe::{EncryptPlan, Plan, RecipeError, SignPlan, SourceLocation, read_signing_key};
+
+fn key_error(plan: &Plan, field: &str, detail: String) -> PipelineError {
+    RecipeError::BadKey {
+        at: SourceLocation {
+            file: plan.recipe_path.clone(),
+            line: 0,
+            column: 0,
+        },
+        field: field.to_owned(),
+        detail,
+    }
+    .into()
+}
+
+/// The key slots `encrypt` asks for, secrets read now.
+pub fn slot_specs(plan: &Plan, encrypt: &EncryptPlan) -> Result<Vec<SlotSpec>> {
+    let mut slots = Vec::new();
+    for p in &encrypt.passphrases {
+        let passphrase = p
+            .read()
+            .map_err(|d| key_error(plan, "encrypt.passphrase", d))?;
+        slots.push(SlotSpec::Passphrase {
+            passphrase,
+            kdf: encrypt.kdf,
+        });
+    }
+    if let Some(path) = &encrypt.key_file {
+        slots.push(SlotSpec::KeyFile(
+            read_key_file(path).map_err(|e| key_error(plan, "encrypt.key_file", e.to_string()))?,
+        ));
+    }
+    slots.extend(
+        encrypt
+            .recipients
+            .iter()
+            .map(|r| SlotSpec::Recipient(r.bytes)),
+    );
+    Ok(slots)
+}
+
+/// A raw key file's 32 bytes.
+pub fn read_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(PipelineError::io(path))?);
+    Ok(parse_raw_key(&bytes, &path.display().to_string())?)
+}
+
+/// Writer encryption for `plan` (`None` without `encrypt:`).
+pub fn encryption(plan: &Plan) -> Result<Option<Encryption>> {
+    match &plan.encrypt {
+        Some(e) => Ok(Some(Encryption::new(&slot_specs(plan, e)?)?)),
+        None => Ok(None),
+    }
+}
+
+/// Writer signing for `plan` (`None` without `sign:`).
+pub fn signing(plan: &Plan) -> Result<Option<Signing>> {
+    let Some(s) = &plan.sign else {
+        return Ok(None);
+    };
+    let key = read_signing_key(&s.key, s.passphrase.as_ref())
+        .map_err(|d| key_error(plan, "sign.key", d))?
+        .signing_key()?;
+    Ok(Some(Signing {
+        key: Arc::new(key),
+        detached: s.detached,
+    }))
+}
+
+/// Where a detached signature of `archive` goes: `<archive>.sig`.
+pub fn signature_path(archive: &Path) -> PathBuf {
+    let mut name = archive.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+/// Write `block` as `<archive>.sig` (atomically, replacing an older one).
+pub fn write_detached(archive: &Path, block: &SignatureBlock) -> Result<PathBuf> {
+    let path = signature_path(archive);
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // 0o666 less the umask, like the archive (tempfile's default is 0o600): a
+    // signature is public and is served next to the archive.
+    let mut temp = tempfile::Builder::new()
+        .prefix(".hexz-sig.")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(&dir)
+        .map_err(PipelineError::io(&path))?;
+    use std::io::Write;
+    temp.write_all(&block.to_detached())
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(PipelineError::io(&path))?;
+    temp.persist(&path).map_err(|e| PipelineError::Io {
+        path: path.clone(),
+        error: e.error,
+    })?;
+    Ok(path)
+}
+
+/// Read options that open what `plan` builds: its key file and passphrases as
+/// keys, and, when it signs, a trust policy for its signer (with the detached
+/// signature next to `archive` when signatures are detached).
+pub fn read_options(plan: &Plan, archive: &Path) -> Result<ReadOptions> {
+    let mut options = ReadOptions::default();
+    if let Some(e) = &plan.encrypt {
+        let mut unlock = Unlock::default();
+        for p in &e.passphrases {
+            unlock = unlock.passphrase(
+                p.read()
+                    .map_err(|d| key_error(plan, "encrypt.passphrase", d))?
+                    .to_vec(),
+            );
+        }
+        if let Some(path) = &e.key_file {
+            unlock = unlock.key_file(*read_key_file(path)?);
+        }
+        options.unlock = unlock;
+    }
+    if let Some(SignPlan {
+        public, detached, ..
+    }) = &plan.sign
+    {
+        let detached = if *detached {
+            let p = signature_path(archive);
+            Some(std::fs::read(&p).map_err(PipelineError::io(&p))?)
+        } else {
+            None
+        };
+        options.trust = Some(TrustPolicy {
+            keys: vec![*public],
+            detached,
+        });
+    }
+    Ok(options)
+}

@@ -1,0 +1,160 @@
+//! The `encrypt:` and `sign:` recipe stages: validation errors located in the
+//! recipe, and builds that read back with their keys.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use hexz_format::crypto::keyfile::{PublicKeyKind, write_raw_key};
+use hexz_format::{KdfParams, SecretKeyFile};
+use hexz_pipeline::recipe::{RecipeError, parse_recipe};
+use hexz_pipeline::{BuildOptions, Registry, build, open_archive_path};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("data")).unwrap();
+        std::fs::write(d.join("data/a.txt"), b"secret content of a").unwrap();
+        std::fs::write(d.join("data/b.txt"), b"more secret content").unwrap();
+        write_raw_key(&d.join("data.key")).unwrap();
+        let signer = SecretKeyFile::generate(PublicKeyKind::Ed25519).unwrap();
+        signer.write_new(&d.join("sign.key"), None).unwrap();
+        signer
+            .write_new(
+                &d.join("sign-protected.key"),
+                Some((
+                    b"pw",
+                    KdfParams {
+                        memory_kib: 64,
+                        iterations: 1,
+                        lanes: 1,
+                    },
+                )),
+            )
+            .unwrap();
+        std::fs::write(d.join("pw.txt"), b"pw\n").unwrap();
+        let id = SecretKeyFile::generate(PublicKeyKind::X25519).unwrap();
+        id.write_new(&d.join("id.key"), None).unwrap();
+        std::fs::write(d.join("id.pub"), id.public().to_string()).unwrap();
+        std::fs::write(d.join("sign.pub"), signer.public().to_string()).unwrap();
+        Self { dir }
+    }
+
+    fn parse(&self, text: &str) -> Result<hexz_pipeline::recipe::Plan, RecipeError> {
+        let env = |name: &str| (name == "SET").then(|| "value".to_owned());
+        parse_recipe(text, &self.dir.path().join("recipe.yaml"), &env)
+    }
+
+    fn error(&self, text: &str) -> String {
+        self.parse(text).unwrap_err().to_string()
+    }
+}
+
+const HEAD: &str = "inputs:\n  - path: data/\noutput: out/a.hxz\n";
+
+#[test]
+fn key_problems_point_at_the_value() {
+    let f = Fixture::new();
+    let err = f.error(&format!("{HEAD}encrypt:\n  key_file: missing.key\n"));
+    assert!(
+        err.contains("recipe.yaml:5:13: encrypt.key_file: cannot read"),
+        "{err}"
+    );
+    let err = f.error(&format!("{HEAD}encrypt:\n  kdf: {{ iterations: 2 }}\n"));
+    assert!(
+        err.contains("recipe.yaml:5:3: `encrypt` names no key"),
+        "{err}"
+    );
+    let err = f.error(&format!("{HEAD}encrypt:\n  recipients: [sign.pub]\n"));
+    assert!(
+        err.contains("recipe.yaml:5:16: encrypt.recipients[0]:"),
+        "{err}"
+    );
+    assert!(err.contains("hexz-x25519 key is needed"), "{err}");
+    let err = f.error(&format!("{HEAD}encrypt:\n  passphrase_env: UNSET_VAR\n"));
+    assert!(
+        err.contains("recipe.yaml:5:19: encrypt.passphrase_env:"),
+        "{err}"
+    );
+    let err = f.error(&format!("{HEAD}sign:\n  key: id.key\n"));
+    assert!(err.contains("recipe.yaml:5:8: sign.key:"), "{err}");
+    assert!(err.contains("Ed25519"), "{err}");
+    let err = f.error(&format!("{HEAD}sign:\n  key: sign-protected.key\n"));
+    assert!(err.contains("passphrase-protected"), "{err}");
+    let err = f.error(&format!(
+        "{HEAD}sign:\n  key: sign-protected.key\n  passphrase_file: data/a.txt\n"
+    ));
+    assert!(err.contains("wrong key"), "{err}");
+    let err = f.error(&format!(
+        "{HEAD}encrypt:\n  key_file: data.key\n  kdf: {{ memory: 1KiB }}\n"
+    ));
+    assert!(
+        err.contains("recipe.yaml:6:18: encrypt.kdf.memory"),
+        "{err}"
+    );
+    let err = f.error(&format!("{HEAD}sign:\n  key: sign.key\n  detach: true\n"));
+    assert!(err.contains("did you mean `detached`"), "{err}");
+    // A good one: secrets do not enter the plan's provenance.
+    let plan = f
+        .parse(&format!(
+            "{HEAD}encrypt:\n  passphrase_env: SET\n  key_file: data.key\n  recipients: [id.pub]\n\
+             sign:\n  key: sign-protected.key\n  passphrase_file: pw.txt\n"
+        ))
+        .unwrap();
+    assert!(!plan.normalized.contains("value"), "{}", plan.normalized);
+    assert!(!plan.normalized.contains("data.key"), "{}", plan.normalized);
+    assert!(
+        plan.normalized
+            .contains("\"sign\":{\"detached\":false,\"key\":\"hexz-ed25519 ")
+    );
+}
+
+fn build_and_open(f: &Fixture, text: &str) -> (hexz_format::Archive, std::path::PathBuf) {
+    let plan = f.parse(text).unwrap();
+    let report = build(
+        &plan,
+        &Registry::default(),
+        &BuildOptions {
+            quiet: true,
+            threads: None,
+        },
+    )
+    .unwrap();
+    let options = hexz_pipeline::crypto::read_options(&plan, &plan.output).unwrap();
+    let a = open_archive_path(&plan.output, &Registry::default(), options).unwrap();
+    assert_eq!(a.root_hash(), report.summary.root_hash);
+    (a, plan.output)
+}
+
+#[test]
+fn encrypted_signed_builds_read_back_under_trust() {
+    let f = Fixture::new();
+    let (a, out) = build_and_open(
+        &f,
+        &format!("{HEAD}encrypt:\n  key_file: data.key\nsign:\n  key: sign.key\n"),
+    );
+    assert!(a.is_encrypted() && a.is_trusted());
+    let e = a.entry("a.txt").unwrap();
+    assert_eq!(a.read_entry(&e).unwrap(), b"secret content of a");
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(!bytes.windows(6).any(|w| w == b"secret"));
+    assert!(!bytes.windows(5).any(|w| w == b"a.txt"));
+}
+
+#[test]
+fn detached_signature_is_written_next_to_the_archive() {
+    let f = Fixture::new();
+    let (a, out) = build_and_open(
+        &f,
+        &format!("{HEAD}sign:\n  key: sign.key\n  detached: true\n"),
+    );
+    assert!(a.is_trusted());
+    assert!(hexz_pipeline::crypto::signature_path(&out).exists());
+    // The archive itself is unsigned.
+    assert!(a.envelope().unwrap().is_none());
+    assert!(Path::new(&format!("{}.sig", out.display())).exists());
+}
