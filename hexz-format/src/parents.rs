@@ -256,9 +256,10 @@ impl ParentLinks {
             .iter()
             .find(|s| s.kind == SECTION_PARENTS)
         {
-            Some(s) => {
-                decode_parents(&child.load_blob(&s.page, "parents section", crate::crypto::BlobRole::Section)?, s.page.offset)?
-            }
+            Some(s) => decode_parents(
+                &child.load_blob(&s.page, "parents section", crate::crypto::BlobRole::Section)?,
+                s.page.offset,
+            )?,
             None => Vec::new(),
         };
         let opened = refs.iter().map(|_| OnceLock::new()).collect();

@@ -782,7 +782,12 @@ impl Inner {
 
     /// Read a page or section blob: fetch, check CRC32 and BLAKE3, open (decrypt),
     /// decompress.
-    pub(crate) fn load_blob(&self, r: &PageRef, what: &'static str, role: BlobRole) -> Result<Vec<u8>> {
+    pub(crate) fn load_blob(
+        &self,
+        r: &PageRef,
+        what: &'static str,
+        role: BlobRole,
+    ) -> Result<Vec<u8>> {
         let stored = read_vec(self.source.as_ref(), what, r.offset, r.stored_len as usize)?;
         let crc = crc32fast::hash(&stored);
         if crc != r.crc {

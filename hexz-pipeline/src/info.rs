@@ -161,7 +161,7 @@ pub fn info(archive: &Archive) -> Result<ArchiveInfo> {
                 chunks: p.chunks,
                 bytes: p.bytes,
             })
-                .collect(),
+            .collect(),
         key_slots: if archive.is_encrypted() {
             Some(
                 envelope

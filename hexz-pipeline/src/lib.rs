@@ -13,8 +13,8 @@
 
 pub mod build;
 pub mod chunk_cache;
-pub mod diff;
 pub mod crypto;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod extract;
