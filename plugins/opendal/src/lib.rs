@@ -469,6 +469,26 @@ mod tests {
                 path: "/tmp/a.hxz".into()
             }
         );
+        assert_eq!(
+            Location::parse("gs://b/x/a.hxz").unwrap(),
+            Location::Gcs {
+                bucket: "b".into(),
+                key: "x/a.hxz".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("azblob://c/a.hxz").unwrap(),
+            Location::Azblob {
+                container: "c".into(),
+                path: "a.hxz".into()
+            }
+        );
+        assert!(Location::parse("gs://bucket-only").is_err());
+        #[cfg(not(feature = "gcs"))]
+        {
+            let err = OpendalSource::open("gs://b/a.hxz").unwrap_err().to_string();
+            assert!(err.contains("`gcs` feature"), "{err}");
+        }
         assert!(Location::parse("file://relative").is_err());
         assert!(Location::parse("http://host/").is_err());
     }
