@@ -45,8 +45,9 @@ use std::sync::{Arc, OnceLock};
 use rayon::prelude::*;
 
 use crate::bytes::{Cursor, PutLe};
+use crate::crypto::ChunkHasher;
 use crate::error::{Error, Hash32, Result};
-use crate::layout::{ChunkRecord, HASH_BLAKE3, MAX_PAGE_LEN, SECTION_PARENTS};
+use crate::layout::{ChunkRecord, MAX_PAGE_LEN, SECTION_PARENTS};
 use crate::page::{Page, TreeKind};
 use crate::reader::{Archive, Inner, VerifyReport};
 
@@ -435,6 +436,8 @@ pub struct ParentChunk {
 pub struct ParentSet {
     refs: Vec<ParentRef>,
     chunks: Vec<ParentChunk>,
+    /// How the chain's chunk ids were made: a child must use the same.
+    hasher: ChunkHasher,
 }
 
 /// An ancestor handed to [`ParentSet::new`]: the opened archive and the hint the
@@ -470,10 +473,21 @@ impl ParentSet {
                     detail: format!("{:?}: 1..={MAX_HINT_LEN} bytes, no NUL", p.hint),
                 });
             }
-            if p.archive.directory().hash != HASH_BLAKE3 {
-                return Err(Error::Unsupported {
-                    source_name: p.archive.source_name(),
-                    feature: "parents with keyed chunk hashes",
+            // Chunk ids only match along a chain built with one dedup key (or
+            // none): encrypted children take their parent's (see FORMAT.md §14.3).
+            if !p
+                .archive
+                .chunk_hasher()
+                .same_ids(&chain[0].archive.chunk_hasher())
+            {
+                return Err(Error::InvalidSetting {
+                    setting: "parents",
+                    detail: format!(
+                        "{} and {} do not share a dedup key (one is encrypted, or they \
+                         were built with different keys)",
+                        chain[0].archive.source_name(),
+                        p.archive.source_name()
+                    ),
                 });
             }
             let root_hash = p.archive.root_hash();
@@ -509,7 +523,19 @@ impl ParentSet {
         let mut chunks: Vec<ParentChunk> = per_parent.into_iter().flatten().collect();
         chunks.par_sort_unstable_by(|a, b| (a.id, a.source).cmp(&(b.id, b.source)));
         chunks.dedup_by(|later, first| later.id == first.id);
-        Ok(Self { refs, chunks })
+        let hasher = chain[0].archive.chunk_hasher();
+        Ok(Self {
+            refs,
+            chunks,
+            hasher,
+        })
+    }
+
+    /// How the chain's chunk ids are computed: a child built on this set must
+    /// compute its ids the same way (an encrypted child: with the parent's dedup
+    /// key, `Encryption::with_hasher`).
+    pub fn chunk_hasher(&self) -> &ChunkHasher {
+        &self.hasher
     }
 
     /// The parents, nearest first (chunk counts are filled in by the writer).

@@ -140,11 +140,10 @@ impl Manifest {
     }
 }
 
-/// Root hashes of an archive's parents, for its manifest. Hook for thin snapshots:
-/// archives without a parents section (all archives this version writes) have
-/// none. When parents are defined, this decodes the parents section.
-pub fn parent_roots(_archive: &Archive) -> Result<Vec<Hash32>> {
-    Ok(Vec::new())
+/// Root hashes of an archive's parents (thin snapshots, nearest first), for its
+/// manifest; none for a self-contained archive.
+pub fn parent_roots(archive: &Archive) -> Result<Vec<Hash32>> {
+    Ok(archive.parents()?.iter().map(|p| p.root_hash).collect())
 }
 
 /// What is wrong with a signature.

@@ -276,6 +276,8 @@ pub struct ArchiveWriter<W: Sink> {
     schema: Option<ColumnSchema>,
     /// Whether [`ArchiveWriter::set_parents`] was called.
     has_parents: bool,
+    /// How this archive's chunk ids are made (parents must make them the same way).
+    hasher: ChunkHasher,
 }
 
 enum Msg {
@@ -317,6 +319,11 @@ impl<W: Sink> ArchiveWriter<W> {
         options.validate()?;
         let batch_bytes = options.batch_bytes;
         let headroom = options.chunking.max as usize;
+        let hasher = options
+            .encryption
+            .as_ref()
+            .map(|e| e.chunk_hasher())
+            .unwrap_or_default();
         let (tx, rx) = sync_channel(2);
         let (recycle_tx, recycled) = std::sync::mpsc::channel();
         let progress = Arc::new(ProgressCounters::default());
@@ -363,6 +370,7 @@ impl<W: Sink> ArchiveWriter<W> {
             sections: Vec::new(),
             schema: None,
             has_parents: false,
+            hasher,
         })
     }
 
@@ -444,6 +452,21 @@ impl<W: Sink> ArchiveWriter<W> {
             return Err(Error::InvalidSetting {
                 setting: "parents",
                 detail: "parents are set once, before the first entry".into(),
+            });
+        }
+        if !parents.chunk_hasher().same_ids(&self.hasher) {
+            return Err(Error::InvalidSetting {
+                setting: "parents",
+                detail: if self.hasher.key_bytes().is_some() {
+                    "an encrypted thin child must use its parents' dedup key: build it with \
+                     the keys of an encrypted parent (a plain parent cannot have encrypted \
+                     children)"
+                        .into()
+                } else {
+                    "the parent is encrypted: its thin children must be encrypted too, with \
+                     the parent's dedup key"
+                        .into()
+                },
             });
         }
         self.has_parents = true;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use hexz_format::layout::SECTION_PROVENANCE;
 use hexz_format::{
-    ArchiveWriter, Compressor, EntryKind, EntryMeta, Hash32, Owner, PendingFile, Summary,
-    WriterOptions,
+    ArchiveWriter, Compressor, EntryKind, EntryMeta, Hash32, Owner, ParentSet, PendingFile,
+    Summary, WriterOptions,
 };
 use indicatif::ProgressBar;
 
@@ -157,11 +157,23 @@ pub fn writer_options(
     registry: &Registry,
     threads: Option<usize>,
 ) -> Result<WriterOptions> {
+    writer_options_on(plan, registry, threads, None)
+}
+
+/// [`writer_options`] for a thin child of `parents`: an encrypted child takes the
+/// chain's dedup key, so its chunk ids match its parents'.
+fn writer_options_on(
+    plan: &Plan,
+    registry: &Registry,
+    threads: Option<usize>,
+    parents: Option<&ParentSet>,
+) -> Result<WriterOptions> {
     let compressor = compressor(plan, registry)?;
     let mut options = WriterOptions::new(compressor);
     options.chunking = plan.chunking;
     options.threads = threads;
-    options.encryption = crate::crypto::encryption(plan)?;
+    options.encryption =
+        crate::crypto::encryption_with(plan, parents.map(ParentSet::chunk_hasher))?;
     options.signing = crate::crypto::signing(plan)?;
     Ok(options)
 }
@@ -169,7 +181,21 @@ pub fn writer_options(
 /// Run `plan`: walk the inputs, write the archive atomically to `plan.output`.
 pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result<BuildReport> {
     let started = Instant::now();
-    let writer_options = writer_options(plan, registry, options.threads)?;
+    // Thin snapshot: read the parent chain's chunk ids before writing anything
+    // (opened with the recipe's keys: an encrypted chain shares them).
+    let parents = match &plan.parent {
+        Some(parent) => {
+            let unlock = crate::crypto::read_options(plan, &plan.output)?.unlock;
+            Some(crate::thin::parent_set(
+                parent,
+                &plan.output,
+                registry,
+                &unlock,
+            )?)
+        }
+        None => None,
+    };
+    let writer_options = writer_options_on(plan, registry, options.threads, parents.as_ref())?;
     if let Some(dir) = plan.output.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(PipelineError::io(dir))?;
     }
@@ -183,11 +209,6 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     let bar = bytes_bar(total, options.quiet, "building");
     // Record inputs are scanned for their column schema before anything is written.
     let scan = crate::records::scan(plan)?;
-    // Thin snapshot: read the parent chain's chunk ids before writing anything.
-    let parents = match &plan.parent {
-        Some(parent) => Some(crate::thin::parent_set(parent, &plan.output, registry)?),
-        None => None,
-    };
     let mut writer = ArchiveWriter::create(&plan.output, writer_options)?;
     if let Some(parents) = parents {
         writer.set_parents(parents)?;

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hexz_format::crypto::ChunkHasher;
 use hexz_format::crypto::keyfile::parse_raw_key;
 use hexz_format::{
     Encryption, ReadOptions, SignatureBlock, Signing, SlotSpec, TrustPolicy, Unlock,
@@ -61,9 +62,16 @@ pub fn read_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
 
 /// Writer encryption for `plan` (`None` without `encrypt:`).
 pub fn encryption(plan: &Plan) -> Result<Option<Encryption>> {
-    match &plan.encrypt {
-        Some(e) => Ok(Some(Encryption::new(&slot_specs(plan, e)?)?)),
-        None => Ok(None),
+    encryption_with(plan, None)
+}
+
+/// [`encryption`] with the dedup key of `hasher` (a thin child takes its
+/// parents': see `Encryption::with_hasher`).
+pub fn encryption_with(plan: &Plan, hasher: Option<&ChunkHasher>) -> Result<Option<Encryption>> {
+    match (&plan.encrypt, hasher) {
+        (Some(e), Some(h)) => Ok(Some(Encryption::with_hasher(&slot_specs(plan, e)?, h)?)),
+        (Some(e), None) => Ok(Some(Encryption::new(&slot_specs(plan, e)?)?)),
+        (None, _) => Ok(None),
     }
 }
 

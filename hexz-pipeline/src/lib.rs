@@ -51,8 +51,8 @@ use hexz_format::{Archive, ReadOptions};
 /// when first needed ([`RegistryResolver`]).
 pub fn open_archive(location: &str, registry: &Registry, options: ReadOptions) -> Result<Archive> {
     let source = registry.open_source(location)?;
-    Ok(Archive::open(source, registry, options)?
-        .with_parent_resolver(std::sync::Arc::new(RegistryResolver::new(registry.clone()))))
+    let resolver = resolver(registry, &options);
+    Ok(Archive::open(source, registry, options)?.with_parent_resolver(resolver))
 }
 
 /// [`open_archive`] with an on-disk cache for remote archives: pages and chunks
@@ -73,9 +73,10 @@ pub fn open_archive_cached(
         source,
         std::sync::Arc::clone(cache),
     ));
+    let resolver = resolver(registry, &options);
     let archive = Archive::open(cached.clone(), registry, options)?;
     cached.set_root(archive.root_hash());
-    Ok(archive)
+    Ok(archive.with_parent_resolver(resolver))
 }
 
 /// [`open_archive`] for a local path (read with `pread`, whatever its characters).
@@ -84,8 +85,16 @@ pub fn open_archive_path(
     registry: &Registry,
     options: ReadOptions,
 ) -> Result<Archive> {
-    Ok(Archive::open_path(path, registry, options)?
-        .with_parent_resolver(std::sync::Arc::new(RegistryResolver::new(registry.clone()))))
+    let resolver = resolver(registry, &options);
+    Ok(Archive::open_path(path, registry, options)?.with_parent_resolver(resolver))
+}
+
+/// Opens a child's parents with the child's transports and keys.
+fn resolver(registry: &Registry, options: &ReadOptions) -> std::sync::Arc<RegistryResolver> {
+    std::sync::Arc::new(RegistryResolver::with_unlock(
+        registry.clone(),
+        options.unlock.clone(),
+    ))
 }
 
 /// The README's Rust examples compile as doc tests.

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hexz_format::parents::ResolveError;
-use hexz_format::{Archive, Hash32, ParentArchive, ParentResolver, ParentSet, ReadOptions};
+use hexz_format::{Archive, Hash32, ParentArchive, ParentResolver, ParentSet, ReadOptions, Unlock};
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
@@ -21,19 +21,28 @@ use crate::registry::{Registry, url_scheme};
 #[derive(Debug, Clone)]
 pub struct RegistryResolver {
     registry: Registry,
+    /// Keys offered to encrypted parents (those of the child).
+    unlock: Unlock,
 }
 
 impl RegistryResolver {
-    /// A resolver over `registry`.
+    /// A resolver over `registry` (parents must not be encrypted).
     pub fn new(registry: Registry) -> Self {
-        Self { registry }
+        Self::with_unlock(registry, Unlock::default())
+    }
+
+    /// A resolver over `registry` that offers `unlock` to encrypted parents (the
+    /// keys the child was opened with: a chain shares its keys).
+    pub fn with_unlock(registry: Registry, unlock: Unlock) -> Self {
+        Self { registry, unlock }
     }
 }
 
 /// Parents serve chunk blobs only, read through the child's chunk cache: their
 /// own caches stay small.
-fn parent_read_options() -> ReadOptions {
+fn parent_read_options(unlock: &Unlock) -> ReadOptions {
     ReadOptions {
+        unlock: unlock.clone(),
         chunk_cache_bytes: 0,
         page_cache_bytes: 1 << 20,
         readahead_bytes: 0,
@@ -52,7 +61,7 @@ impl ParentResolver for RegistryResolver {
             .registry
             .open_source(location)
             .map_err(|e| Box::new(e) as ResolveError)?;
-        let archive = Archive::open(source, &self.registry, parent_read_options())?;
+        let archive = Archive::open(source, &self.registry, parent_read_options(&self.unlock))?;
         Ok(archive)
     }
 }
@@ -60,7 +69,13 @@ impl ParentResolver for RegistryResolver {
 /// The parent chain a build dedups against: the archive at `parent` (a path or
 /// URL) and every ancestor it names, each opened and checked against its root
 /// hash, with location hints made relative to `output` where both are local.
-pub fn parent_set(parent: &str, output: &Path, registry: &Registry) -> Result<ParentSet> {
+/// `unlock` opens encrypted parents (a chain shares its keys).
+pub fn parent_set(
+    parent: &str,
+    output: &Path,
+    registry: &Registry,
+    unlock: &Unlock,
+) -> Result<ParentSet> {
     if url_scheme(parent).is_none() {
         let same = match (std::fs::canonicalize(parent), std::fs::canonicalize(output)) {
             (Ok(p), Ok(o)) => p == o,
@@ -72,12 +87,15 @@ pub fn parent_set(parent: &str, output: &Path, registry: &Registry) -> Result<Pa
             });
         }
     }
-    let direct = crate::open_archive(parent, registry, ReadOptions::default()).map_err(|e| {
-        PipelineError::Parent {
+    let options = ReadOptions {
+        unlock: unlock.clone(),
+        ..ReadOptions::default()
+    };
+    let direct =
+        crate::open_archive(parent, registry, options).map_err(|e| PipelineError::Parent {
             location: parent.to_string(),
             error: Box::new(e),
-        }
-    })?;
+        })?;
     let ancestors = direct.parents()?;
     let mut chain = Vec::with_capacity(ancestors.len() + 1);
     chain.push(ParentArchive {

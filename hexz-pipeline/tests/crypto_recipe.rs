@@ -158,3 +158,83 @@ fn detached_signature_is_written_next_to_the_archive() {
     assert!(a.envelope().unwrap().is_none());
     assert!(Path::new(&format!("{}.sig", out.display())).exists());
 }
+
+/// Thin children of an encrypted parent: built with the parent's keys they take
+/// its dedup key (same chunk ids, so they store only what changed), read back
+/// through the parent with the same keys, and their signed manifest names the
+/// parent. A plain child of an encrypted parent, and an encrypted child of a
+/// plain one, are refused.
+#[test]
+fn an_encrypted_chain_deduplicates_and_reads_back() {
+    let f = Fixture::new();
+    let d = f.dir.path();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(d.join("data/big.bin"), &big).unwrap();
+    let registry = Registry::default();
+    let quiet = BuildOptions {
+        quiet: true,
+        threads: Some(2),
+    };
+    let recipe = |output: &str, parent: Option<&str>, sealed: bool| {
+        let mut text = format!("inputs:\n  - path: data/\noutput: {output}\n");
+        if let Some(p) = parent {
+            text.push_str(&format!("parent: {p}\n"));
+        }
+        if sealed {
+            text.push_str("encrypt:\n  key_file: data.key\nsign:\n  key: sign.key\n");
+        }
+        f.parse(&text).unwrap()
+    };
+    let parent = recipe("out/v1.hxz", None, true);
+    build(&parent, &registry, &quiet).unwrap();
+    std::fs::write(d.join("data/c.txt"), b"new in version two").unwrap();
+    let child = recipe("out/v2.hxz", Some("out/v1.hxz"), true);
+    build(&child, &registry, &quiet).unwrap();
+    let size = |p: &str| std::fs::metadata(d.join(p)).unwrap().len();
+    assert!(
+        size("out/v2.hxz") * 10 < size("out/v1.hxz"),
+        "child {} bytes, parent {}",
+        size("out/v2.hxz"),
+        size("out/v1.hxz")
+    );
+    // Read back through the parent, with the recipe's keys and trust policy.
+    let options = hexz_pipeline::crypto::read_options(&child, &d.join("out/v2.hxz")).unwrap();
+    let a = open_archive_path(&d.join("out/v2.hxz"), &registry, options).unwrap();
+    assert!(a.is_thin());
+    assert_eq!(a.read_entry(&a.entry("big.bin").unwrap()).unwrap(), big);
+    assert_eq!(
+        a.read_entry(&a.entry("c.txt").unwrap()).unwrap(),
+        b"new in version two"
+    );
+    a.verify().unwrap();
+    // The signed manifest covers the parent's root hash.
+    let roots = hexz_format::sign::parent_roots(&a).unwrap();
+    let v1 = open_archive_path(
+        &d.join("out/v1.hxz"),
+        &registry,
+        hexz_pipeline::crypto::read_options(&parent, &d.join("out/v1.hxz")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(roots, vec![v1.root_hash()]);
+    // Without keys the child does not open.
+    assert!(open_archive_path(&d.join("out/v2.hxz"), &registry, Default::default()).is_err());
+
+    // A plain child of the encrypted parent: refused (and nothing written).
+    let plain_child = recipe("out/plain-child.hxz", Some("out/v1.hxz"), false);
+    let err = build(&plain_child, &registry, &quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("encrypted"), "{err}");
+    assert!(!d.join("out/plain-child.hxz").exists());
+    // An encrypted child of a plain parent: refused.
+    let plain = recipe("out/plain.hxz", None, false);
+    build(&plain, &registry, &quiet).unwrap();
+    let sealed_child = recipe("out/sealed-child.hxz", Some("out/plain.hxz"), true);
+    let err = build(&sealed_child, &registry, &quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dedup key"), "{err}");
+    assert!(!d.join("out/sealed-child.hxz").exists());
+}

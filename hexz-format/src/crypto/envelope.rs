@@ -239,7 +239,12 @@ pub(crate) fn for_new_archive(
             root,
             catalog,
             provenance,
-            parents: Vec::new(),
+            parents: sections
+                .iter()
+                .find(|(kind, _, _)| *kind == crate::layout::SECTION_PARENTS)
+                .and_then(|(_, _, data)| crate::parents::decode_parents(data, 0).ok())
+                .map(|refs| refs.iter().map(|r| r.root_hash).collect())
+                .unwrap_or_default(),
         };
         let block = SignatureBlock::sign(&signing.key, &manifest);
         if !signing.detached {

@@ -87,6 +87,19 @@ impl ChunkHasher {
         }
     }
 
+    /// Whether both hashers give every chunk the same id (both plain, or keyed
+    /// with the same key; compared in constant time).
+    pub fn same_ids(&self, other: &Self) -> bool {
+        match (self.key_bytes(), other.key_bytes()) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                use subtle::ConstantTimeEq;
+                bool::from(a.ct_eq(b))
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn key_bytes(&self) -> Option<&[u8; 32]> {
         match self {
             Self::Plain => None,
