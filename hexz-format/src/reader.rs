@@ -646,6 +646,9 @@ impl Archive {
         }
         if per_source.len() > 1 || self.is_thin() {
             self.verify_parent_counts(&per_source)?;
+            // Even the fast check opens every parent that serves chunks: a missing
+            // or substituted parent is an error, never a pass.
+            self.check_parents()?;
         }
         blobs.sort_unstable_by_key(|r| (r.source, r.blob_offset));
         // Records sharing a blob must agree on everything about it.
