@@ -15,6 +15,7 @@ use hexz_pipeline::recipe::load_recipe;
 use hexz_pipeline::{BuildOptions, ExtractOptions, PipelineError, Registry};
 
 mod thin;
+mod volume;
 
 /// Build, inspect and read hexz archives.
 #[derive(Debug, Parser)]
@@ -137,6 +138,8 @@ enum Command {
     /// Upload an archive to a URL (s3://bucket/key, file:///path); it appears there
     /// only once complete, and nothing is uploaded if the URL already holds it.
     Publish(publish::PublishArgs),
+    /// Writable volumes: create, write at any offset, read, log, time travel, gc.
+    Volume(volume::VolumeArgs),
     /// Check every page and every chunk of an archive.
     Verify {
         /// The archive: a path, or a URL (s3://bucket/key, https://host/a.hxz, file:///a.hxz).
@@ -182,8 +185,12 @@ fn message(err: &anyhow::Error) -> String {
     msg
 }
 
-/// 1: generic failure; 2: bad usage or recipe; 3: corrupt archive; 4: not found.
+/// 1: generic failure; 2: bad usage or recipe; 3: corrupt archive; 4: not found;
+/// 5: a volume conflict (another writer committed first).
 fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(code) = volume::exit_code(err) {
+        return code;
+    }
     let format = err.downcast_ref::<hexz_format::Error>().or_else(|| {
         match err.downcast_ref::<PipelineError>() {
             Some(PipelineError::Format(f)) => Some(f),
@@ -533,6 +540,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Publish(args) => publish::run(args, &registry, &mut out)?,
+        Command::Volume(args) => volume::run(args, &registry, &mut out)?,
         Command::Log { archive, json } => {
             let a = open(&archive, &registry)?;
             let links = hexz_pipeline::log(&a)?;
