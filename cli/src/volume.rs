@@ -39,6 +39,7 @@ impl WriteSettings {
             level: None,
             dirty_limit: self.dirty_limit.unwrap_or(volume::DEFAULT_DIRTY_LIMIT),
             wal: self.wal.clone(),
+            ..VolumeOptions::default()
         }
     }
 }
@@ -173,9 +174,9 @@ pub fn run(args: VolumeArgs, registry: &Registry, out: &mut dyn Write) -> Result
         } => {
             let mut v = Volume::open(&volume, registry, settings.options())?;
             let mut reader: Box<dyn Read> = match &input {
-                Some(p) if p.as_os_str() != "-" => Box::new(
-                    std::fs::File::open(p).with_context(|| format!("{}", p.display()))?,
-                ),
+                Some(p) if p.as_os_str() != "-" => {
+                    Box::new(std::fs::File::open(p).with_context(|| format!("{}", p.display()))?)
+                }
                 _ => Box::new(std::io::stdin().lock()),
             };
             let mut buf = vec![0u8; 4 << 20];
@@ -206,7 +207,7 @@ pub fn run(args: VolumeArgs, registry: &Registry, out: &mut dyn Write) -> Result
             output,
         } => {
             let v = match version {
-                Some(n) => Volume::open_version(&volume, n, registry)?,
+                Some(n) => Volume::open_version(&volume, n, registry, &VolumeOptions::default())?,
                 None => Volume::open(&volume, registry, VolumeOptions::default())?,
             };
             let end = match length {
@@ -250,7 +251,7 @@ pub fn run(args: VolumeArgs, registry: &Registry, out: &mut dyn Write) -> Result
             committed(out, &v)?;
         }
         VolumeCommand::Log { volume, json } => {
-            let versions = volume::log(&volume, registry)?;
+            let versions = volume::log(&volume, registry, &VolumeOptions::default())?;
             if json {
                 writeln!(
                     out,
@@ -282,7 +283,12 @@ pub fn run(args: VolumeArgs, registry: &Registry, out: &mut dyn Write) -> Result
             grace,
             json,
         } => {
-            let report = volume::gc(&volume, registry, Duration::from_secs(grace))?;
+            let report = volume::gc(
+                &volume,
+                registry,
+                &VolumeOptions::default(),
+                Duration::from_secs(grace),
+            )?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
             } else {

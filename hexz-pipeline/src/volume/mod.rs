@@ -67,6 +67,12 @@ pub const BLOCK: u64 = 64 * 1024;
 pub const DEFAULT_DIRTY_LIMIT: u64 = 64 << 20;
 /// The one entry of every snapshot.
 pub const ENTRY_NAME: &str = "volume.img";
+/// Default [`VolumeOptions::chunking`]: 4 KiB min, 16 KiB average, 64 KiB max.
+pub const VOLUME_CHUNKING: hexz_format::ChunkParams = hexz_format::ChunkParams {
+    min: 4 * 1024,
+    avg: 16 * 1024,
+    max: 64 * 1024,
+};
 /// Default gc grace period: snapshots written less than this long ago are kept
 /// even when unreferenced (a writer may be about to swing the head to them).
 pub const DEFAULT_GC_GRACE: Duration = Duration::from_secs(15 * 60);
@@ -252,6 +258,12 @@ pub struct VolumeOptions {
     pub dirty_limit: u64,
     /// Write-ahead log file (local), for writable opens.
     pub wal: Option<PathBuf>,
+    /// Content-defined chunking of snapshots. Default 4/16/64 KiB: smaller than
+    /// archives' default, since a small write re-stores the chunks it touches.
+    pub chunking: hexz_format::ChunkParams,
+    /// S3 settings for the head and snapshot objects (`None`: from the AWS
+    /// environment). Snapshots are read through the registry's transports.
+    pub s3: Option<hexz_opendal::S3Options>,
 }
 
 impl Default for VolumeOptions {
@@ -261,6 +273,8 @@ impl Default for VolumeOptions {
             level: None,
             dirty_limit: DEFAULT_DIRTY_LIMIT,
             wal: None,
+            chunking: VOLUME_CHUNKING,
+            s3: None,
         }
     }
 }
@@ -329,7 +343,9 @@ pub struct GcReport {
 
 fn writer_options(registry: &Registry, options: &VolumeOptions) -> Result<WriterOptions> {
     let compressor = registry.compressor(&options.codec, options.level)?;
-    Ok(WriterOptions::new(compressor))
+    let mut w = WriterOptions::new(compressor);
+    w.chunking = options.chunking;
+    Ok(w)
 }
 
 fn read_head(store: &Store) -> Result<(Head, HeadToken)> {
@@ -394,7 +410,7 @@ impl Volume {
         registry: &Registry,
         options: VolumeOptions,
     ) -> Result<Self> {
-        let store = Store::open(url)?;
+        let store = Store::open(url, options.s3.as_ref())?;
         if let Some(token) = store.read_head()? {
             let version = Head::decode(&token.bytes).map(|h| h.version).unwrap_or(0);
             return Err(VolumeError::Exists {
@@ -422,7 +438,7 @@ impl Volume {
     /// With [`VolumeOptions::wal`], writes logged there and not yet flushed are
     /// replayed (see [`VolumeError::WalConflict`] when that is not possible).
     pub fn open(url: &str, registry: &Registry, options: VolumeOptions) -> Result<Self> {
-        let store = Store::open(url)?;
+        let store = Store::open(url, options.s3.as_ref())?;
         let (head, token) = read_head(&store)?;
         let (base, entry) = open_snapshot(&store, registry, head.version, &head.root_hash())?;
         let mut volume = Self::assemble(store, registry, options, head, Some(token), base, entry);
@@ -431,8 +447,13 @@ impl Volume {
     }
 
     /// Open version `version` of the volume at `url`, read-only.
-    pub fn open_version(url: &str, version: u64, registry: &Registry) -> Result<Self> {
-        let store = Store::open(url)?;
+    pub fn open_version(
+        url: &str,
+        version: u64,
+        registry: &Registry,
+        options: &VolumeOptions,
+    ) -> Result<Self> {
+        let store = Store::open(url, options.s3.as_ref())?;
         let (head, _) = read_head(&store)?;
         if version == 0 || version > head.version {
             return Err(VolumeError::NoSuchVersion {
@@ -461,7 +482,7 @@ impl Volume {
         Ok(Self::assemble(
             store,
             registry,
-            VolumeOptions::default(),
+            options.clone(),
             old,
             None,
             base,
@@ -886,8 +907,8 @@ impl Read for ImageReader<'_> {
 }
 
 /// The versions of the volume at `url`, newest first.
-pub fn log(url: &str, registry: &Registry) -> Result<Vec<VersionInfo>> {
-    let store = Store::open(url)?;
+pub fn log(url: &str, registry: &Registry, options: &VolumeOptions) -> Result<Vec<VersionInfo>> {
+    let store = Store::open(url, options.s3.as_ref())?;
     let (head, _) = read_head(&store)?;
     let (archive, _) = open_snapshot(&store, registry, head.version, &head.root_hash())?;
     let links = crate::thin::log(&archive)?;
@@ -914,8 +935,13 @@ pub fn log(url: &str, registry: &Registry) -> Result<Vec<VersionInfo>> {
 /// conflict — and stray temporary files, once older than `grace` (a writer may be
 /// between writing its snapshot and swinging the head). Readers of retained
 /// versions are never affected, since nothing in the chain is touched.
-pub fn gc(url: &str, registry: &Registry, grace: Duration) -> Result<GcReport> {
-    let store = Store::open(url)?;
+pub fn gc(
+    url: &str,
+    registry: &Registry,
+    options: &VolumeOptions,
+    grace: Duration,
+) -> Result<GcReport> {
+    let store = Store::open(url, options.s3.as_ref())?;
     let (head, _) = read_head(&store)?;
     let (archive, _) = open_snapshot(&store, registry, head.version, &head.root_hash())?;
     let mut keep: Vec<String> = vec![head::snapshot_name(&archive.root_hash())];

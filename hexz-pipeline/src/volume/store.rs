@@ -50,7 +50,10 @@ pub(crate) const SNAPSHOTS: &str = "snapshots";
 
 impl Store {
     /// The store of the volume at `url`.
-    pub(crate) fn open(url: &str) -> Result<Self, VolumeError> {
+    pub(crate) fn open(
+        url: &str,
+        s3: Option<&hexz_opendal::S3Options>,
+    ) -> Result<Self, VolumeError> {
         let url = url.trim_end_matches('/').to_string();
         let local = match url_scheme(&url).as_deref() {
             None => Some(PathBuf::from(&url)),
@@ -60,8 +63,10 @@ impl Store {
         match local {
             Some(dir) => Ok(Store::Local { dir, url }),
             None => {
-                let dir = ObjectDir::open(&url, &hexz_opendal::S3Options::from_env())
-                    .map_err(|e| VolumeError::store(&url, e))?;
+                let s3 = s3
+                    .cloned()
+                    .unwrap_or_else(hexz_opendal::S3Options::from_env);
+                let dir = ObjectDir::open(&url, &s3).map_err(|e| VolumeError::store(&url, e))?;
                 Ok(Store::Remote(Box::new(dir)))
             }
         }

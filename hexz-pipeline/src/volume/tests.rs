@@ -51,7 +51,7 @@ fn writes_reads_flushes_and_travels_in_time_on_a_local_folder() {
     // A small change stores little.
     v.write_at(100_000, b"x").unwrap();
     v.flush().unwrap();
-    let versions = log(&url, &r).unwrap();
+    let versions = log(&url, &r, &small()).unwrap();
     assert_eq!(
         versions.iter().map(|x| x.version).collect::<Vec<_>>(),
         vec![3, 2, 1]
@@ -61,9 +61,9 @@ fn writes_reads_flushes_and_travels_in_time_on_a_local_folder() {
         "{versions:?}"
     );
     // Time travel.
-    let old = Volume::open_version(&url, 1, &r).unwrap();
+    let old = Volume::open_version(&url, 1, &r, &small()).unwrap();
     assert_eq!(old.read(0, 300_000).unwrap(), vec![0; 300_000]);
-    let old = Volume::open_version(&url, 2, &r).unwrap();
+    let old = Volume::open_version(&url, 2, &r, &small()).unwrap();
     assert_eq!(old.read(0, 300_000).unwrap(), model);
     assert!(old.is_read_only());
     let mut old = old;
@@ -72,7 +72,7 @@ fn writes_reads_flushes_and_travels_in_time_on_a_local_folder() {
         Err(VolumeError::ReadOnly { version: 2, .. })
     ));
     assert!(matches!(
-        Volume::open_version(&url, 4, &r),
+        Volume::open_version(&url, 4, &r, &small()),
         Err(VolumeError::NoSuchVersion { latest: 3, .. })
     ));
     assert!(matches!(
@@ -123,11 +123,11 @@ fn second_writer_gets_a_conflict_and_keeps_its_writes() {
         assert_eq!(now.read(10, 4).unwrap(), vec![0; 4]);
         // The loser's snapshot is garbage; gc removes it (no grace) and keeps
         // the chain.
-        let report = gc(&url, &r, Duration::ZERO).unwrap();
+        let report = gc(&url, &r, &small(), Duration::ZERO).unwrap();
         assert_eq!((report.kept, report.removed.len()), (2, 1), "{url}");
-        let again = Volume::open_version(&url, 1, &r).unwrap();
+        let again = Volume::open_version(&url, 1, &r, &small()).unwrap();
         assert_eq!(again.read(0, 4).unwrap(), vec![0; 4]);
-        let report = gc(&url, &r, Duration::ZERO).unwrap();
+        let report = gc(&url, &r, &small(), Duration::ZERO).unwrap();
         assert_eq!((report.kept, report.removed.len()), (2, 0));
     }
 }
