@@ -74,8 +74,11 @@ fn unique(tag: &str) -> String {
     format!("{tag}-{}-{nanos}", std::process::id())
 }
 
-/// (url, registry, options, env for the CLI) for each store under test.
-fn stores(tag: &str) -> Vec<(String, Registry, VolumeOptions, Vec<(String, String)>)> {
+/// (url, registry, options, env for the CLI) of one store under test.
+type Target = (String, Registry, VolumeOptions, Vec<(String, String)>);
+
+/// Each store under test.
+fn stores(tag: &str) -> Vec<Target> {
     let dir = tempfile::tempdir().unwrap().keep();
     let mut out = vec![(
         dir.join(unique(tag)).display().to_string(),

@@ -228,10 +228,22 @@ pub enum VolumeError {
     },
     /// Reading or writing a snapshot failed.
     #[error(transparent)]
-    Archive(#[from] hexz_format::Error),
+    Archive(Box<hexz_format::Error>),
     /// Opening a snapshot failed.
     #[error(transparent)]
-    Pipeline(#[from] PipelineError),
+    Pipeline(Box<PipelineError>),
+}
+
+impl From<hexz_format::Error> for VolumeError {
+    fn from(e: hexz_format::Error) -> Self {
+        VolumeError::Archive(Box::new(e))
+    }
+}
+
+impl From<PipelineError> for VolumeError {
+    fn from(e: PipelineError) -> Self {
+        VolumeError::Pipeline(Box::new(e))
+    }
 }
 
 impl VolumeError {
@@ -793,7 +805,7 @@ impl Volume {
         if len < self.len {
             let first_gone = len.div_ceil(BLOCK);
             self.blocks.split_off(&first_gone);
-            if len % BLOCK != 0
+            if !len.is_multiple_of(BLOCK)
                 && let Some(b) = self.blocks.get_mut(&(len / BLOCK))
             {
                 b[(len % BLOCK) as usize..].fill(0);

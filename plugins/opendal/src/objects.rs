@@ -36,6 +36,9 @@ pub struct ObjectDir {
     if_match: bool,
 }
 
+/// An object's bytes and its entity tag (when the store gives one).
+pub type Tagged = (Vec<u8>, Option<String>);
+
 /// How [`ObjectDir::put`] writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
@@ -112,7 +115,7 @@ impl ObjectDir {
     /// The object `name` and its entity tag, or `None` when there is none.
     /// The bytes are those of the etag (a change between stat and read is
     /// retried).
-    pub fn get(&self, name: &str) -> Result<Option<(Vec<u8>, Option<String>)>, OpendalError> {
+    pub fn get(&self, name: &str) -> Result<Option<Tagged>, OpendalError> {
         let path = self.path(name);
         let failed = |op, e| OpendalError::backend(&self.url_of(name), op, e);
         for _ in 0..8 {
