@@ -165,10 +165,14 @@ fn main() {
             expect[o as usize..o as usize + 4096].copy_from_slice(&small);
         }
         assert!(again.read(0, size as usize).unwrap() == expect, "{name}");
-        let log = hexz_pipeline::volume::log(&url, &registry, &VolumeOptions {
-            s3: again_s3(&url),
-            ..VolumeOptions::default()
-        });
+        let log = hexz_pipeline::volume::log(
+            &url,
+            &registry,
+            &VolumeOptions {
+                s3: again_s3(&url),
+                ..VolumeOptions::default()
+            },
+        );
         if let Ok(log) = log {
             eprintln!(
                 "{name}: version 3 stores {} of chunks for {randoms} random 4 KiB writes",
