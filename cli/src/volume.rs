@@ -134,11 +134,17 @@ pub enum VolumeCommand {
 }
 
 /// Exit code for volume errors: 5 for a conflict with another writer, 4 for a
-/// missing volume or version.
+/// missing volume, version or snapshot, 3 for a snapshot with the wrong root hash.
 pub fn exit_code(err: &anyhow::Error) -> Option<u8> {
     match err.downcast_ref::<VolumeError>()? {
         VolumeError::Conflict { .. } | VolumeError::WalConflict { .. } => Some(5),
         VolumeError::NotFound { .. } | VolumeError::NoSuchVersion { .. } => Some(4),
+        VolumeError::Pipeline(e)
+            if matches!(**e, hexz_pipeline::PipelineError::NotFound { .. }) =>
+        {
+            Some(4)
+        }
+        VolumeError::SnapshotMismatch { .. } => Some(3),
         _ => None,
     }
 }

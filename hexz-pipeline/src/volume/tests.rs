@@ -281,3 +281,12 @@ proptest! {
         prop_assert!(again.read(0, model.len()).unwrap() == model);
     }
 }
+
+/// Bindings (the Python `hexz.Volume`) hold a volume behind a lock and move it
+/// between threads.
+#[test]
+fn a_volume_can_be_sent_and_shared() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Volume>();
+    send_sync::<VolumeError>();
+}
