@@ -140,6 +140,8 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Writable volumes: create, write at any offset, read, log, time travel, gc.
     Volume(volume::VolumeArgs),
+    /// Remove a volume's snapshots that no retained version needs (= `hexz volume gc`).
+    Gc(volume::GcArgs),
     /// Check every page and every chunk of an archive.
     Verify {
         /// The archive: a path, or a URL (s3://bucket/key, https://host/a.hxz, file:///a.hxz).
@@ -541,6 +543,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Publish(args) => publish::run(args, &registry, &mut out)?,
         Command::Volume(args) => volume::run(args, &registry, &mut out)?,
+        Command::Gc(args) => volume::gc(args, &registry, &mut out)?,
         Command::Log { archive, json } => {
             let a = open(&archive, &registry)?;
             let links = hexz_pipeline::log(&a)?;

@@ -120,17 +120,21 @@ pub enum VolumeCommand {
     },
     /// Remove snapshots no retained version needs (all versions reachable from
     /// the head are retained).
-    Gc {
-        /// The volume.
-        volume: String,
-        /// Keep unreferenced snapshots younger than this many seconds (a writer
-        /// may be about to commit them).
-        #[arg(long, default_value_t = volume::DEFAULT_GC_GRACE.as_secs())]
-        grace: u64,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Gc(GcArgs),
+}
+
+/// Arguments of `hexz volume gc` (also `hexz gc`).
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// The volume.
+    pub volume: String,
+    /// Keep unreferenced snapshots younger than this many seconds (a writer
+    /// may be about to commit them).
+    #[arg(long, default_value_t = volume::DEFAULT_GC_GRACE.as_secs())]
+    pub grace: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Exit code for volume errors: 5 for a conflict with another writer, 4 for a
@@ -284,30 +288,35 @@ pub fn run(args: VolumeArgs, registry: &Registry, out: &mut dyn Write) -> Result
                 }
             }
         }
-        VolumeCommand::Gc {
-            volume,
-            grace,
-            json,
-        } => {
-            let report = volume::gc(
-                &volume,
-                registry,
-                &VolumeOptions::default(),
-                Duration::from_secs(grace),
-            )?;
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-            } else {
-                writeln!(
-                    out,
-                    "kept {} snapshots, removed {} ({}), {} unreferenced but younger than {grace} s",
-                    report.kept,
-                    report.removed.len(),
-                    crate::human(report.removed_bytes),
-                    report.young
-                )?;
-            }
-        }
+        VolumeCommand::Gc(args) => gc(args, registry, out)?,
+    }
+    Ok(())
+}
+
+/// `hexz volume gc` / `hexz gc`.
+pub fn gc(args: GcArgs, registry: &Registry, out: &mut dyn Write) -> Result<()> {
+    let GcArgs {
+        volume,
+        grace,
+        json,
+    } = args;
+    let report = volume::gc(
+        &volume,
+        registry,
+        &VolumeOptions::default(),
+        Duration::from_secs(grace),
+    )?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        writeln!(
+            out,
+            "kept {} snapshots, removed {} ({}), {} unreferenced but younger than {grace} s",
+            report.kept,
+            report.removed.len(),
+            crate::human(report.removed_bytes),
+            report.young
+        )?;
     }
     Ok(())
 }

@@ -301,4 +301,12 @@ fn cli_conflict_exits_5_and_missing_volume_exits_4() {
         .output()
         .unwrap();
     assert_eq!(out.stdout, b"\0\0cli");
+    // The stale writer's snapshot is garbage: `hexz gc` removes it, keeps the chain.
+    let out = Command::new(&hexz)
+        .args(["gc", &url, "--grace", "0", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["kept"], 2, "{report}");
+    assert_eq!(report["removed"].as_array().unwrap().len(), 1, "{report}");
 }
