@@ -22,6 +22,7 @@ use hexz_pipeline::{BuildOptions, ExtractOptions, PipelineError, Registry};
 use unlock::{KeyArgs, TrustArgs};
 
 mod thin;
+mod volume;
 
 /// Build, inspect and read hexz archives.
 #[derive(Debug, Parser)]
@@ -175,6 +176,10 @@ enum Command {
     Sign(sign::SignArgs),
     /// List, add or remove the key slots of an encrypted archive.
     Keys(keys::KeysArgs),
+    /// Writable volumes: create, write at any offset, read, log, time travel, gc.
+    Volume(volume::VolumeArgs),
+    /// Remove a volume's snapshots that no retained version needs (= `hexz volume gc`).
+    Gc(volume::GcArgs),
 }
 
 fn main() -> ExitCode {
@@ -226,8 +231,12 @@ pub(crate) fn format_error(err: &anyhow::Error) -> Option<&hexz_format::Error> {
 
 /// 1: generic failure; 2: bad usage or recipe; 3: corrupt archive; 4: not found;
 /// 5: bad signature; 6: unsigned (a signature was required); 7: the archive is
-/// encrypted and no key, or a wrong one, was given.
+/// encrypted and no key, or a wrong one, was given; 8: a volume conflict (another
+/// writer committed first).
 pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(code) = volume::exit_code(err) {
+        return code;
+    }
     if let Some(f) = format_error(err) {
         if f.is_corruption() {
             return 3;
@@ -631,6 +640,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Publish(args) => publish::run(args, &registry, &mut out)?,
+        Command::Volume(args) => volume::run(args, &registry, &mut out)?,
+        Command::Gc(args) => volume::gc(args, &registry, &mut out)?,
         Command::Log {
             archive,
             json,

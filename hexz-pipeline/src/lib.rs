@@ -27,6 +27,7 @@ pub mod registry;
 pub mod squash;
 pub mod thin;
 pub mod transport_conformance;
+pub mod volume;
 mod walk;
 
 use std::path::Path;
@@ -42,6 +43,7 @@ pub use registry::{
 };
 pub use squash::{SquashReport, squash};
 pub use thin::{ChainLink, RegistryResolver, log};
+pub use volume::{Volume, VolumeError, VolumeOptions};
 
 use hexz_format::{Archive, ReadOptions};
 

@@ -41,6 +41,7 @@
 
 pub mod error;
 pub mod location;
+pub mod objects;
 mod runtime;
 pub mod upload;
 

@@ -1,0 +1,322 @@
+//! `hexz volume ...`: writable volumes (see hexz_pipeline::volume).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hexz_pipeline::Registry;
+use hexz_pipeline::volume::{self, Volume, VolumeError, VolumeOptions};
+
+use crate::publish::parse_bytes;
+
+/// Arguments of `hexz volume`.
+#[derive(Debug, clap::Args)]
+pub struct VolumeArgs {
+    #[command(subcommand)]
+    pub command: VolumeCommand,
+}
+
+/// Settings of writable opens.
+#[derive(Debug, clap::Args)]
+pub struct WriteSettings {
+    /// Write-ahead log (a local file): writes are synced there before they are
+    /// acknowledged and replayed from there after a crash.
+    #[arg(long, value_name = "FILE")]
+    pub wal: Option<PathBuf>,
+    /// Unflushed bytes kept in memory at most before an automatic flush, e.g. 64MiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub dirty_limit: Option<u64>,
+    /// Codec of new snapshots.
+    #[arg(long, default_value = "zstd")]
+    pub codec: String,
+}
+
+impl WriteSettings {
+    fn options(&self) -> VolumeOptions {
+        VolumeOptions {
+            codec: self.codec.clone(),
+            level: None,
+            dirty_limit: self.dirty_limit.unwrap_or(volume::DEFAULT_DIRTY_LIMIT),
+            wal: self.wal.clone(),
+            ..VolumeOptions::default()
+        }
+    }
+}
+
+/// The verbs.
+#[derive(Debug, clap::Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume of SIZE zero bytes (version 1) at a folder or URL
+    /// (s3://bucket/prefix, file:///abs, memory://name).
+    Create {
+        /// Where.
+        volume: String,
+        /// Length, e.g. 1GiB (sparse: zeros cost nothing).
+        #[arg(long, value_parser = parse_bytes)]
+        size: u64,
+        #[command(flatten)]
+        settings: WriteSettings,
+    },
+    /// Write a file (or stdin) into the volume at an offset, then flush: prints the
+    /// new version and its root hash.
+    Write {
+        /// The volume.
+        volume: String,
+        /// The bytes to write: a file, or `-` / nothing for stdin.
+        input: Option<PathBuf>,
+        /// Volume offset of the first byte.
+        #[arg(long, default_value = "0", value_parser = parse_bytes)]
+        offset: u64,
+        #[command(flatten)]
+        settings: WriteSettings,
+        /// Testing: after the writes are acknowledged, print `acknowledged` and
+        /// wait forever instead of flushing (to be killed).
+        #[arg(long, hide = true)]
+        pause_before_flush: bool,
+    },
+    /// Print bytes of the volume (the latest version, or --version N).
+    #[command(alias = "cat", disable_version_flag = true)]
+    Read {
+        /// The volume.
+        volume: String,
+        /// First byte.
+        #[arg(long, default_value = "0", value_parser = parse_bytes)]
+        offset: u64,
+        /// Bytes to print (default: to the end).
+        #[arg(long, value_parser = parse_bytes)]
+        length: Option<u64>,
+        /// Read this older version (time travel, read-only).
+        #[arg(long)]
+        version: Option<u64>,
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Set the volume's length (grow with zeros or shrink), then flush.
+    Truncate {
+        /// The volume.
+        volume: String,
+        /// New length.
+        #[arg(long, value_parser = parse_bytes)]
+        size: u64,
+        #[command(flatten)]
+        settings: WriteSettings,
+    },
+    /// Replay the write-ahead log (if any) and flush.
+    Flush {
+        /// The volume.
+        volume: String,
+        #[command(flatten)]
+        settings: WriteSettings,
+    },
+    /// List the versions, newest first.
+    Log {
+        /// The volume.
+        volume: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove snapshots no retained version needs (all versions reachable from
+    /// the head are retained).
+    Gc(GcArgs),
+}
+
+/// Arguments of `hexz volume gc` (also `hexz gc`).
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// The volume.
+    pub volume: String,
+    /// Keep unreferenced snapshots younger than this many seconds (a writer
+    /// may be about to commit them).
+    #[arg(long, default_value_t = volume::DEFAULT_GC_GRACE.as_secs())]
+    pub grace: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit code for volume errors: 8 for a conflict with another writer, 4 for a
+/// missing volume, version or snapshot, 3 for a snapshot with the wrong root hash.
+pub fn exit_code(err: &anyhow::Error) -> Option<u8> {
+    match err.downcast_ref::<VolumeError>()? {
+        VolumeError::Conflict { .. } | VolumeError::WalConflict { .. } => Some(8),
+        VolumeError::NotFound { .. } | VolumeError::NoSuchVersion { .. } => Some(4),
+        VolumeError::Pipeline(e)
+            if matches!(**e, hexz_pipeline::PipelineError::NotFound { .. }) =>
+        {
+            Some(4)
+        }
+        VolumeError::SnapshotMismatch { .. } => Some(3),
+        _ => None,
+    }
+}
+
+fn committed(out: &mut dyn Write, v: &Volume) -> Result<()> {
+    writeln!(
+        out,
+        "version {} root {} size {}",
+        v.version(),
+        v.root(),
+        v.len()
+    )?;
+    Ok(())
+}
+
+/// Run one verb.
+pub fn run(args: VolumeArgs, registry: &Registry, out: &mut dyn Write) -> Result<()> {
+    match args.command {
+        VolumeCommand::Create {
+            volume,
+            size,
+            settings,
+        } => {
+            let v = Volume::create(&volume, size, registry, settings.options())?;
+            committed(out, &v)?;
+        }
+        VolumeCommand::Write {
+            volume,
+            input,
+            offset,
+            settings,
+            pause_before_flush,
+        } => {
+            let mut v = Volume::open(&volume, registry, settings.options())?;
+            let mut reader: Box<dyn Read> = match &input {
+                Some(p) if p.as_os_str() != "-" => {
+                    Box::new(std::fs::File::open(p).with_context(|| format!("{}", p.display()))?)
+                }
+                _ => Box::new(std::io::stdin().lock()),
+            };
+            let mut buf = vec![0u8; 4 << 20];
+            let mut at = offset;
+            loop {
+                let n = reader.read(&mut buf).context("reading the input")?;
+                if n == 0 {
+                    break;
+                }
+                v.write_at(at, &buf[..n])?;
+                at += n as u64;
+            }
+            if pause_before_flush {
+                writeln!(out, "acknowledged {} bytes", at - offset)?;
+                out.flush()?;
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+            v.flush()?;
+            committed(out, &v)?;
+        }
+        VolumeCommand::Read {
+            volume,
+            offset,
+            length,
+            version,
+            output,
+        } => {
+            let v = match version {
+                Some(n) => Volume::open_version(&volume, n, registry, &VolumeOptions::default())?,
+                None => Volume::open(&volume, registry, VolumeOptions::default())?,
+            };
+            let end = match length {
+                Some(l) => offset.saturating_add(l),
+                None => v.len(),
+            };
+            let mut file = match &output {
+                Some(p) => Some(std::io::BufWriter::new(
+                    std::fs::File::create(p).with_context(|| format!("{}", p.display()))?,
+                )),
+                None => None,
+            };
+            let sink: &mut dyn Write = match &mut file {
+                Some(f) => f,
+                None => out,
+            };
+            let mut at = offset;
+            while at < end {
+                let n = (end - at).min(4 << 20) as usize;
+                sink.write_all(&v.read(at, n)?)?;
+                at += n as u64;
+            }
+            if offset == end && offset > v.len() {
+                v.read(offset, 0)?;
+            }
+            sink.flush()?;
+        }
+        VolumeCommand::Truncate {
+            volume,
+            size,
+            settings,
+        } => {
+            let mut v = Volume::open(&volume, registry, settings.options())?;
+            v.truncate(size)?;
+            v.flush()?;
+            committed(out, &v)?;
+        }
+        VolumeCommand::Flush { volume, settings } => {
+            let mut v = Volume::open(&volume, registry, settings.options())?;
+            v.flush()?;
+            committed(out, &v)?;
+        }
+        VolumeCommand::Log { volume, json } => {
+            let versions = volume::log(&volume, registry, &VolumeOptions::default())?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "versions": versions }))?
+                )?;
+            } else {
+                for x in versions {
+                    writeln!(
+                        out,
+                        "version {:<5} {}  {}  size {}  stored here {}  {}{}",
+                        x.version,
+                        x.root,
+                        x.date.as_deref().unwrap_or("unknown date"),
+                        x.size.map_or("?".into(), crate::human),
+                        x.own_chunk_bytes.map_or("?".into(), crate::human),
+                        crate::human(x.snapshot_bytes),
+                        if x.status == "ok" {
+                            String::new()
+                        } else {
+                            format!("  [{}]", x.status)
+                        }
+                    )?;
+                }
+            }
+        }
+        VolumeCommand::Gc(args) => gc(args, registry, out)?,
+    }
+    Ok(())
+}
+
+/// `hexz volume gc` / `hexz gc`.
+pub fn gc(args: GcArgs, registry: &Registry, out: &mut dyn Write) -> Result<()> {
+    let GcArgs {
+        volume,
+        grace,
+        json,
+    } = args;
+    let report = volume::gc(
+        &volume,
+        registry,
+        &VolumeOptions::default(),
+        Duration::from_secs(grace),
+    )?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        writeln!(
+            out,
+            "kept {} snapshots, removed {} ({}), {} unreferenced but younger than {grace} s",
+            report.kept,
+            report.removed.len(),
+            crate::human(report.removed_bytes),
+            report.young
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! Writable-volume benchmark: sequential and random write throughput and flush
+//! latency of a `Volume` on the local file system and on moto (S3), against a
+//! plain local file written the same way in the same run (the baseline:
+//! `pwrite` + `fsync`).
+//!
+//! Run by `bench/volume.sh` (which starts moto); without HEXZ_TEST_S3_ENDPOINT
+//! only the local rows are measured.
+//! Environment: VOLUME_MIB (volume size, default 64), RANDOM_WRITES (4 KiB writes
+//! per random round, default 2000).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hexz_pipeline::volume::{Volume, VolumeOptions};
+use hexz_pipeline::{OpendalTransport, Registry};
+
+fn noise(len: usize, mut x: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn offsets(count: usize, size: u64) -> Vec<u64> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..count)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 16) % (size / 4096)) * 4096
+        })
+        .collect()
+}
+
+struct Row {
+    name: String,
+    seq_write: Duration,
+    seq_flush: Duration,
+    rand_write: Duration,
+    rand_flush: Duration,
+}
+
+fn mib_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
+}
+
+fn main() {
+    let mib: u64 = std::env::var("VOLUME_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let randoms: usize = std::env::var("RANDOM_WRITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let size = mib << 20;
+    let data = noise(size as usize, 1);
+    let small = noise(4096, 2);
+    let offs = offsets(randoms, size);
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+
+    // Baseline: a plain local file, written with pwrite, durable with fsync.
+    {
+        let path = dir.path().join("plain.img");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let t = Instant::now();
+        for (i, piece) in data.chunks(1 << 20).enumerate() {
+            file.write_all_at(piece, (i as u64) << 20).unwrap();
+        }
+        let seq_write = t.elapsed();
+        let t = Instant::now();
+        file.sync_all().unwrap();
+        let seq_flush = t.elapsed();
+        let t = Instant::now();
+        for &o in &offs {
+            file.write_all_at(&small, o).unwrap();
+        }
+        let rand_write = t.elapsed();
+        let t = Instant::now();
+        file.sync_all().unwrap();
+        let rand_flush = t.elapsed();
+        rows.push(Row {
+            name: "local file (pwrite + fsync)".into(),
+            seq_write,
+            seq_flush,
+            rand_write,
+            rand_flush,
+        });
+    }
+
+    let mut targets = vec![(
+        "volume, local folder".to_string(),
+        dir.path().join("vol").display().to_string(),
+        Registry::default(),
+        VolumeOptions::default(),
+    )];
+    if let Ok(endpoint) = std::env::var("HEXZ_TEST_S3_ENDPOINT") {
+        let s3 = hexz_opendal::S3Options {
+            endpoint: Some(endpoint.clone()),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("testing".into()),
+            secret_access_key: Some("testing".into()),
+            ..Default::default()
+        };
+        let status = std::process::Command::new("curl")
+            .args(["-sf", "-X", "PUT", &format!("{endpoint}/hexz-volume-bench")])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut registry = Registry::default();
+        registry.register_transport(Arc::new(OpendalTransport::with_s3(s3.clone())));
+        targets.push((
+            "volume, S3 (moto)".into(),
+            format!("s3://hexz-volume-bench/v-{}", std::process::id()),
+            registry,
+            VolumeOptions {
+                s3: Some(s3),
+                ..VolumeOptions::default()
+            },
+        ));
+    }
+    for (name, url, registry, options) in targets {
+        let options = VolumeOptions {
+            // Hold the whole sequential round: one flush at the end.
+            dirty_limit: size + (1 << 20),
+            ..options
+        };
+        let mut v = Volume::create(&url, size, &registry, options.clone()).unwrap();
+        let t = Instant::now();
+        for (i, piece) in data.chunks(1 << 20).enumerate() {
+            v.write_at((i as u64) << 20, piece).unwrap();
+        }
+        let seq_write = t.elapsed();
+        let t = Instant::now();
+        v.flush().unwrap();
+        let seq_flush = t.elapsed();
+        let t = Instant::now();
+        for &o in &offs {
+            v.write_at(o, &small).unwrap();
+        }
+        let rand_write = t.elapsed();
+        let t = Instant::now();
+        v.flush().unwrap();
+        let rand_flush = t.elapsed();
+        // Check: the content is what was written.
+        let again = Volume::open(&url, &registry, options).unwrap();
+        let mut expect = data.clone();
+        for &o in &offs {
+            expect[o as usize..o as usize + 4096].copy_from_slice(&small);
+        }
+        assert!(again.read(0, size as usize).unwrap() == expect, "{name}");
+        let log = hexz_pipeline::volume::log(
+            &url,
+            &registry,
+            &VolumeOptions {
+                s3: again_s3(&url),
+                ..VolumeOptions::default()
+            },
+        );
+        if let Ok(log) = log {
+            eprintln!(
+                "{name}: version 3 stores {} of chunks for {randoms} random 4 KiB writes",
+                log[0].own_chunk_bytes.unwrap_or(0)
+            );
+        }
+        rows.push(Row {
+            name,
+            seq_write,
+            seq_flush,
+            rand_write,
+            rand_flush,
+        });
+    }
+
+    let base = &rows[0];
+    let seq_total = |r: &Row| r.seq_write + r.seq_flush;
+    let rand_total = |r: &Row| r.rand_write + r.rand_flush;
+    println!(
+        "volume {mib} MiB; sequential = {mib} MiB in 1 MiB writes then flush; \
+         random = {randoms} x 4 KiB writes then flush\n"
+    );
+    println!(
+        "| target | seq MiB/s (incl. flush) | vs baseline | seq flush | random writes/s (incl. flush) | vs baseline | random flush |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let seq = mib_s(size, seq_total(r));
+        let rand = randoms as f64 / rand_total(r).as_secs_f64();
+        println!(
+            "| {} | {:.1} | {:.3}x | {:.0} ms | {:.0} | {:.3}x | {:.0} ms |",
+            r.name,
+            seq,
+            seq / mib_s(size, seq_total(base)),
+            r.seq_flush.as_secs_f64() * 1000.0,
+            rand,
+            rand / (randoms as f64 / rand_total(base).as_secs_f64()),
+            r.rand_flush.as_secs_f64() * 1000.0,
+        );
+    }
+}
+
+/// The S3 settings for `url` again (the log call needs them for s3:// URLs).
+fn again_s3(url: &str) -> Option<hexz_opendal::S3Options> {
+    let endpoint = std::env::var("HEXZ_TEST_S3_ENDPOINT").ok()?;
+    url.starts_with("s3://").then(|| hexz_opendal::S3Options {
+        endpoint: Some(endpoint),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("testing".into()),
+        secret_access_key: Some("testing".into()),
+        ..Default::default()
+    })
+}

@@ -1,0 +1,312 @@
+//! Writable volumes against the local file system and a real S3-compatible server
+//! (moto, started by `tests/run.sh`, `HEXZ_TEST_S3_ENDPOINT`; the S3 half skips
+//! without it): writes at any offset, flushes as thin snapshots, two writers
+//! (the second gets a typed conflict), time travel, gc, and a writer killed
+//! between acknowledged writes and the flush (the write-ahead log replays them).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hexz_pipeline::volume::{self, Volume, VolumeError, VolumeOptions};
+use hexz_pipeline::{OpendalTransport, Registry};
+
+fn env(name: &str) -> Option<String> {
+    let value = std::env::var(name).ok().filter(|v| !v.is_empty());
+    if value.is_none() {
+        eprintln!("SKIPPED: {name} is not set (tests/run.sh starts the test servers and sets it)");
+    }
+    value
+}
+
+fn noise(len: usize, mut x: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn s3_options(endpoint: &str) -> hexz_opendal::S3Options {
+    hexz_opendal::S3Options {
+        endpoint: Some(endpoint.to_string()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("testing".into()),
+        secret_access_key: Some("testing".into()),
+        ..Default::default()
+    }
+}
+
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let status = Command::new("curl")
+        .args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot create bucket {bucket}");
+}
+
+fn hexz_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("HEXZ_BIN") {
+        return bin.into();
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "hexz-cli", "--bin", "hexz"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("hexz")
+}
+
+/// A unique name per test run (moto keeps its state between tests of one run).
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
+
+/// (url, registry, options, env for the CLI) of one store under test.
+type Target = (String, Registry, VolumeOptions, Vec<(String, String)>);
+
+/// Each store under test.
+fn stores(tag: &str) -> Vec<Target> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let mut out = vec![(
+        dir.join(unique(tag)).display().to_string(),
+        Registry::default(),
+        VolumeOptions::default(),
+        Vec::new(),
+    )];
+    if let Some(endpoint) = env("HEXZ_TEST_S3_ENDPOINT") {
+        create_bucket(&endpoint, "hexz-volumes");
+        let mut registry = Registry::default();
+        registry.register_transport(Arc::new(OpendalTransport::with_s3(s3_options(&endpoint))));
+        let options = VolumeOptions {
+            s3: Some(s3_options(&endpoint)),
+            ..VolumeOptions::default()
+        };
+        let cli_env = [
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        out.push((
+            format!("s3://hexz-volumes/{}", unique(tag)),
+            registry,
+            options,
+            cli_env,
+        ));
+    }
+    out
+}
+
+#[test]
+fn random_writes_flush_as_thin_snapshots_and_travel_in_time() {
+    for (url, registry, options, _) in stores("rw") {
+        let size = 2 << 20;
+        let mut v = Volume::create(&url, size, &registry, options.clone()).unwrap();
+        let mut model = vec![0u8; size as usize];
+        let base = noise(size as usize, 5);
+        v.write_at(0, &base).unwrap();
+        model.copy_from_slice(&base);
+        v.flush().unwrap();
+        // Small unaligned writes here and there, then one flush.
+        let mut x = 77u64;
+        for i in 0..20 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let at = (x >> 20) % (size - 5000);
+            let data = noise(1 + (x >> 50) as usize % 4000, i + 1);
+            v.write_at(at, &data).unwrap();
+            model[at as usize..at as usize + data.len()].copy_from_slice(&data);
+        }
+        assert_eq!(
+            v.read(0, model.len()).unwrap(),
+            model,
+            "{url}: before flush"
+        );
+        let root = v.flush().unwrap();
+        assert_eq!(v.version(), 3);
+        let again = Volume::open(&url, &registry, options.clone()).unwrap();
+        assert_eq!(again.root(), root);
+        assert_eq!(
+            again.read(0, model.len()).unwrap(),
+            model,
+            "{url}: reopened"
+        );
+        // Version 3 stores only the chunks the 20 writes touched, not 2 MiB.
+        let versions = volume::log(&url, &registry, &options).unwrap();
+        assert_eq!(versions.len(), 3);
+        let own = versions[0].own_chunk_bytes.unwrap();
+        assert!(own < size / 2, "{url}: version 3 stores {own} bytes");
+        // Time travel: version 2 is the noise, version 1 zeros.
+        let v2 = Volume::open_version(&url, 2, &registry, &options).unwrap();
+        assert_eq!(v2.read(0, base.len()).unwrap(), base);
+        let v1 = Volume::open_version(&url, 1, &registry, &options).unwrap();
+        assert!(v1.read(0, 4096).unwrap().iter().all(|&b| b == 0));
+    }
+}
+
+#[test]
+fn two_writers_the_second_flush_is_a_typed_conflict() {
+    for (url, registry, options, _) in stores("conflict") {
+        Volume::create(&url, 100_000, &registry, options.clone()).unwrap();
+        let mut a = Volume::open(&url, &registry, options.clone()).unwrap();
+        let mut b = Volume::open(&url, &registry, options.clone()).unwrap();
+        a.write_at(10, b"from a").unwrap();
+        b.write_at(20, b"from b").unwrap();
+        a.flush().unwrap();
+        let err = b.flush().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                VolumeError::Conflict {
+                    expected: 1,
+                    found: 2,
+                    ..
+                }
+            ),
+            "{url}: {err}"
+        );
+        // Nothing of b was committed, a's write is there, and b still holds its
+        // own write (not lost: a new open can redo it).
+        let now = Volume::open(&url, &registry, options.clone()).unwrap();
+        assert_eq!(now.version(), 2);
+        assert_eq!(now.read(10, 6).unwrap(), b"from a");
+        assert_eq!(now.read(20, 6).unwrap(), vec![0; 6]);
+        assert_eq!(b.read(20, 6).unwrap(), b"from b");
+        // Garbage: b's snapshot. A reader open on version 1 keeps reading after gc.
+        let reader = Volume::open_version(&url, 1, &registry, &options).unwrap();
+        let young = volume::gc(&url, &registry, &options, Duration::from_secs(3600)).unwrap();
+        assert_eq!((young.removed.len(), young.young), (0, 1), "{url}");
+        let report = volume::gc(&url, &registry, &options, Duration::ZERO).unwrap();
+        assert_eq!((report.kept, report.removed.len()), (2, 1), "{url}");
+        assert_eq!(reader.read(0, 100_000).unwrap(), vec![0; 100_000]);
+        let v2 = Volume::open_version(&url, 2, &registry, &options).unwrap();
+        assert_eq!(v2.read(10, 6).unwrap(), b"from a");
+    }
+}
+
+#[test]
+fn a_killed_writer_loses_no_acknowledged_write_with_the_wal() {
+    let hexz = hexz_bin();
+    for (url, _, _, cli_env) in stores("wal") {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("volume.wal");
+        let input = dir.path().join("input.bin");
+        let data = noise(300_000, 11);
+        std::fs::write(&input, &data).unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new(&hexz)
+                .args(args)
+                .envs(cli_env.iter().map(|(k, v)| (k, v)))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        };
+        run(&["volume", "create", &url, "--size", "1MiB"]);
+        // The writer acknowledges the write, then is killed before it flushes.
+        let mut child = Command::new(&hexz)
+            .args(["volume", "write", &url, "--offset", "12345", "--wal"])
+            .arg(&wal)
+            .arg(&input)
+            .arg("--pause-before-flush")
+            .envs(cli_env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("acknowledged 300000"), "{line:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Nothing was committed: version 1 is still the head, all zeros.
+        let log = String::from_utf8(run(&["volume", "log", &url])).unwrap();
+        assert_eq!(log.lines().count(), 1, "{log}");
+        // Reopening with the log replays the write; the flush commits it.
+        let flushed = String::from_utf8(run(&[
+            "volume",
+            "flush",
+            &url,
+            "--wal",
+            wal.to_str().unwrap(),
+        ]))
+        .unwrap();
+        assert!(flushed.starts_with("version 2 "), "{flushed}");
+        let got = run(&[
+            "volume", "read", &url, "--offset", "12345", "--length", "300000",
+        ]);
+        assert!(got == data, "{url}: replayed bytes differ");
+        // Without the log the same crash loses the unflushed write (and only it).
+        let old = run(&["volume", "read", &url, "--version", "1", "--length", "100"]);
+        assert_eq!(old, vec![0; 100]);
+    }
+}
+
+#[test]
+fn cli_missing_volume_exits_4_and_a_stale_writer_conflicts() {
+    let hexz = hexz_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("v").display().to_string();
+    let out = Command::new(&hexz)
+        .args(["volume", "log", &url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no volume there"));
+    let registry = Registry::default();
+    Volume::create(&url, 10, &registry, VolumeOptions::default()).unwrap();
+    // A writer that opened version 1, while the CLI commits version 2.
+    let mut stale = Volume::open(&url, &registry, VolumeOptions::default()).unwrap();
+    let mut cmd = Command::new(&hexz);
+    cmd.args(["volume", "write", &url, "--offset", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"cli").unwrap();
+    }
+    assert!(child.wait_with_output().unwrap().status.success());
+    stale.write_at(0, b"x").unwrap();
+    assert!(matches!(
+        stale.flush(),
+        Err(VolumeError::Conflict {
+            expected: 1,
+            found: 2,
+            ..
+        })
+    ));
+    let out = Command::new(&hexz)
+        .args(["volume", "cat", &url, "--length", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"\0\0cli");
+    // The stale writer's snapshot is garbage: `hexz gc` removes it, keeps the chain.
+    let out = Command::new(&hexz)
+        .args(["gc", &url, "--grace", "0", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["kept"], 2, "{report}");
+    assert_eq!(report["removed"].as_array().unwrap().len(), 1, "{report}");
+}
