@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use hexz_format::layout::SECTION_PROVENANCE;
 use hexz_format::{
-    ArchiveWriter, ChunkParams, Compressor, EntryKind, EntryMeta, Owner, PendingFile, Summary,
-    WriterOptions,
+    ArchiveWriter, ChunkParams, Compressor, EntryKind, EntryMeta, Owner, Summary, WriterOptions,
 };
 use indicatif::ProgressBar;
 
@@ -227,8 +226,8 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     })
 }
 
-fn add_found(
-    writer: &mut ArchiveWriter<PendingFile>,
+pub(crate) fn add_found<W: hexz_format::Sink>(
+    writer: &mut ArchiveWriter<W>,
     found: &Found,
     bar: &ProgressBar,
     digest: &mut InputDigest,

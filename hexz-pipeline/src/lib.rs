@@ -11,6 +11,8 @@
 //! # Ok::<(), hexz_pipeline::PipelineError>(())
 //! ```
 
+pub mod add;
+pub mod batches;
 pub mod build;
 pub mod digest;
 pub mod error;
@@ -20,6 +22,7 @@ mod progress;
 pub mod recipe;
 pub mod records;
 pub mod registry;
+pub mod sampler;
 mod walk;
 
 use std::path::Path;
