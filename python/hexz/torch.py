@@ -36,13 +36,6 @@ class Dataset(_MapDataset, torch.utils.data.Dataset):
     (stream order), or ``transform(bytes)``."""
 
 
-def _distributed() -> tuple:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 class IterableDataset(torch.utils.data.IterableDataset):
     """Streams the archive's files and records for training.
 
@@ -93,7 +86,13 @@ class IterableDataset(torch.utils.data.IterableDataset):
         return self._index.url
 
     def _ranks(self) -> tuple:
-        rank, world = _distributed()
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            rank, world = dist.get_rank(), dist.get_world_size()
+        else:
+            # A spawned DataLoader worker has no process group: it uses what the
+            # parent saw when it pickled the dataset (see __getstate__).
+            rank, world = getattr(self, "_parent_ranks", None) or (0, 1)
         if self._rank is not None:
             rank = self._rank
         if self._world is not None:
@@ -164,6 +163,11 @@ class IterableDataset(torch.utils.data.IterableDataset):
             self._yielded += 1
             sample = transform(data) if transform is not None else data
             yield (index.names[i], sample) if self.with_names else sample
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_parent_ranks"] = self._ranks()
+        return state
 
     def __repr__(self) -> str:
         return f"hexz.torch.IterableDataset({self.url!r}, entries={len(self._index)}, epoch={self.epoch})"
