@@ -11,22 +11,40 @@ use std::sync::{Arc, Mutex};
 use pyo3::Python;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
-static POOL: Mutex<Option<(u32, Arc<ThreadPool>)>> = Mutex::new(None);
+type Slot = Mutex<Option<(u32, Arc<ThreadPool>)>>;
 
-/// This process's pool (`None` only if no thread could be started).
+static POOL: Slot = Mutex::new(None);
+static FETCH_POOL: Slot = Mutex::new(None);
+
+/// Threads of the fetch pool: loader prefetch keeps this many reads in flight,
+/// which hides remote latency (each read may wait on one ranged GET).
+pub const FETCH_THREADS: usize = 16;
+
+/// This process's pool for calls made from Python, one thread per core (`None`
+/// only if no thread could be started).
 pub fn pool() -> Option<Arc<ThreadPool>> {
+    let threads = std::thread::available_parallelism().map_or(4, |n| n.get().clamp(2, 16));
+    pool_in(&POOL, threads, "hexz-read")
+}
+
+/// This process's pool for background prefetch ([`FETCH_THREADS`] threads, mostly
+/// waiting on storage).
+pub fn fetch_pool() -> Option<Arc<ThreadPool>> {
+    pool_in(&FETCH_POOL, FETCH_THREADS, "hexz-fetch")
+}
+
+fn pool_in(slot: &Slot, threads: usize, name: &'static str) -> Option<Arc<ThreadPool>> {
     let pid = std::process::id();
-    let mut slot = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((owner, pool)) = &*slot
         && *owner == pid
     {
         return Some(Arc::clone(pool));
     }
-    let threads = std::thread::available_parallelism().map_or(4, |n| n.get().clamp(2, 16));
     let pool = Arc::new(
         ThreadPoolBuilder::new()
             .num_threads(threads)
-            .thread_name(|i| format!("hexz-read-{i}"))
+            .thread_name(move |i| format!("{name}-{i}"))
             .build()
             .ok()?,
     );

@@ -72,7 +72,7 @@ impl Prefetcher {
 
 impl State {
     fn fill(&mut self) {
-        let Some(pool) = pool::pool() else {
+        let Some(pool) = pool::fetch_pool() else {
             return;
         };
         while self.in_flight.len() < self.window && self.next < self.ranges.len() {
