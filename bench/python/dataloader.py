@@ -114,6 +114,8 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--shuffle-block", type=int, default=1024,
+                    help="hexz: shuffle runs of this many neighbouring samples (1: the whole epoch)")
     ap.add_argument("--json", help="write results here")
     a = ap.parse_args()
 
@@ -139,7 +141,8 @@ def main():
 
     def hexz_loader(url, epoch, **opts):
         def make():
-            ds = htorch.IterableDataset(url, seed=0, batch_size=B, with_names=True, **opts)
+            ds = htorch.IterableDataset(url, seed=0, batch_size=B, with_names=True,
+                                        shuffle_block=a.shuffle_block, **opts)
             ds.set_epoch(epoch)
             return dl(ds)
         return make

@@ -100,6 +100,33 @@ pub fn epoch_order(n: u64, seed: u64, epoch: u64, shuffle: bool) -> Vec<u64> {
     order
 }
 
+/// The order of an epoch that keeps locality: samples `0..n` cut into runs of
+/// `block` consecutive ids (neighbours in the archive's stream), the runs visited in
+/// a permuted order and each run's samples permuted within it — all fixed by
+/// `(seed, epoch)`. A loader reading a run touches one contiguous span of the
+/// archive, which remote storage serves with a few large requests instead of one
+/// per sample. `block <= 1` is [`epoch_order`].
+pub fn block_order(n: u64, seed: u64, epoch: u64, block: u64) -> Vec<u64> {
+    if block <= 1 {
+        return epoch_order(n, seed, epoch, true);
+    }
+    let runs = n.div_ceil(block);
+    let run_order = epoch_order(runs, seed, epoch, true);
+    let mut order = Vec::with_capacity(n as usize);
+    for (k, run) in run_order.into_iter().enumerate() {
+        let start = run * block;
+        let len = block.min(n - start);
+        let inner = epoch_order(
+            len,
+            seed ^ 0xA5A5_5A5A_0F0F_F0F0,
+            epoch.wrapping_add((k as u64) << 32),
+            true,
+        );
+        order.extend(inner.into_iter().map(|i| start + i));
+    }
+    order
+}
+
 /// The samples `shard` reads from `order`, in the order it reads them, after
 /// skipping the first `consumed` samples of its rank's list. With `drop_last`,
 /// every rank gets the same number of samples (`order.len() / world`; the
@@ -269,6 +296,27 @@ mod tests {
             assert_eq!(s.len(), 3);
             assert_eq!(rank_len(11, rank, 3, true), 3);
         }
+    }
+
+    #[test]
+    fn block_order_is_a_permutation_of_local_runs() {
+        for (n, block) in [(0u64, 4u64), (10, 1), (10, 3), (1000, 64)] {
+            let o = block_order(n, 3, 1, block);
+            let mut sorted = o.clone();
+            sorted.sort();
+            assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+            if block > 1 {
+                for run in o.chunks(block as usize) {
+                    let lo = run.iter().min().unwrap() / block;
+                    assert!(
+                        run.iter().all(|i| i / block == lo),
+                        "a run stays in its block"
+                    );
+                }
+            }
+            assert_eq!(o, block_order(n, 3, 1, block));
+        }
+        assert_ne!(block_order(1000, 3, 1, 64), block_order(1000, 3, 2, 64));
     }
 
     #[test]

@@ -30,6 +30,9 @@ from .dataset import Dataset as _MapDataset  # noqa: E402
 
 __all__ = ["Dataset", "IterableDataset"]
 
+# Largest span of the archive one prefetch read covers under a block shuffle.
+_SPAN_BYTES = 16 << 20
+
 
 class Dataset(_MapDataset, torch.utils.data.Dataset):
     """Map-style: ``ds[i]`` is the bytes of the archive's ``i``-th file or record
@@ -45,7 +48,12 @@ class IterableDataset(torch.utils.data.IterableDataset):
     ``rank``/``world_size``: default from ``torch.distributed`` when initialised,
     else 0/1. ``prefetch``: samples read ahead per worker on Rust threads.
     ``transform``: applied to each sample's bytes. ``with_names``: yield
-    ``(name, sample)`` pairs. Other keyword options as ``hexz.open``.
+    ``(name, sample)`` pairs. ``shuffle_block``: shuffle runs of this many
+    neighbouring samples and the samples within each run instead of the whole
+    epoch at once (``hexz_pipeline::sampler::block_order``) — still every sample
+    once per epoch, and remote reads become a few large requests per run instead
+    of one per sample (use it for ``s3://``/``http(s)://``). Other keyword options
+    as ``hexz.open``.
     """
 
     def __init__(
@@ -61,6 +69,7 @@ class IterableDataset(torch.utils.data.IterableDataset):
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
         with_names: bool = False,
+        shuffle_block: int = 1,
         **options: Any,
     ) -> None:
         super().__init__()
@@ -74,6 +83,7 @@ class IterableDataset(torch.utils.data.IterableDataset):
         self._rank = rank
         self._world = world_size
         self.with_names = with_names
+        self.shuffle_block = max(1, int(shuffle_block))
         self.epoch = 0
         # Resume point: samples of this rank's list already consumed in `_resume_epoch`.
         self._resume = 0
@@ -147,6 +157,7 @@ class IterableDataset(torch.utils.data.IterableDataset):
             block=self.batch_size,
             consumed=self._skip(),
             drop_last=self.drop_last,
+            shuffle_block=self.shuffle_block,
         )
 
     def __iter__(self) -> Iterator[Any]:
@@ -157,7 +168,10 @@ class IterableDataset(torch.utils.data.IterableDataset):
         archive = index._archive()
         offsets = [index._offsets[i] for i in ids]
         sizes = [index._sizes[i] for i in ids]
-        stream = archive.prefetch(offsets, sizes, self.prefetch)
+        # Block shuffles visit runs of neighbouring samples: fetch what the window
+        # needs of a run with one read (a few large requests on remote storage).
+        span = _SPAN_BYTES if self.shuffle_block > 1 else 0
+        stream = archive.prefetch(offsets, sizes, self.prefetch, span)
         transform = self.transform
         for i, data in zip(ids, stream):
             self._yielded += 1

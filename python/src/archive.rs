@@ -339,16 +339,24 @@ impl Archive {
 
     /// Read the stream ranges `(offsets[i], sizes[i])` in order on background
     /// threads, `window` at a time; iterating yields `bytes`.
-    #[pyo3(signature = (offsets, sizes, window=64))]
-    fn prefetch(&self, offsets: Vec<u64>, sizes: Vec<u64>, window: usize) -> Result<Prefetcher> {
-        Prefetcher::new(self.inner.clone(), offsets, sizes, window)
+    /// With `span_bytes`, neighbouring ranges within that many bytes are fetched
+    /// with one read.
+    #[pyo3(signature = (offsets, sizes, window=64, span_bytes=0))]
+    fn prefetch(
+        &self,
+        offsets: Vec<u64>,
+        sizes: Vec<u64>,
+        window: usize,
+        span_bytes: u64,
+    ) -> Result<Prefetcher> {
+        Prefetcher::new(self.inner.clone(), offsets, sizes, window, span_bytes)
     }
 }
 
 /// The sample indexes one loader worker reads in an epoch (see
 /// `hexz_pipeline::sampler`).
 #[pyfunction]
-#[pyo3(signature = (n, *, seed, epoch, shuffle, rank, world, worker, workers, block, consumed, drop_last))]
+#[pyo3(signature = (n, *, seed, epoch, shuffle, rank, world, worker, workers, block, consumed, drop_last, shuffle_block=1))]
 #[allow(clippy::too_many_arguments)]
 pub fn shard_indices(
     py: Python<'_>,
@@ -363,6 +371,7 @@ pub fn shard_indices(
     block: u64,
     consumed: u64,
     drop_last: bool,
+    shuffle_block: u64,
 ) -> Result<Vec<u64>> {
     let shard = Shard {
         rank,
@@ -372,7 +381,11 @@ pub fn shard_indices(
         block,
     };
     py.detach(|| {
-        let order = sampler::epoch_order(n, seed, epoch, shuffle);
+        let order = if shuffle && shuffle_block > 1 {
+            sampler::block_order(n, seed, epoch, shuffle_block)
+        } else {
+            sampler::epoch_order(n, seed, epoch, shuffle)
+        };
         sampler::shard_samples(&order, &shard, consumed, drop_last)
             .map_err(|e| Error::Pipeline(e.into()))
     })

@@ -26,6 +26,9 @@ struct State {
     ranges: Vec<(u64, usize)>,
     next: usize,
     window: usize,
+    /// Neighbouring ranges within this many bytes are fetched with one read
+    /// (0: every range alone).
+    span_bytes: u64,
     in_flight: VecDeque<Receiver<hexz_format::Result<Vec<u8>>>>,
 }
 
@@ -35,6 +38,7 @@ impl Prefetcher {
         offsets: Vec<u64>,
         sizes: Vec<u64>,
         window: usize,
+        span_bytes: u64,
     ) -> Result<Self> {
         if offsets.len() != sizes.len() {
             return Err(Error::Invalid(format!(
@@ -64,6 +68,7 @@ impl Prefetcher {
                 ranges,
                 next: 0,
                 window: window.max(1),
+                span_bytes,
                 in_flight: VecDeque::new(),
             }),
         })
@@ -76,14 +81,55 @@ impl State {
             return;
         };
         while self.in_flight.len() < self.window && self.next < self.ranges.len() {
-            let (offset, len) = self.ranges[self.next];
-            self.next += 1;
-            let (tx, rx) = sync_channel(1);
+            // The next ranges (in order) whose union stays within `span_bytes`: one
+            // read of the span serves them all, and its chunks stay cached for
+            // their neighbours.
+            let (first, first_len) = self.ranges[self.next];
+            let (mut lo, mut hi) = (first, first + first_len as u64);
+            let mut end = self.next + 1;
+            while end < self.ranges.len() && self.in_flight.len() + (end - self.next) < self.window
+            {
+                let (o, l) = self.ranges[end];
+                let (nlo, nhi) = (lo.min(o), hi.max(o + l as u64));
+                if nhi - nlo > self.span_bytes {
+                    break;
+                }
+                (lo, hi) = (nlo, nhi);
+                end += 1;
+            }
+            let members: Vec<(u64, usize)> = self.ranges[self.next..end].to_vec();
+            self.next = end;
+            let mut senders = Vec::with_capacity(members.len());
+            for _ in &members {
+                let (tx, rx) = sync_channel(1);
+                senders.push(tx);
+                self.in_flight.push_back(rx);
+            }
             let archive = self.archive.clone();
             pool.spawn(move || {
-                let _ = tx.send(archive.read_range(offset, len));
+                if members.len() == 1 {
+                    let _ = senders[0].send(archive.read_range(members[0].0, members[0].1));
+                    return;
+                }
+                match archive.read_range(lo, (hi - lo) as usize) {
+                    Ok(span) => {
+                        for ((o, l), tx) in members.iter().zip(&senders) {
+                            let from = (o - lo) as usize;
+                            let _ = tx.send(Ok(span[from..from + l].to_vec()));
+                        }
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        let _ = senders[0].send(Err(e));
+                        for tx in &senders[1..] {
+                            let _ = tx.send(Err(hexz_format::Error::InvalidSetting {
+                                setting: "prefetch",
+                                detail: format!("the read serving this sample failed: {msg}"),
+                            }));
+                        }
+                    }
+                }
             });
-            self.in_flight.push_back(rx);
         }
     }
 

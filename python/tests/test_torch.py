@@ -76,6 +76,17 @@ def test_any_world_size_disjoint_and_complete(samples_archive, world):
     assert len(set(even)) == 1 and sum(even) == N_SAMPLES - N_SAMPLES % world
 
 
+def test_block_shuffle_covers_everything_in_local_runs(samples_archive):
+    ds = htorch.IterableDataset(samples_archive, seed=4, batch_size=4, shuffle_block=16, with_names=True)
+    got = names_of(loader(ds))
+    assert sorted(got) == ALL
+    assert got == [ALL[i] for i in ds.indices()]
+    runs = [sorted(ALL.index(n) // 16 for n in got[k : k + 16]) for k in range(0, 96, 16)]
+    assert all(r[0] == r[-1] for r in runs), "each run of 16 comes from one block of neighbours"
+    ds.set_epoch(1)
+    assert names_of(loader(ds)) != got
+
+
 def test_resume_mid_epoch(samples_archive):
     ds = htorch.IterableDataset(samples_archive, seed=11, with_names=True)
     ds.set_epoch(2)
@@ -114,6 +125,8 @@ def test_prefetch_window_and_errors(samples_archive):
     it = r._archive.prefetch(offsets, [5, 5, 5], window=2)
     assert len(it) == 3
     assert list(it) == [r.read_at(o, 5) for o in offsets]
+    grouped = r._archive.prefetch([900, 0, 5000, 20], [100, 10, 7, 3], window=8, span_bytes=1 << 20)
+    assert list(grouped) == [r.read_at(900, 100), r.read_at(0, 10), r.read_at(5000, 7), r.read_at(20, 3)]
     with pytest.raises(hexz.InvalidInputError):
         r._archive.prefetch([r.size], [1])
     with pytest.raises(hexz.InvalidInputError, match="rank"):
