@@ -841,6 +841,11 @@ impl Inner {
             r.blob_offset,
             r.stored_len as usize,
         )?;
+        self.decode_chunk(r, stored, verify_id)
+    }
+
+    /// Check and decompress the stored bytes of chunk `r`.
+    fn decode_chunk(&self, r: &ChunkRecord, stored: Vec<u8>, verify_id: bool) -> Result<Vec<u8>> {
         let crc = crc32fast::hash(&stored);
         if crc != r.crc {
             return Err(Error::Checksum {
@@ -889,6 +894,51 @@ impl Inner {
             });
         }
         Ok(data)
+    }
+
+    /// Fetch the uncached chunks of `records` with `read_ranges` calls of at most
+    /// 32 MiB stored each and put them in the cache, decompressing in parallel.
+    /// Errors are left for the reader to meet when it loads the chunk itself.
+    fn fetch_together(&self, records: &[ChunkRecord]) {
+        const GROUP_BYTES: u64 = 32 << 20;
+        let mut wanted: Vec<&ChunkRecord> = records
+            .iter()
+            .filter(|r| !r.is_zero() && r.source == 0 && !self.chunks.contains_key(&r.blob_offset))
+            .collect();
+        wanted.sort_by_key(|r| r.blob_offset);
+        wanted.dedup_by_key(|r| r.blob_offset);
+        let mut start = 0;
+        while start < wanted.len() {
+            let mut end = start;
+            let mut bytes = 0u64;
+            while end < wanted.len()
+                && (end == start || bytes + u64::from(wanted[end].stored_len) <= GROUP_BYTES)
+            {
+                bytes += u64::from(wanted[end].stored_len);
+                end += 1;
+            }
+            let group = &wanted[start..end];
+            start = end;
+            let ranges: Vec<(u64, usize)> = group
+                .iter()
+                .map(|r| (r.blob_offset, r.stored_len as usize))
+                .collect();
+            let Ok(stored) = self.source.read_ranges(&ranges) else {
+                return;
+            };
+            group.par_iter().zip(stored).for_each(|(r, bytes)| {
+                if bytes.len() != r.stored_len as usize {
+                    return;
+                }
+                if let GuardResult::Guard(guard) = self
+                    .chunks
+                    .get_value_or_guard(&r.blob_offset, Some(Duration::ZERO))
+                    && let Ok(data) = self.decode_chunk(r, bytes, self.options.verify_chunks)
+                {
+                    let _ = guard.insert(Arc::new(data));
+                }
+            });
+        }
     }
 
     /// Load a chunk into the cache unless it is there or being loaded; never
@@ -961,7 +1011,12 @@ impl Inner {
                     self.chunk(r).map(Some)
                 }
             };
-            // Several chunks to decompress: do it in parallel.
+            // Several chunks to fetch: ask the source for them together (a remote
+            // source merges neighbours into few requests), then decompress in
+            // parallel.
+            if uncached >= 2 {
+                self.fetch_together(&records);
+            }
             let data: Vec<Option<ChunkData>> = if uncached >= 2 {
                 records.par_iter().map(load).collect::<Result<_>>()?
             } else {
