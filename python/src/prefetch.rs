@@ -80,6 +80,11 @@ impl State {
         let Some(pool) = pool::fetch_pool() else {
             return;
         };
+        // Refill in halves of the window, so groups stay large (one item at a time
+        // would make every group a single range).
+        if self.in_flight.len() > self.window / 2 {
+            return;
+        }
         while self.in_flight.len() < self.window && self.next < self.ranges.len() {
             // The next ranges (in order) whose union stays within `span_bytes`: one
             // read of the span serves them all, and its chunks stay cached for
