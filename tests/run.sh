@@ -85,3 +85,17 @@ cargo nextest run --workspace --locked --no-fail-fast
 
 step "doc tests"
 cargo test --workspace --doc --locked
+
+# The Python package (python/): a virtualenv with maturin, pytest and the optional
+# packages the tests use (numpy, pyarrow, polars, torch — torch is ~2.8 GB, about a
+# minute from pip's cache), the extension built into it with `maturin develop`, then
+# pytest (reads from the same moto server through HEXZ_TEST_S3_ENDPOINT).
+step "python: build the extension (maturin) and run pytest"
+PY_VENV=$(realpath -m "${HEXZ_PY_VENV:-target/pyvenv}")
+if [ ! -x "$PY_VENV/bin/python" ]; then
+  python3 -m venv "$PY_VENV"
+fi
+"$PY_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+  "maturin>=1.16,<2" pytest numpy pyarrow polars torch
+(cd python && VIRTUAL_ENV="$PY_VENV" PATH="$PY_VENV/bin:$PATH" maturin develop --locked)
+(cd python && "$PY_VENV/bin/python" -m pytest -q tests)

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use hexz_format::layout::SECTION_PROVENANCE;
 use hexz_format::{
-    ArchiveWriter, Compressor, EntryKind, EntryMeta, Hash32, Owner, ParentSet, PendingFile,
-    Summary, WriterOptions,
+    ArchiveWriter, Compressor, EntryKind, EntryMeta, Hash32, Owner, ParentSet, Summary,
+    WriterOptions,
 };
 use indicatif::ProgressBar;
 
@@ -279,8 +279,8 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     })
 }
 
-fn add_found(
-    writer: &mut ArchiveWriter<PendingFile>,
+pub(crate) fn add_found<W: hexz_format::Sink>(
+    writer: &mut ArchiveWriter<W>,
     found: &Found,
     bar: &ProgressBar,
     digest: &mut InputDigest,

@@ -178,6 +178,18 @@ pub enum PipelineError {
         /// What is wrong.
         reason: String,
     },
+    /// A column asked of [`crate::batches`] that neither the catalog nor the
+    /// archive's user columns have.
+    #[error("unknown column `{name}`; known: {}", known.join(", "))]
+    UnknownColumn {
+        /// The name asked for.
+        name: String,
+        /// Built-in and user column names.
+        known: Vec<String>,
+    },
+    /// A loader shard that cannot be served (see [`crate::sampler`]).
+    #[error(transparent)]
+    Shard(#[from] crate::sampler::ShardError),
     /// An extraction target exists and overwriting was not allowed.
     #[error("{} already exists (use --overwrite to replace it)", path.display())]
     Exists {

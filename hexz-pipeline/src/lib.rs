@@ -11,6 +11,8 @@
 //! # Ok::<(), hexz_pipeline::PipelineError>(())
 //! ```
 
+pub mod add;
+pub mod batches;
 pub mod build;
 pub mod chunk_cache;
 pub mod crypto;
@@ -24,6 +26,7 @@ pub mod publish;
 pub mod recipe;
 pub mod records;
 pub mod registry;
+pub mod sampler;
 pub mod squash;
 pub mod thin;
 pub mod transport_conformance;

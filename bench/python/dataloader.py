@@ -1,0 +1,197 @@
+"""PyTorch DataLoader throughput over a real image dataset: hexz vs MosaicML Streaming
+vs WebDataset, from local disk and from a loopback S3 server (moto), in one run.
+
+usage: python bench/python/dataloader.py IMAGE_DIR S3_ENDPOINT [--workers 2] [--batch 64] [--epochs 2]
+
+Every system gets the same files (every *.png under IMAGE_DIR, sorted), stored without
+recompression (PNGs do not compress), the same DataLoader (num_workers, batch_size,
+collate to a list of raw bytes — no image decoding, so the figure is the data path
+alone) and a shuffled epoch. Reported per system and location: time to first sample
+(DataLoader iterator created → first batch in hand, a cold start: fresh dataset object,
+fresh worker processes, empty local cache for remote data) and samples/s over the
+whole epoch (including that start). Every epoch is checked to deliver each sample
+exactly once (hexz, Streaming) or all samples (WebDataset, whose shuffle is a buffer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import boto3
+import torch
+import webdataset as wds
+from streaming import MDSWriter, StreamingDataset
+
+import hexz
+import hexz.torch as htorch
+
+KEYS = {"s3_region": "us-east-1", "s3_access_key_id": "test", "s3_secret_access_key": "test"}
+
+
+def keep_list(batch):
+    return batch
+
+
+def files_of(root):
+    paths = sorted(glob.glob(os.path.join(root, "**", "*.png"), recursive=True))
+    return [(os.path.relpath(p, root), open(p, "rb").read()) for p in paths]
+
+
+def build_all(files, work):
+    out = {}
+    t = time.perf_counter()
+    arch = os.path.join(work, "images.hxz")
+    with hexz.Writer(arch, compression="none") as w:
+        for name, data in files:
+            w.add_bytes(name, data)
+    out["hexz"] = (arch, time.perf_counter() - t)
+    t = time.perf_counter()
+    mds = os.path.join(work, "mds")
+    with MDSWriter(out=mds, columns={"name": "str", "data": "bytes"}, compression=None, size_limit="64mb") as w:
+        for name, data in files:
+            w.write({"name": name, "data": data})
+    out["mds"] = (mds, time.perf_counter() - t)
+    t = time.perf_counter()
+    wdir = os.path.join(work, "wds")
+    os.makedirs(wdir)
+    with wds.ShardWriter(os.path.join(wdir, "shard-%06d.tar"), maxsize=64 << 20, verbose=0) as sink:
+        for i, (name, data) in enumerate(files):
+            sink.write({"__key__": f"{i:07d}", "png": data, "txt": name})
+    out["wds"] = (wdir, time.perf_counter() - t)
+    return out
+
+
+def upload(endpoint, bucket, built):
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    s3.create_bucket(Bucket=bucket)
+    s3.upload_file(built["hexz"][0], bucket, "hexz/images.hxz")
+    for kind in ("mds", "wds"):
+        root = built[kind][0]
+        for p in sorted(glob.glob(os.path.join(root, "*"))):
+            s3.upload_file(p, bucket, f"{kind}/{os.path.basename(p)}")
+
+
+def name_of(sample):
+    if isinstance(sample, dict):
+        return sample["name"]
+    name = sample[0]
+    return name.decode() if isinstance(name, bytes) else name
+
+
+def run_epoch(make_loader, expect, exact):
+    loader = make_loader()
+    t0 = time.perf_counter()
+    it = iter(loader)
+    first = next(it)
+    t_first = time.perf_counter() - t0
+    seen = [name_of(x) for x in first]
+    for batch in it:
+        seen.extend(name_of(x) for x in batch)
+    total = time.perf_counter() - t0
+    names = sorted(seen)
+    if exact:
+        assert names == expect, "every sample exactly once"
+    else:
+        assert len(names) == len(expect) and set(names) == set(expect)
+    return t_first, len(seen) / total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("images")
+    ap.add_argument("s3_endpoint")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--shuffle-block", type=int, default=1024,
+                    help="hexz: shuffle runs of this many neighbouring samples (1: the whole epoch)")
+    ap.add_argument("--json", help="write results here")
+    a = ap.parse_args()
+
+    files = files_of(a.images)
+    expect = sorted(n for n, _ in files)
+    nbytes = sum(len(d) for _, d in files)
+    print(f"dataset: {len(files)} files, {nbytes} bytes, from {a.images}", flush=True)
+    work = tempfile.mkdtemp(prefix="hexz-dl-bench-")
+    built = build_all(files, work)
+    for k, (_, s) in built.items():
+        print(f"write {k}: {s:.2f} s", flush=True)
+    bucket = "bench-" + uuid.uuid4().hex[:8]
+    upload(a.s3_endpoint, bucket, built)
+    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1",
+                      S3_ENDPOINT_URL=a.s3_endpoint)
+
+    W, B = a.workers, a.batch
+    dl = lambda ds, **kw: torch.utils.data.DataLoader(ds, batch_size=B, num_workers=W, collate_fn=keep_list, **kw)
+    nshards = len(glob.glob(os.path.join(built["wds"][0], "*.tar")))
+    curl = ("pipe:curl -s -f -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -H 'Authorization: AWS4-HMAC-SHA256 "
+            "Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00' "
+            f"{a.s3_endpoint}/{bucket}/wds/shard-{{000000..{nshards - 1:06d}}}.tar")
+
+    def hexz_loader(url, epoch, **opts):
+        def make():
+            ds = htorch.IterableDataset(url, seed=0, batch_size=B, with_names=True,
+                                        shuffle_block=a.shuffle_block, **opts)
+            ds.set_epoch(epoch)
+            return dl(ds)
+        return make
+
+    def mds_loader(local, remote, epoch):
+        def make():
+            cache = tempfile.mkdtemp(prefix="mds-cache-") if remote else local
+            ds = StreamingDataset(local=cache, remote=remote, shuffle=True, shuffle_seed=epoch, batch_size=B)
+            return dl(ds)
+        return make
+
+    def wds_loader(urls, epoch):
+        def make():
+            ds = wds.WebDataset(urls, shardshuffle=100, seed=epoch, nodesplitter=None,
+                                workersplitter=wds.split_by_worker, empty_check=False)
+            return dl(ds.shuffle(1000).to_tuple("txt", "png"))
+        return make
+
+    local_shards = os.path.join(built["wds"][0], f"shard-{{000000..{nshards - 1:06d}}}.tar")
+    systems = [
+        ("hexz", "local", lambda e: hexz_loader(built["hexz"][0], e), True),
+        ("streaming (MDS)", "local", lambda e: mds_loader(built["mds"][0], None, e), True),
+        ("webdataset", "local", lambda e: wds_loader(local_shards, e), False),
+        ("hexz", "s3", lambda e: hexz_loader(f"s3://{bucket}/hexz/images.hxz", e, s3_endpoint=a.s3_endpoint, **KEYS), True),
+        ("streaming (MDS)", "s3", lambda e: mds_loader(None, f"s3://{bucket}/mds", e), True),
+        ("webdataset", "s3", lambda e: wds_loader(curl, e), False),
+    ]
+    results = []
+    for name, where, make, exact in systems:
+        firsts, rates = [], []
+        for epoch in range(a.epochs):
+            t_first, rate = run_epoch(make(epoch), expect, exact)
+            firsts.append(t_first)
+            rates.append(rate)
+        r = {"system": name, "where": where, "first_s": min(firsts), "samples_per_s": max(rates)}
+        results.append(r)
+        print(f"{name:16s} {where:5s}  first sample {r['first_s']:.3f} s   {r['samples_per_s']:9.0f} samples/s", flush=True)
+
+    print("\n| system | where | time to first sample (s) | samples/s | hexz speed-up |")
+    print("|---|---|---:|---:|---:|")
+    for r in results:
+        base = next(x for x in results if x["system"] == "hexz" and x["where"] == r["where"])
+        print(f"| {r['system']} | {r['where']} | {r['first_s']:.3f} | {r['samples_per_s']:.0f} | "
+              f"{base['samples_per_s'] / r['samples_per_s']:.2f}× rate, {r['first_s'] / base['first_s']:.2f}× first |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"files": len(files), "bytes": nbytes, "workers": W, "batch": B, "results": results}, f, indent=1)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

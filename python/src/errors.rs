@@ -1,0 +1,178 @@
+//! The one place Rust errors become Python exceptions.
+//!
+//! Every exception derives from `hexz.HexzError`:
+//!
+//! | exception | raised for |
+//! |---|---|
+//! | `NotFoundError` | a missing entry, archive file or remote object |
+//! | `CorruptError` | damaged or hostile archive bytes (CRC32, BLAKE3, structure, limits, unsupported version) |
+//! | `BadKeyError` | a wrong or missing key or passphrase for an encrypted archive |
+//! | `SignatureError` | a missing, invalid or untrusted signature |
+//! | `StorageError` | local I/O, S3 or HTTP failures (after retries) |
+//! | `RecipeError` | an invalid recipe (the message names file, line and column) |
+//! | `InvalidInputError` | bad arguments: names, settings, codecs, columns, shards |
+//! | `UnsupportedError` | a feature this build of hexz does not implement |
+
+use std::io;
+
+use hexz_pipeline::PipelineError;
+use pyo3::PyErr;
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+
+create_exception!(
+    hexz,
+    HexzError,
+    PyException,
+    "Base class of every error hexz raises."
+);
+create_exception!(
+    hexz,
+    NotFoundError,
+    HexzError,
+    "A missing entry, archive file or remote object."
+);
+create_exception!(
+    hexz,
+    CorruptError,
+    HexzError,
+    "The archive's bytes are damaged or hostile (failed CRC32/BLAKE3 check, bad structure)."
+);
+create_exception!(
+    hexz,
+    BadKeyError,
+    HexzError,
+    "A wrong or missing key or passphrase for an encrypted archive."
+);
+create_exception!(
+    hexz,
+    SignatureError,
+    HexzError,
+    "A missing, invalid or untrusted signature."
+);
+create_exception!(
+    hexz,
+    StorageError,
+    HexzError,
+    "Reading or writing storage failed: local I/O, S3 or HTTP (after retries)."
+);
+create_exception!(
+    hexz,
+    RecipeError,
+    HexzError,
+    "The recipe is invalid; the message names the file, line, column and fix."
+);
+create_exception!(
+    hexz,
+    InvalidInputError,
+    HexzError,
+    "An argument hexz cannot use: entry name, setting, codec, column, shard."
+);
+create_exception!(
+    hexz,
+    UnsupportedError,
+    HexzError,
+    "A feature this build of hexz does not implement."
+);
+
+/// A Rust error on its way to Python. Functions return `Result<T, Error>`; PyO3
+/// converts through `From<Error> for PyErr`.
+#[derive(Debug)]
+pub enum Error {
+    /// From the pipeline (which wraps the format layer's errors).
+    Pipeline(PipelineError),
+    /// From the format layer.
+    Format(hexz_format::Error),
+    /// An argument rejected by the bindings themselves.
+    Invalid(String),
+    /// A feature not built yet.
+    Unsupported(String),
+}
+
+impl From<PipelineError> for Error {
+    fn from(e: PipelineError) -> Self {
+        Self::Pipeline(e)
+    }
+}
+
+impl From<hexz_format::Error> for Error {
+    fn from(e: hexz_format::Error) -> Self {
+        Self::Format(e)
+    }
+}
+
+/// Result alias of the bindings.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> PyErr {
+        match e {
+            Error::Pipeline(e) => pipeline(e),
+            Error::Format(e) => format(e),
+            Error::Invalid(m) => InvalidInputError::new_err(m),
+            Error::Unsupported(m) => UnsupportedError::new_err(m),
+        }
+    }
+}
+
+fn io_error(kind: io::ErrorKind, message: String) -> PyErr {
+    if kind == io::ErrorKind::NotFound {
+        NotFoundError::new_err(message)
+    } else {
+        StorageError::new_err(message)
+    }
+}
+
+fn format(e: hexz_format::Error) -> PyErr {
+    use hexz_format::Error as F;
+    let message = e.to_string();
+    if e.is_corruption() {
+        return CorruptError::new_err(message);
+    }
+    match e {
+        F::EntryNotFound { .. } => NotFoundError::new_err(message),
+        F::UnsupportedVersion { .. } => CorruptError::new_err(message),
+        F::SourceRead { error, .. } | F::Io { error, .. } | F::Input { error, .. } => {
+            io_error(error.kind(), message)
+        }
+        F::Unsupported { .. } => UnsupportedError::new_err(message),
+        F::OutOfRange { .. }
+        | F::InvalidName { .. }
+        | F::DuplicateName { .. }
+        | F::InvalidSetting { .. }
+        | F::InvalidColumns { .. }
+        | F::NotAFile { .. }
+        | F::UnknownCodec(_) => InvalidInputError::new_err(message),
+        // Variants added later (keys, signatures: issue 4) land here until they
+        // get their own arm.
+        _ => HexzError::new_err(message),
+    }
+}
+
+fn pipeline(e: PipelineError) -> PyErr {
+    use PipelineError as P;
+    let message = e.to_string();
+    match e {
+        P::Format(e) => format(e),
+        P::Recipe(_) => RecipeError::new_err(message),
+        P::Transport { error, .. } => {
+            let kind = error
+                .downcast_ref::<hexz_opendal::OpendalError>()
+                .map(hexz_opendal::OpendalError::io_kind)
+                .unwrap_or(io::ErrorKind::Other);
+            io_error(kind, message)
+        }
+        P::Io { error, .. } => io_error(error.kind(), message),
+        P::UnknownPlugin { .. }
+        | P::PluginSettings { .. }
+        | P::UnsupportedInput { .. }
+        | P::UnsafePath { .. }
+        | P::UnknownColumn { .. }
+        | P::Shard(_)
+        | P::Exists { .. }
+        | P::SymlinkLoop { .. }
+        | P::DanglingSymlink { .. } => InvalidInputError::new_err(message),
+        P::Records(_) => InvalidInputError::new_err(message),
+        _ => HexzError::new_err(message),
+    }
+}

@@ -1,0 +1,311 @@
+//! `hexz._hexz.Writer`: builds an archive entry by entry. Nothing appears at the
+//! path until `finish()` succeeds; a writer dropped or aborted before that
+//! leaves no file.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use hexz_format::columns::{Column, ColumnSchema, ColumnType, Value};
+use hexz_format::{ArchiveWriter, ChunkParams, EntryMeta, PendingFile, WriterOptions};
+use hexz_pipeline::Registry;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyString};
+
+use crate::errors::{Error, Result};
+
+/// Regular file, rw-r--r--.
+const BYTES_MODE: u32 = 0o100_644;
+
+#[derive(Debug)]
+struct State {
+    writer: ArchiveWriter<PendingFile>,
+    schema: Option<ColumnSchema>,
+    entries: u64,
+}
+
+/// An archive being written.
+#[pyclass(module = "hexz._hexz", frozen)]
+#[derive(Debug)]
+pub struct Writer {
+    state: Mutex<Option<State>>,
+    path: PathBuf,
+}
+
+fn column_type(name: &str) -> Result<ColumnType> {
+    ColumnType::ALL
+        .into_iter()
+        .find(|t| t.as_str() == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = ColumnType::ALL.iter().map(|t| t.as_str()).collect();
+            Error::Invalid(format!(
+                "unknown column type `{name}`; known: {}",
+                known.join(", ")
+            ))
+        })
+}
+
+fn value(column: &str, v: &Bound<'_, PyAny>) -> Result<Value> {
+    let bad = || {
+        Error::Invalid(format!(
+            "column `{column}`: {} values are not supported (bool, int, float, str, bytes or None)",
+            v.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    };
+    Ok(if v.is_none() {
+        Value::Null
+    } else if let Ok(b) = v.cast::<PyBool>() {
+        Value::Bool(b.is_true())
+    } else if v.is_instance_of::<PyInt>() {
+        Value::Int64(
+            v.extract().map_err(|_| {
+                Error::Invalid(format!("column `{column}`: {v} does not fit in int64"))
+            })?,
+        )
+    } else if v.is_instance_of::<PyFloat>() {
+        Value::Float64(v.extract().map_err(|_| bad())?)
+    } else if let Ok(s) = v.cast::<PyString>() {
+        Value::Utf8(s.to_cow().map_err(|_| bad())?.into_owned())
+    } else if let Ok(b) = v.cast::<PyBytes>() {
+        Value::Bytes(b.as_bytes().to_vec())
+    } else if let Ok(b) = v.cast::<PyByteArray>() {
+        Value::Bytes(b.to_vec())
+    } else {
+        return Err(bad());
+    })
+}
+
+impl Writer {
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut State) -> Result<T> + Send,
+    ) -> Result<T> {
+        py.detach(|| {
+            let mut slot = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let state = slot.as_mut().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the writer of {} is closed (finished or aborted)",
+                    self.path.display()
+                ))
+            })?;
+            f(state)
+        })
+    }
+}
+
+#[pymethods]
+impl Writer {
+    #[new]
+    #[pyo3(signature = (path, compression="zstd", level=None, *, chunk_min=None, chunk_avg=None, chunk_max=None, threads=None, columns=None, parent=None, encrypt=None, sign=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        compression: &str,
+        level: Option<i32>,
+        chunk_min: Option<u32>,
+        chunk_avg: Option<u32>,
+        chunk_max: Option<u32>,
+        threads: Option<usize>,
+        columns: Option<Vec<(String, String)>>,
+        parent: Option<Bound<'_, PyAny>>,
+        encrypt: Option<Bound<'_, PyAny>>,
+        sign: Option<Bound<'_, PyAny>>,
+    ) -> Result<Self> {
+        for (what, given) in [
+            ("parent (thin snapshots)", parent.is_some()),
+            ("encrypt", encrypt.is_some()),
+            ("sign", sign.is_some()),
+        ] {
+            if given {
+                return Err(Error::Unsupported(format!(
+                    "Writer option {what} is not available in this build of hexz yet"
+                )));
+            }
+        }
+        let registry = Registry::default();
+        let compressor = registry.compressor(compression, level)?;
+        let mut options = WriterOptions::new(compressor);
+        let d = ChunkParams::default();
+        options.chunking = ChunkParams {
+            min: chunk_min.unwrap_or(d.min),
+            avg: chunk_avg.unwrap_or(d.avg),
+            max: chunk_max.unwrap_or(d.max),
+        };
+        // A pool of its own, never rayon's global one (see `pool`).
+        options.threads = Some(threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        }));
+        let schema = match columns {
+            Some(cols) => Some(
+                ColumnSchema::new(
+                    cols.iter()
+                        .map(|(n, t)| Ok(Column::new(n.clone(), column_type(t)?)))
+                        .collect::<Result<Vec<_>>>()?,
+                )
+                .map_err(|e| Error::Invalid(format!("columns: {e}")))?,
+            ),
+            None => None,
+        };
+        let dest = path.clone();
+        let state = py.detach(move || -> Result<State> {
+            let mut writer = ArchiveWriter::create(&dest, options)?;
+            if let Some(s) = &schema {
+                writer.set_columns(s.clone())?;
+            }
+            Ok(State {
+                writer,
+                schema,
+                entries: 0,
+            })
+        })?;
+        Ok(Self {
+            state: Mutex::new(Some(state)),
+            path,
+        })
+    }
+
+    /// Add `data` as entry `name`; `columns` (a dict) become the entry's typed
+    /// user columns. The first entry with columns fixes the schema (names and
+    /// types, from the Python values) unless `columns=` was given to the writer.
+    #[pyo3(signature = (name, data, columns=None))]
+    fn add_bytes(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        data: &[u8],
+        columns: Option<&Bound<'_, PyDict>>,
+    ) -> Result<()> {
+        let mut given: Vec<(String, Value)> = Vec::new();
+        if let Some(d) = columns {
+            for (k, v) in d.iter() {
+                let k: String = k
+                    .extract()
+                    .map_err(|_| Error::Invalid("column names must be strings".into()))?;
+                let v = value(&k, &v)?;
+                given.push((k, v));
+            }
+        }
+        self.with(py, |s| {
+            if s.schema.is_none() && !given.is_empty() {
+                if s.entries > 0 {
+                    return Err(Error::Invalid(format!(
+                        "entry `{name}` has columns but earlier entries have none; declare them \
+                         up front with Writer(..., columns=[(name, type), ...])"
+                    )));
+                }
+                let cols = given
+                    .iter()
+                    .map(|(n, v)| {
+                        let ty = v.column_type().ok_or_else(|| {
+                            Error::Invalid(format!(
+                                "column `{n}` is None in the first entry, so its type is unknown; \
+                                 declare it with Writer(..., columns=[(name, type), ...])"
+                            ))
+                        })?;
+                        Ok(Column::new(n.clone(), ty))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let schema =
+                    ColumnSchema::new(cols).map_err(|e| Error::Invalid(format!("columns: {e}")))?;
+                s.writer.set_columns(schema.clone())?;
+                s.schema = Some(schema);
+            }
+            let row = match &s.schema {
+                Some(schema) => {
+                    let mut row = vec![Value::Null; schema.len()];
+                    for (n, v) in given {
+                        let i = schema.index_of(&n).ok_or_else(|| {
+                            let known: Vec<&str> =
+                                schema.columns().iter().map(|c| c.name.as_str()).collect();
+                            Error::Invalid(format!(
+                                "entry `{name}`: unknown column `{n}`; the archive's columns are: {}",
+                                known.join(", ")
+                            ))
+                        })?;
+                        row[i] = v;
+                    }
+                    schema
+                        .encode_row(&row)
+                        .map_err(|e| Error::Invalid(format!("entry `{name}`: {e}")))?
+                }
+                None => Vec::new(),
+            };
+            let meta = EntryMeta {
+                mode: BYTES_MODE,
+                columns: row,
+                ..EntryMeta::default()
+            };
+            if s.schema.is_some() {
+                s.writer.add_record(name, data, meta)?;
+            } else {
+                s.writer.add_bytes(name, data, meta)?;
+            }
+            s.entries += 1;
+            Ok(())
+        })
+    }
+
+    /// Add the file or directory tree at `path` (see `hexz_pipeline::add`).
+    /// Returns `(files, dirs, symlinks)` added.
+    #[pyo3(signature = (path, name=None))]
+    fn add_path(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        name: Option<String>,
+    ) -> Result<(u64, u64, u64)> {
+        self.with(py, |s| {
+            let c = hexz_pipeline::add::add_path(&mut s.writer, &path, name.as_deref())?;
+            s.entries += c.files + c.dirs + c.symlinks;
+            Ok((c.files, c.dirs, c.symlinks))
+        })
+    }
+
+    /// Number of entries added.
+    fn entry_count(&self, py: Python<'_>) -> Result<u64> {
+        self.with(py, |s| Ok(s.entries))
+    }
+
+    /// Write the index and trailer and move the archive into place. Returns a
+    /// summary dict.
+    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the writer of {} is already closed",
+                    self.path.display()
+                ))
+            })?;
+        let (_, summary) = py.detach(|| state.writer.finish()).map_err(Error::Format)?;
+        let d = PyDict::new(py);
+        d.set_item("path", &self.path)?;
+        d.set_item("root_hash", summary.root_hash.to_string())?;
+        d.set_item("entries", summary.stats.entry_count)?;
+        d.set_item("logical_bytes", summary.stats.logical_size)?;
+        d.set_item("archive_size", summary.archive_size)?;
+        Ok(d)
+    }
+
+    /// Drop everything written so far; no file is left at the path.
+    fn abort(&self, py: Python<'_>) {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner()).take();
+        py.detach(move || drop(state));
+    }
+
+    /// Whether `finish` or `abort` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+    }
+}
