@@ -108,12 +108,8 @@ pub fn public_keys(args: &[String]) -> Result<Vec<PublicKey>> {
         .collect()
 }
 
-/// Largest detached signature read (a manifest is at most 64 KiB).
-const MAX_SIG_LEN: u64 = 1 << 17;
-
-/// The detached signature: `--sig`, else `<archive>.sig` — next to a local
-/// archive, or at the archive's URL plus `.sig` (fetched through the registry's
-/// transports). A missing default is no signature, not an error.
+/// The detached signature: `--sig`, else `<archive>.sig` next to a local archive
+/// or at its URL (see [`hexz_pipeline::crypto::default_detached_signature`]).
 pub fn detached_signature(
     sig: Option<&Path>,
     archive: &Path,
@@ -124,25 +120,10 @@ pub fn detached_signature(
             std::fs::read(p).with_context(|| format!("reading signature {}", p.display()))?,
         ));
     }
-    let default = hexz_pipeline::crypto::signature_path(archive);
-    let url = default
-        .to_str()
-        .filter(|s| hexz_pipeline::registry::url_scheme(s).is_some());
-    let Some(url) = url else {
-        return Ok(std::fs::read(default).ok());
-    };
-    let Ok(source) = registry.open_source(url) else {
-        return Ok(None);
-    };
-    let size = source.size();
-    if size > MAX_SIG_LEN {
-        anyhow::bail!("{url}: {size} bytes is too large for a signature");
-    }
-    let mut buf = vec![0; size as usize];
-    source
-        .read_exact_at(0, &mut buf)
-        .with_context(|| format!("reading signature {url}"))?;
-    Ok(Some(buf))
+    Ok(hexz_pipeline::crypto::default_detached_signature(
+        &archive.to_string_lossy(),
+        registry,
+    )?)
 }
 
 /// Read options with these keys and trust policy.

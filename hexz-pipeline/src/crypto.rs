@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{PipelineError, Result};
 use crate::recipe::{EncryptPlan, Plan, RecipeError, SignPlan, SourceLocation, read_signing_key};
+use crate::registry::Registry;
 
 fn key_error(plan: &Plan, field: &str, detail: String) -> PipelineError {
     RecipeError::BadKey {
@@ -87,6 +88,35 @@ pub fn signing(plan: &Plan) -> Result<Option<Signing>> {
         key: Arc::new(key),
         detached: s.detached,
     }))
+}
+
+/// Largest detached signature read (a manifest is at most 64 KiB).
+const MAX_SIG_LEN: u64 = 1 << 17;
+
+/// The detached signature of the archive at `location` (a path or URL), if there
+/// is one: `<location>.sig`, read from disk or fetched through `registry`'s
+/// transports. A missing file or object is no signature, not an error.
+pub fn default_detached_signature(location: &str, registry: &Registry) -> Result<Option<Vec<u8>>> {
+    let sig = format!("{location}.sig");
+    if crate::registry::url_scheme(&sig).is_none() {
+        return Ok(std::fs::read(&sig).ok());
+    }
+    let Ok(source) = registry.open_source(&sig) else {
+        return Ok(None);
+    };
+    let size = source.size();
+    if size > MAX_SIG_LEN {
+        return Err(PipelineError::from(hexz_format::Error::Corrupt {
+            what: "detached signature",
+            offset: 0,
+            detail: format!("{sig}: {size} bytes is too large for a signature"),
+        }));
+    }
+    let mut buf = vec![0; size as usize];
+    source
+        .read_exact_at(0, &mut buf)
+        .map_err(PipelineError::io(&sig))?;
+    Ok(Some(buf))
 }
 
 /// Where a detached signature of `archive` goes: `<archive>.sig`.

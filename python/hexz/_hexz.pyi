@@ -1,6 +1,6 @@
 """Type stubs of the Rust extension module ``hexz._hexz`` (python/src)."""
 
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 __version__: str
 
@@ -35,9 +35,9 @@ class Archive:
         readahead_bytes: Optional[int] = None,
         verify_chunks: bool = False,
         s3: Optional[Dict[str, Any]] = None,
-        passphrase: Optional[str] = None,
+        passphrase: Optional[Union[str, bytes]] = None,
         key: Optional[bytes] = None,
-        trusted_public_keys: Optional[Sequence[bytes]] = None,
+        trusted_public_keys: Optional[Sequence[Union[str, bytes]]] = None,
     ) -> "Archive": ...
     def __len__(self) -> int: ...
     def size(self) -> int: ...

@@ -109,16 +109,19 @@ impl Archive {
         readahead_bytes: Option<u64>,
         verify_chunks: bool,
         s3: Option<&Bound<'_, PyDict>>,
-        passphrase: Option<String>,
-        key: Option<Vec<u8>>,
-        trusted_public_keys: Option<Vec<Vec<u8>>>,
+        passphrase: Option<KeyText>,
+        key: Option<KeyText>,
+        trusted_public_keys: Option<Vec<KeyText>>,
     ) -> Result<Self> {
         let keys = KeyOptions {
-            passphrase,
-            key,
-            trusted_public_keys: trusted_public_keys.unwrap_or_default(),
+            passphrase: passphrase.map(KeyText::into_bytes),
+            key: key.map(KeyText::into_bytes),
+            trusted_public_keys: trusted_public_keys
+                .unwrap_or_default()
+                .into_iter()
+                .map(KeyText::into_bytes)
+                .collect(),
         };
-        keys.check_supported()?;
         let mut options = ReadOptions::default();
         if let Some(v) = cache_bytes {
             options.chunk_cache_bytes = v;
@@ -135,8 +138,9 @@ impl Archive {
             registry.register_transport(Arc::new(OpendalTransport::with_s3(s3_options(s3)?)));
         }
         let location = location.to_string();
-        let inner = pool::run(py, move || {
-            hexz_pipeline::open_archive(&location, &registry, options)
+        let inner = pool::run(py, move || -> Result<_> {
+            keys.apply(&location, &registry, &mut options)?;
+            Ok(hexz_pipeline::open_archive(&location, &registry, options)?)
         })?;
         Ok(Self { inner })
     }
@@ -396,4 +400,22 @@ pub fn shard_indices(
 #[pyo3(signature = (n, rank, world, drop_last=false))]
 pub fn rank_len(n: u64, rank: u64, world: u64, drop_last: bool) -> u64 {
     sampler::rank_len(n, rank, world, drop_last)
+}
+
+/// A key argument: `str` (UTF-8) or bytes.
+#[derive(FromPyObject)]
+pub enum KeyText {
+    /// Text: a passphrase, a public-key line or a path.
+    Text(String),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+}
+
+impl KeyText {
+    fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Self::Text(s) => s.into_bytes(),
+            Self::Bytes(b) => b,
+        }
+    }
 }

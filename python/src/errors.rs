@@ -136,6 +136,11 @@ fn format(e: hexz_format::Error) -> PyErr {
             io_error(error.kind(), message)
         }
         F::Unsupported { .. } => UnsupportedError::new_err(message),
+        F::KeyRequired { .. } | F::WrongKey { .. } | F::InvalidKey { .. } => {
+            BadKeyError::new_err(message)
+        }
+        F::Unsigned { .. } | F::BadSignature { .. } => SignatureError::new_err(message),
+        F::ParentUnavailable { .. } => NotFoundError::new_err(message),
         F::OutOfRange { .. }
         | F::InvalidName { .. }
         | F::DuplicateName { .. }
@@ -143,8 +148,6 @@ fn format(e: hexz_format::Error) -> PyErr {
         | F::InvalidColumns { .. }
         | F::NotAFile { .. }
         | F::UnknownCodec(_) => InvalidInputError::new_err(message),
-        // Variants added later (keys, signatures: issue 4) land here until they
-        // get their own arm.
         _ => HexzError::new_err(message),
     }
 }

@@ -1,20 +1,22 @@
 //! Options that come from Python keyword arguments.
 
+use hexz_format::crypto::keyfile::{PublicKeyKind, parse_raw_key};
+use hexz_format::{PublicKey, ReadOptions, TrustPolicy, Unlock};
 use hexz_opendal::S3Options;
+use hexz_pipeline::Registry;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::{Error, Result};
 
-/// Key material for encrypted and signed archives, gathered in one place so the
-/// reader's key slots and signature checks (issue 4) plug in here: `passphrase`
-/// and `key` unlock a key slot, `trusted_public_keys` (Ed25519, raw 32 bytes)
-/// are the signers a reader accepts.
+/// Key material for encrypted and signed archives: `passphrase` and `key` unlock a
+/// key slot, `trusted_public_keys` are the signers a reader accepts (each a
+/// `hexz-ed25519 ...` line, the path of a `.pub` file, or the 32 raw key bytes).
 #[derive(Default)]
 pub struct KeyOptions {
     /// Passphrase of a passphrase key slot.
-    pub passphrase: Option<String>,
-    /// Raw key of a key-file slot.
+    pub passphrase: Option<Vec<u8>>,
+    /// A key-file slot's key: 32 raw bytes or 64 hex digits (a key file's content).
     pub key: Option<Vec<u8>>,
     /// Signers to trust.
     pub trusted_public_keys: Vec<Vec<u8>>,
@@ -23,27 +25,67 @@ pub struct KeyOptions {
 impl std::fmt::Debug for KeyOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyOptions")
-            .field("passphrase", &self.passphrase.as_ref().map(|_| "***"))
-            .field("key", &self.key.as_ref().map(|_| "***"))
+            .field(
+                "passphrase",
+                &self.passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
             .field("trusted_public_keys", &self.trusted_public_keys.len())
             .finish()
     }
 }
 
 impl KeyOptions {
-    /// This build's reader has no key slots or signature checks yet: refuse key
-    /// material rather than ignore it (a caller who asks for a signature check
-    /// must not get unchecked bytes).
-    pub fn check_supported(&self) -> Result<()> {
-        if self.passphrase.is_some() || self.key.is_some() || !self.trusted_public_keys.is_empty() {
-            return Err(Error::Unsupported(
-                "passphrase, key and trusted_public_keys need encryption and signature \
-                 support in the reader, which this build of hexz does not have yet"
-                    .into(),
-            ));
+    /// Put the keys and the trust policy into `options` for the archive at
+    /// `location` (a detached `<location>.sig` is used when there is one).
+    pub fn apply(
+        &self,
+        location: &str,
+        registry: &Registry,
+        options: &mut ReadOptions,
+    ) -> Result<()> {
+        let mut unlock = Unlock::default();
+        if let Some(p) = &self.passphrase {
+            unlock = unlock.passphrase(p.clone());
+        }
+        if let Some(k) = &self.key {
+            let key = parse_raw_key(k, "key").map_err(hexz_pipeline::PipelineError::from)?;
+            unlock = unlock.key_file(*key);
+        }
+        options.unlock = unlock;
+        if !self.trusted_public_keys.is_empty() {
+            let keys = self
+                .trusted_public_keys
+                .iter()
+                .map(|k| public_key(k))
+                .collect::<Result<Vec<_>>>()?;
+            options.trust = Some(TrustPolicy {
+                keys,
+                detached: hexz_pipeline::crypto::default_detached_signature(location, registry)?,
+            });
         }
         Ok(())
     }
+}
+
+/// An Ed25519 public key: 32 raw bytes, or text (a key line or a `.pub` path).
+fn public_key(k: &[u8]) -> Result<PublicKey> {
+    let key = if k.len() == 32 {
+        let mut bytes = [0; 32];
+        bytes.copy_from_slice(k);
+        PublicKey {
+            kind: PublicKeyKind::Ed25519,
+            bytes,
+        }
+    } else {
+        let text = std::str::from_utf8(k).map_err(|_| {
+            Error::Invalid("a trusted public key is 32 bytes, a key line or a path".into())
+        })?;
+        PublicKey::load(text).map_err(hexz_pipeline::PipelineError::from)?
+    };
+    Ok(key
+        .expect(PublicKeyKind::Ed25519)
+        .map_err(hexz_pipeline::PipelineError::from)?)
 }
 
 /// S3 settings from a dict (`endpoint`, `region`, `access_key_id`,

@@ -115,8 +115,8 @@ def test_errors_share_one_base(tmp_path, samples_archive):
         hexz.open(damaged).read()
     with pytest.raises(TypeError, match="unknown option"):
         hexz.open(samples_archive, cache=1)
-    with pytest.raises(hexz.UnsupportedError, match="passphrase"):
-        hexz.open(samples_archive, passphrase="secret")
+    with pytest.raises(hexz.SignatureError, match="not signed"):
+        hexz.open(samples_archive, trusted_public_keys=[KEYS + "/example-signing.key.pub"])
     with pytest.raises(hexz.InvalidInputError, match="codec|compressor"):
         hexz.Writer(tmp_path / "x.hxz", compression="brotli")
     with pytest.raises(ValueError):
@@ -235,3 +235,36 @@ def test_reads_release_the_gil(tmp_path):
     for t in threads:
         t.join()
     assert errors == []
+
+
+KEYS = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "keys")
+
+
+def test_encrypted_and_signed_archives(tmp_path):
+    """Keys and trusted signers as `hexz.open` options; wrong ones raise the right class."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_bytes(b"secret a")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "inputs:\n  - path: data/\noutput: out/s.hxz\n"
+        f"encrypt:\n  key_file: {KEYS}/example-data.key\n"
+        f"  passphrase_file: {KEYS}/example.passphrase\n"
+        "  kdf: { memory: 64KiB, iterations: 1 }\n"
+        f"sign:\n  key: {KEYS}/example-signing.key\n"
+    )
+    hexz.build(str(recipe))
+    path = str(tmp_path / "out" / "s.hxz")
+    key = open(f"{KEYS}/example-data.key", "rb").read()
+    passphrase = open(f"{KEYS}/example.passphrase").read().rstrip("\n")
+    trusted = open(f"{KEYS}/example-signing.key.pub").read()
+    with pytest.raises(hexz.BadKeyError):
+        hexz.open(path)
+    with pytest.raises(hexz.BadKeyError, match="wrong key"):
+        hexz.open(path, passphrase="not the passphrase")
+    for options in ({"key": key}, {"passphrase": passphrase}):
+        with hexz.open(path, trusted_public_keys=[trusted], **options) as r:
+            assert r.read("a.txt") == b"secret a"
+    # Another signer is not trusted.
+    other = open(f"{KEYS}/example-reader.key.pub").read()
+    with pytest.raises(hexz.BadKeyError):
+        hexz.open(path, key=key, trusted_public_keys=[other])  # an X25519 key: not a signer
