@@ -58,7 +58,7 @@ fn checked(what: &str, offset: u64, length: u64, size: u64) -> Result<usize> {
     match offset.checked_add(length) {
         Some(end) if end <= size => usize::try_from(length)
             .map_err(|_| Error::Invalid(format!("length {length} does not fit in memory"))),
-        _ => Err(Error::Format(hexz_format::Error::OutOfRange {
+        _ => Err(Error::from(hexz_format::Error::OutOfRange {
             what: what.to_string(),
             offset,
             len: length,
@@ -71,7 +71,7 @@ impl Archive {
     fn data_entry(&self, name: &str) -> Result<Entry> {
         let e = self.inner.entry(name)?;
         if !e.kind.has_data() {
-            return Err(Error::Format(hexz_format::Error::NotAFile {
+            return Err(Error::from(hexz_format::Error::NotAFile {
                 name: e.name,
                 kind: e.kind.as_str(),
             }));
@@ -88,7 +88,7 @@ impl Archive {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let archive = &self.inner;
         PyBytes::new_with(py, len, |buf| {
-            pool::run(py, || archive.read_at(offset, buf)).map_err(|e| Error::Format(e).into())
+            pool::run(py, || archive.read_at(offset, buf)).map_err(|e| Error::from(e).into())
         })
     }
 }
@@ -206,7 +206,7 @@ impl Archive {
     /// The entry called `name`, as a dict.
     fn entry<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
         let archive = &self.inner;
-        let e = pool::run(py, || archive.entry(name)).map_err(Error::Format)?;
+        let e = pool::run(py, || archive.entry(name)).map_err(Error::from)?;
         entry_dict(py, &e)
     }
 
@@ -252,7 +252,7 @@ impl Archive {
         let len = checked(&format!("entry `{}`", e.name), offset, length, e.size)?;
         PyBytes::new_with(py, len, |buf| {
             pool::run(py, || archive.read_entry_at(&e, offset, buf))
-                .map_err(|e| Error::Format(e).into())
+                .map_err(|e| Error::from(e).into())
         })
     }
 
@@ -285,7 +285,7 @@ impl Archive {
                         .checked_add(e.size)
                         .is_none_or(|end| end > archive.len())
                     {
-                        return Err(Error::Format(hexz_format::Error::Corrupt {
+                        return Err(Error::from(hexz_format::Error::Corrupt {
                             what: "catalog",
                             offset: 0,
                             detail: format!("entry `{}` extends past the logical stream", e.name),
@@ -303,14 +303,14 @@ impl Archive {
     /// `hexz info --json`, as a JSON string.
     fn info_json(&self, py: Python<'_>) -> Result<String> {
         let archive = &self.inner;
-        let info = pool::run(py, || hexz_pipeline::info(archive))?;
+        let info = pool::run(py, || hexz_pipeline::info(archive).map_err(Error::from))?;
         serde_json::to_string(&info).map_err(|e| Error::Invalid(e.to_string()))
     }
 
     /// Check every page and chunk; returns counts.
     fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let archive = &self.inner;
-        let r = pool::run(py, || archive.verify()).map_err(Error::Format)?;
+        let r = pool::run(py, || archive.verify()).map_err(Error::from)?;
         let d = PyDict::new(py);
         d.set_item("pages", r.pages)?;
         d.set_item("chunks", r.chunks)?;
@@ -391,7 +391,7 @@ pub fn shard_indices(
             sampler::epoch_order(n, seed, epoch, shuffle)
         };
         sampler::shard_samples(&order, &shard, consumed, drop_last)
-            .map_err(|e| Error::Pipeline(e.into()))
+            .map_err(|e| Error::from(hexz_pipeline::PipelineError::from(e)))
     })
 }
 

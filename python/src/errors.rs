@@ -79,10 +79,11 @@ create_exception!(
 /// converts through `From<Error> for PyErr`.
 #[derive(Debug)]
 pub enum Error {
-    /// From the pipeline (which wraps the format layer's errors).
-    Pipeline(PipelineError),
+    /// From the pipeline (which wraps the format layer's errors); boxed, so
+    /// results stay small.
+    Pipeline(Box<PipelineError>),
     /// From the format layer.
-    Format(hexz_format::Error),
+    Format(Box<hexz_format::Error>),
     /// An argument rejected by the bindings themselves.
     Invalid(String),
     /// A feature not built yet.
@@ -91,13 +92,13 @@ pub enum Error {
 
 impl From<PipelineError> for Error {
     fn from(e: PipelineError) -> Self {
-        Self::Pipeline(e)
+        Self::Pipeline(Box::new(e))
     }
 }
 
 impl From<hexz_format::Error> for Error {
     fn from(e: hexz_format::Error) -> Self {
-        Self::Format(e)
+        Self::Format(Box::new(e))
     }
 }
 
@@ -107,8 +108,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
         match e {
-            Error::Pipeline(e) => pipeline(e),
-            Error::Format(e) => format(e),
+            Error::Pipeline(e) => pipeline(*e),
+            Error::Format(e) => format(*e),
             Error::Invalid(m) => InvalidInputError::new_err(m),
             Error::Unsupported(m) => UnsupportedError::new_err(m),
         }

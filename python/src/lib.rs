@@ -36,7 +36,7 @@ fn build<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let report = py.detach(|| -> errors::Result<_> {
         let plan = hexz_pipeline::recipe::load_recipe(&recipe_path)
-            .map_err(|e| Error::Pipeline(e.into()))?;
+            .map_err(|e| Error::from(hexz_pipeline::PipelineError::from(e)))?;
         let options = BuildOptions {
             quiet: true,
             // A pool of its own, never rayon's global one (see `pool`).

@@ -50,7 +50,7 @@ impl Prefetcher {
         let mut ranges = Vec::with_capacity(offsets.len());
         for (o, s) in offsets.into_iter().zip(sizes) {
             if o.checked_add(s).is_none_or(|end| end > archive.len()) {
-                return Err(Error::Format(hexz_format::Error::OutOfRange {
+                return Err(Error::from(hexz_format::Error::OutOfRange {
                     what: "the logical stream".into(),
                     offset: o,
                     len: s,
@@ -172,7 +172,7 @@ impl Prefetcher {
         });
         match item {
             Some(Ok(bytes)) => Ok(PyBytes::new(py, &bytes)),
-            Some(Err(e)) => Err(Error::Format(e).into()),
+            Some(Err(e)) => Err(Error::from(e).into()),
             None => Err(PyStopIteration::new_err(())),
         }
     }

@@ -284,7 +284,7 @@ impl Writer {
                     self.path.display()
                 ))
             })?;
-        let (_, summary) = py.detach(|| state.writer.finish()).map_err(Error::Format)?;
+        let (_, summary) = py.detach(|| state.writer.finish()).map_err(Error::from)?;
         let d = PyDict::new(py);
         d.set_item("path", &self.path)?;
         d.set_item("root_hash", summary.root_hash.to_string())?;
