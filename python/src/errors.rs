@@ -167,6 +167,7 @@ fn pipeline(e: PipelineError) -> PyErr {
             io_error(kind, message)
         }
         P::Io { error, .. } => io_error(error.kind(), message),
+        P::NotFound { .. } => NotFoundError::new_err(message),
         P::UnknownPlugin { .. }
         | P::PluginSettings { .. }
         | P::UnsupportedInput { .. }
