@@ -8,6 +8,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::noise;
+
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -67,17 +71,6 @@ impl ReadAt for Counting {
     fn name(&self) -> String {
         self.inner.name()
     }
-}
-
-fn noise(len: usize, mut x: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 61) as u8 + b' '
-        })
-        .collect()
 }
 
 struct Row {

@@ -10,6 +10,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::noise;
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -17,17 +21,6 @@ use std::time::{Duration, Instant};
 
 use hexz_pipeline::volume::{Volume, VolumeOptions};
 use hexz_pipeline::{OpendalTransport, Registry};
-
-fn noise(len: usize, mut x: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn offsets(count: usize, size: u64) -> Vec<u64> {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;

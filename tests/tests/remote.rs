@@ -30,12 +30,16 @@ mod publish_thin;
 #[path = "remote/reads.rs"]
 mod reads;
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use common::{create_bucket, env, hexz_bin, noise, s3_options};
 use hexz_format::{Archive, ReadAt, ReadOptions};
 use hexz_pipeline::recipe::load_recipe;
 use hexz_pipeline::{
@@ -64,26 +68,6 @@ impl ReadAt for CountingSource {
     fn name(&self) -> String {
         self.inner.name()
     }
-}
-
-fn env(name: &str) -> Option<String> {
-    let value = std::env::var(name).ok().filter(|v| !v.is_empty());
-    if value.is_none() {
-        eprintln!("SKIPPED: {name} is not set (tests/run.sh starts the test servers and sets it)");
-    }
-    value
-}
-
-/// Pseudo-random bytes (xorshift), so chunks do not compress away.
-fn noise(len: usize, mut x: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Build an archive of a few hundred KiB to a few MiB; returns (tempdir, archive).
@@ -228,25 +212,6 @@ fn reads_over_http_from_nginx() {
     assert!(err.contains("missing.hxz") && err.contains("404"), "{err}");
 }
 
-fn s3_options(endpoint: &str) -> hexz_opendal::S3Options {
-    hexz_opendal::S3Options {
-        endpoint: Some(endpoint.to_string()),
-        region: Some("us-east-1".into()),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
-        ..Default::default()
-    }
-}
-
-/// Create the bucket (moto: `PUT /bucket`).
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let status = Command::new("curl")
-        .args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")])
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot create bucket {bucket}");
-}
-
 #[test]
 fn reads_over_s3_from_moto_and_the_cli_reads_urls() {
     let Some(endpoint) = env("HEXZ_TEST_S3_ENDPOINT") else {
@@ -326,20 +291,6 @@ fn reads_over_s3_from_moto_and_the_cli_reads_urls() {
     );
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("s3://hexz-test/nope.hxz"), "{stderr}");
-}
-
-/// The `hexz` binary built by the CLI tests' helper (same profile and target).
-fn hexz_bin() -> PathBuf {
-    if let Ok(bin) = std::env::var("HEXZ_BIN") {
-        return bin.into();
-    }
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "hexz-cli", "--bin", "hexz"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("hexz")
 }
 
 /// A thin child whose parent is served by nginx: built against the parent's URL,

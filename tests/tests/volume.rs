@@ -6,64 +6,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{create_bucket, env, hexz_bin, noise, s3_options};
 use hexz_pipeline::volume::{self, Volume, VolumeError, VolumeOptions};
 use hexz_pipeline::{OpendalTransport, Registry};
-
-fn env(name: &str) -> Option<String> {
-    let value = std::env::var(name).ok().filter(|v| !v.is_empty());
-    if value.is_none() {
-        eprintln!("SKIPPED: {name} is not set (tests/run.sh starts the test servers and sets it)");
-    }
-    value
-}
-
-fn noise(len: usize, mut x: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn s3_options(endpoint: &str) -> hexz_opendal::S3Options {
-    hexz_opendal::S3Options {
-        endpoint: Some(endpoint.to_string()),
-        region: Some("us-east-1".into()),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
-        ..Default::default()
-    }
-}
-
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let status = Command::new("curl")
-        .args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")])
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot create bucket {bucket}");
-}
-
-fn hexz_bin() -> PathBuf {
-    if let Ok(bin) = std::env::var("HEXZ_BIN") {
-        return bin.into();
-    }
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "hexz-cli", "--bin", "hexz"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("hexz")
-}
 
 /// A unique name per test run (moto keeps its state between tests of one run).
 fn unique(tag: &str) -> String {

@@ -1,0 +1,65 @@
+//! Helpers shared by the test targets that talk to the test servers
+//! (`remote.rs`, `volume.rs`) and by the benchmark examples: the server URLs
+//! `tests/run.sh` exports, deterministic data, S3 settings for moto, the `hexz`
+//! binary. Each target uses a part of it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// An environment variable `tests/run.sh` sets (the test servers' URLs); unset or
+/// empty → `None` and a SKIPPED line, so plain `cargo test` skips server tests.
+pub fn env(name: &str) -> Option<String> {
+    let value = std::env::var(name).ok().filter(|v| !v.is_empty());
+    if value.is_none() {
+        eprintln!("SKIPPED: {name} is not set (tests/run.sh starts the test servers and sets it)");
+    }
+    value
+}
+
+/// Pseudo-random bytes (xorshift), so chunks do not compress away.
+pub fn noise(len: usize, mut x: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// S3 settings for the moto server at `endpoint` (static test keys).
+pub fn s3_options(endpoint: &str) -> hexz_opendal::S3Options {
+    hexz_opendal::S3Options {
+        endpoint: Some(endpoint.to_string()),
+        region: Some("us-east-1".into()),
+        access_key_id: Some("testing".into()),
+        secret_access_key: Some("testing".into()),
+        ..Default::default()
+    }
+}
+
+/// Create the bucket (moto: `PUT /bucket`).
+pub fn create_bucket(endpoint: &str, bucket: &str) {
+    let status = Command::new("curl")
+        .args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot create bucket {bucket}");
+}
+
+/// The `hexz` binary: `HEXZ_BIN`, else built (`cargo build -p hexz-cli`) next to
+/// this test binary.
+pub fn hexz_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("HEXZ_BIN") {
+        return bin.into();
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "hexz-cli", "--bin", "hexz"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("hexz")
+}
