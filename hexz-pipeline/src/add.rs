@@ -19,7 +19,7 @@ use std::path::Path;
 use hexz_format::{ArchiveWriter, Sink};
 use indicatif::ProgressBar;
 
-use crate::build::{InputCount, add_found};
+use crate::build::{InputCount, add_found, tally};
 use crate::digest::InputDigest;
 use crate::error::{PipelineError, Result};
 use crate::recipe::{ChunkingPlan, CompressionPlan, InputPlan, Plan, SymlinkPolicy};
@@ -73,17 +73,7 @@ pub fn add_path<W: Sink>(
             (false, Some(p)) => p.to_string(),
             (_, None) => found.name,
         };
-        let t = found.meta.file_type();
-        if t.is_file() {
-            count.files += 1;
-            count.bytes += found.meta.len();
-        } else if t.is_dir() {
-            count.dirs += 1;
-        } else if t.is_symlink() {
-            count.symlinks += 1;
-        } else {
-            count.skipped += 1;
-        }
+        tally(&mut count, &found.meta);
         add_found(writer, &found, &bar, &mut digest)
     })?;
     Ok(count)

@@ -82,7 +82,7 @@ pub fn count_inputs(plan: &Plan) -> Result<InputCount> {
     Ok(count)
 }
 
-fn tally(count: &mut InputCount, meta: &Metadata) {
+pub(crate) fn tally(count: &mut InputCount, meta: &Metadata) {
     let t = meta.file_type();
     if t.is_file() {
         count.files += 1;
@@ -185,7 +185,7 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     // (opened with the recipe's keys: an encrypted chain shares them).
     let parents = match &plan.parent {
         Some(parent) => {
-            let unlock = crate::crypto::read_options(plan, &plan.output)?.unlock;
+            let unlock = crate::crypto::unlock(plan)?;
             Some(crate::thin::parent_set(
                 parent,
                 &plan.output,

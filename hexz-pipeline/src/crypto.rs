@@ -151,13 +151,11 @@ pub fn write_detached(archive: &Path, block: &SignatureBlock) -> Result<PathBuf>
     Ok(path)
 }
 
-/// Read options that open what `plan` builds: its key file and passphrases as
-/// keys, and, when it signs, a trust policy for its signer (with the detached
-/// signature next to `archive` when signatures are detached).
-pub fn read_options(plan: &Plan, archive: &Path) -> Result<ReadOptions> {
-    let mut options = ReadOptions::default();
+/// The keys of `plan`'s `encrypt:` stage (its key file and passphrases) as
+/// keys a reader offers; none without the stage.
+pub fn unlock(plan: &Plan) -> Result<Unlock> {
+    let mut unlock = Unlock::default();
     if let Some(e) = &plan.encrypt {
-        let mut unlock = Unlock::default();
         for p in &e.passphrases {
             unlock = unlock.passphrase(
                 p.read()
@@ -168,8 +166,18 @@ pub fn read_options(plan: &Plan, archive: &Path) -> Result<ReadOptions> {
         if let Some(path) = &e.key_file {
             unlock = unlock.key_file(*read_key_file(path)?);
         }
-        options.unlock = unlock;
     }
+    Ok(unlock)
+}
+
+/// Read options that open what `plan` builds: its key file and passphrases as
+/// keys, and, when it signs, a trust policy for its signer (with the detached
+/// signature next to `archive` when signatures are detached).
+pub fn read_options(plan: &Plan, archive: &Path) -> Result<ReadOptions> {
+    let mut options = ReadOptions {
+        unlock: unlock(plan)?,
+        ..ReadOptions::default()
+    };
     if let Some(SignPlan {
         public, detached, ..
     }) = &plan.sign

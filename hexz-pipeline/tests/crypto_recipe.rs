@@ -183,7 +183,10 @@ fn an_encrypted_chain_deduplicates_and_reads_back() {
             text.push_str(&format!("parent: {p}\n"));
         }
         if sealed {
-            text.push_str("encrypt:\n  key_file: data.key\nsign:\n  key: sign.key\n");
+            // Detached: the child's build must not look for its own `.sig`.
+            text.push_str(
+                "encrypt:\n  key_file: data.key\nsign:\n  key: sign.key\n  detached: true\n",
+            );
         }
         f.parse(&text).unwrap()
     };
