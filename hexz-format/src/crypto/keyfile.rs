@@ -18,13 +18,11 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use base64::Engine;
 use zeroize::Zeroizing;
 
 use super::keyslot::KdfParams;
-use super::{random_bytes, random_key};
+use super::{random_bytes, random_key, seal};
 use crate::error::{Error, Result};
 
 pub(crate) fn b64(bytes: &[u8]) -> String {
@@ -223,15 +221,15 @@ impl SecretKeyFile {
                 let kek = kdf.derive(pass, &blob[..16])?;
                 let nonce: [u8; 12] = blob[16..28].try_into().unwrap_or_default();
                 let mut ct = Zeroizing::new(self.seed.to_vec());
-                let tag = Aes256Gcm::new((&*kek).into())
-                    .encrypt_inout_detached(
-                        &Nonce::from(nonce),
-                        header.as_bytes(),
-                        ct.as_mut_slice().into(),
-                    )
-                    .map_err(|_| bad("secret key", "AES-GCM refused to protect the key"))?;
+                let tag = seal::seal_detached(
+                    &seal::gcm_key(&kek),
+                    nonce,
+                    header.as_bytes(),
+                    ct.as_mut_slice(),
+                )
+                .ok_or_else(|| bad("secret key", "AES-GCM refused to protect the key"))?;
                 blob.extend_from_slice(&ct);
-                blob.extend_from_slice(tag.as_slice());
+                blob.extend_from_slice(&tag);
                 format!(
                     "{header} argon2id m={} t={} p={}\n{}\n",
                     kdf.memory_kib,
@@ -303,20 +301,22 @@ impl SecretKeyFile {
                 let nonce: [u8; 12] = blob[16..28].try_into().unwrap_or_default();
                 let mut seed = Zeroizing::new([0u8; 32]);
                 seed.copy_from_slice(&blob[28..60]);
-                let tag = Tag::try_from(&blob[60..76]).map_err(|_| bad("secret key", "bad tag"))?;
+                let tag: [u8; seal::TAG_LEN] = blob[60..76]
+                    .try_into()
+                    .map_err(|_| bad("secret key", "bad tag"))?;
                 let header = format!("hexz-{}-secret-v1", kind.tag());
-                Aes256Gcm::new((&*kek).into())
-                    .decrypt_inout_detached(
-                        &Nonce::from(nonce),
-                        header.as_bytes(),
-                        seed.as_mut_slice().into(),
-                        &tag,
-                    )
-                    .map_err(|_| Error::WrongKey {
-                        source_name: "secret key".into(),
-                        offered: "passphrase".into(),
-                        slots: 1,
-                    })?;
+                seal::open_detached(
+                    &seal::gcm_key(&kek),
+                    nonce,
+                    header.as_bytes(),
+                    seed.as_mut_slice(),
+                    &tag,
+                )
+                .map_err(|_| Error::WrongKey {
+                    source_name: "secret key".into(),
+                    offered: "passphrase".into(),
+                    slots: 1,
+                })?;
                 *seed
             }
             Some(other) => return Err(bad("secret key", format!("unknown protection `{other}`"))),

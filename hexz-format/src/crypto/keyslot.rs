@@ -21,11 +21,9 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use zeroize::Zeroizing;
 
-use super::{ArchiveKeys, random_bytes};
+use super::{ArchiveKeys, random_bytes, seal};
 use crate::bytes::{Cursor, PutLe};
 use crate::error::{Error, Result};
 
@@ -261,18 +259,15 @@ fn recipient_kek(
 fn wrap(kek: &[u8; 32], kind: u16, keys: &ArchiveKeys) -> Result<([u8; 12], [u8; WRAPPED_LEN])> {
     let mut nonce = [0u8; 12];
     random_bytes(&mut nonce)?;
-    let cipher = Aes256Gcm::new(kek.into());
     let mut buf = keys.payload();
-    let aad = aad(kind);
-    let tag = cipher
-        .encrypt_inout_detached(&Nonce::from(nonce), &aad, buf.as_mut_slice().into())
-        .map_err(|_| Error::InvalidSetting {
+    let tag = seal::seal_detached(&seal::gcm_key(kek), nonce, &aad(kind), buf.as_mut_slice())
+        .ok_or_else(|| Error::InvalidSetting {
             setting: "key slot",
             detail: "AES-GCM refused to wrap the key".into(),
         })?;
     let mut wrapped = [0u8; WRAPPED_LEN];
     wrapped[..64].copy_from_slice(buf.as_ref());
-    wrapped[64..].copy_from_slice(tag.as_slice());
+    wrapped[64..].copy_from_slice(&tag);
     Ok((nonce, wrapped))
 }
 
@@ -282,18 +277,17 @@ fn unwrap(
     nonce: &[u8; 12],
     wrapped: &[u8; WRAPPED_LEN],
 ) -> Option<ArchiveKeys> {
-    let cipher = Aes256Gcm::new(kek.into());
     let mut buf = Zeroizing::new([0u8; 64]);
     buf.copy_from_slice(&wrapped[..64]);
-    let tag = Tag::try_from(&wrapped[64..]).ok()?;
-    cipher
-        .decrypt_inout_detached(
-            &Nonce::from(*nonce),
-            &aad(kind),
-            buf.as_mut_slice().into(),
-            &tag,
-        )
-        .ok()?;
+    let tag: [u8; seal::TAG_LEN] = wrapped[64..].try_into().ok()?;
+    seal::open_detached(
+        &seal::gcm_key(kek),
+        *nonce,
+        &aad(kind),
+        buf.as_mut_slice(),
+        &tag,
+    )
+    .ok()?;
     Some(ArchiveKeys::from_payload(&buf))
 }
 
