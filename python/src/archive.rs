@@ -385,13 +385,13 @@ pub fn shard_indices(
         block,
     };
     py.detach(|| {
-        let order = if shuffle && shuffle_block > 1 {
-            sampler::block_order(n, seed, epoch, shuffle_block)
+        if shuffle && shuffle_block > 1 {
+            sampler::block_shard_samples(n, seed, epoch, shuffle_block, &shard, consumed, drop_last)
         } else {
-            sampler::epoch_order(n, seed, epoch, shuffle)
-        };
-        sampler::shard_samples(&order, &shard, consumed, drop_last)
-            .map_err(|e| Error::from(hexz_pipeline::PipelineError::from(e)))
+            let order = sampler::epoch_order(n, seed, epoch, shuffle);
+            sampler::shard_samples(&order, &shard, consumed, drop_last)
+        }
+        .map_err(|e| Error::from(hexz_pipeline::PipelineError::from(e)))
     })
 }
 
