@@ -32,6 +32,7 @@ use crate::sign::TrustPolicy;
 use crate::source::{FileSource, ReadAt, read_vec};
 
 mod batch;
+mod ranges;
 
 /// Reader settings.
 #[derive(Debug, Clone)]
