@@ -342,18 +342,27 @@ impl Archive {
     }
 
     /// Read the stream ranges `(offsets[i], sizes[i])` in order on background
-    /// threads, `window` at a time; iterating yields `bytes`.
-    /// With `span_bytes`, neighbouring ranges within that many bytes are fetched
-    /// with one read.
-    #[pyo3(signature = (offsets, sizes, window=64, span_bytes=0))]
+    /// threads, at least `window` samples ahead; iterating yields `bytes`,
+    /// `next_batch(n)` a list. With `span_bytes`, each stretch of consecutive
+    /// ranges whose hull fits in that many bytes is fetched with one batched
+    /// read. At most `ahead_bytes` of samples wait (see `prefetch.rs`).
+    #[pyo3(signature = (offsets, sizes, window=64, span_bytes=0, ahead_bytes=64 << 20))]
     fn prefetch(
         &self,
         offsets: Vec<u64>,
         sizes: Vec<u64>,
         window: usize,
         span_bytes: u64,
+        ahead_bytes: u64,
     ) -> Result<Prefetcher> {
-        Prefetcher::new(self.inner.clone(), offsets, sizes, window, span_bytes)
+        Prefetcher::new(
+            self.inner.clone(),
+            offsets,
+            sizes,
+            window,
+            span_bytes,
+            ahead_bytes,
+        )
     }
 }
 

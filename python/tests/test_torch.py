@@ -80,9 +80,21 @@ def test_block_shuffle_covers_everything_in_local_runs(samples_archive):
     ds = htorch.IterableDataset(samples_archive, seed=4, batch_size=4, shuffle_block=16, with_names=True)
     got = names_of(loader(ds))
     assert sorted(got) == ALL
-    assert got == [ALL[i] for i in ds.indices()]
-    runs = [sorted(ALL.index(n) // 16 for n in got[k : k + 16]) for k in range(0, 96, 16)]
-    assert all(r[0] == r[-1] for r in runs), "each run of 16 comes from one block of neighbours"
+    assert got == [ALL[i] for i in ds.rank_order(workers=2)]
+    assert names_of(loader(ds)) == got, "same seed and epoch, same order"
+    # Each worker reads whole runs of 16 neighbours (its fetch unit)...
+    for w in range(2):
+        mine = ds.indices(w, 2)
+        for k in range(0, len(mine) - len(mine) % 16, 16):
+            assert len({i // 16 for i in mine[k : k + 16]}) == 1, "a worker reads whole runs"
+    # ...so every batch comes from one run, and the two workers' batches alternate.
+    batches = [got[k : k + 4] for k in range(0, 64, 4)]
+    assert all(len({ALL.index(n) // 16 for n in b}) == 1 for b in batches)
+    assert ALL.index(batches[0][0]) // 16 != ALL.index(batches[1][0]) // 16
+    # Without workers the rank reads its runs one after the other.
+    solo = htorch.IterableDataset(samples_archive, seed=4, batch_size=4, shuffle_block=16, with_names=True)
+    alone = names_of(loader(solo, workers=0))
+    assert sorted(alone) == ALL and alone == [ALL[i] for i in solo.rank_order()]
     ds.set_epoch(1)
     assert names_of(loader(ds)) != got
 
