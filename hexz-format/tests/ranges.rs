@@ -103,3 +103,49 @@ fn read_ranges_fetches_all_chunks_with_one_batch() {
     );
     assert!(archive.read_ranges(&[(0, 1), (archive.len(), 1)]).is_err());
 }
+
+#[test]
+fn preloading_an_index_takes_one_batch_per_level() {
+    let files: Vec<(String, Vec<u8>)> = (0..400)
+        .map(|i| (format!("dir/{i:05}.bin"), noise(i, 300)))
+        .collect();
+    let (bytes, _) = build(
+        &files,
+        small_options(Arc::new(hexz_lz4::Lz4Compressor::new())),
+    );
+    let open = || {
+        let source = Arc::new(Counting {
+            inner: MemorySource::new(bytes.clone(), "mem"),
+            singles: AtomicUsize::new(0),
+            batches: AtomicUsize::new(0),
+        });
+        let archive = Archive::open(source.clone(), &codecs(), ReadOptions::default()).unwrap();
+        (source, archive)
+    };
+    // Without preloading, listing reads the catalog's leaves one by one.
+    let (walked, archive) = open();
+    let before = walked.singles.load(Ordering::Relaxed);
+    let names: Vec<String> = archive.entries().map(|e| e.unwrap().name).collect();
+    let walk_singles = walked.singles.load(Ordering::Relaxed) - before;
+    assert!(walk_singles >= 4, "{walk_singles} page reads");
+    // Preloaded: a batch per level, then the walk reads nothing.
+    let (loaded, archive) = open();
+    let before = loaded.singles.load(Ordering::Relaxed);
+    archive.preload_catalog().unwrap();
+    archive.preload_chunk_index().unwrap();
+    let batches = loaded.batches.load(Ordering::Relaxed);
+    assert!((1..=6).contains(&batches), "{batches} batches");
+    let again: Vec<String> = archive.entries().map(|e| e.unwrap().name).collect();
+    assert_eq!(again, names);
+    for e in archive.entries().map(|e| e.unwrap()).step_by(37) {
+        archive.chunk_records(e.offset, e.offset + e.size).unwrap();
+    }
+    assert_eq!(
+        loaded.singles.load(Ordering::Relaxed),
+        before,
+        "no page read one by one"
+    );
+    // Preloading twice fetches nothing more.
+    archive.preload_catalog().unwrap();
+    assert_eq!(loaded.batches.load(Ordering::Relaxed), batches);
+}

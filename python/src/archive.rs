@@ -278,6 +278,9 @@ impl Archive {
         let archive = &self.inner;
         pool::run(py, || {
             let (mut names, mut offsets, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+            // All the catalog's pages in a few requests (a failure here is
+            // reported by the walk below, which reads what is missing).
+            let _ = archive.preload_catalog();
             for e in archive.entries() {
                 let e = e?;
                 if e.kind.has_data() {

@@ -62,6 +62,8 @@ struct State {
     queued_bytes: u64,
     /// A read failed: every later call reports it.
     failed: Option<String>,
+    /// The first group was started (it preloads the chunk index).
+    started: bool,
 }
 
 impl Prefetcher {
@@ -108,6 +110,7 @@ impl Prefetcher {
                 queued_samples: 0,
                 queued_bytes: 0,
                 failed: None,
+                started: false,
             }),
         })
     }
@@ -167,7 +170,14 @@ impl State {
             self.queued_samples += members.len();
             self.queued_bytes += bytes;
             let archive = self.archive.clone();
+            let first = !std::mem::replace(&mut self.started, true);
             pool.spawn(move || {
+                if first {
+                    // Samples all over the archive: its chunk index in a few
+                    // requests rather than a page at a time (a failure leaves the
+                    // pages to the reads, which report it).
+                    let _ = archive.preload_chunk_index();
+                }
                 let _ = tx.send(archive.read_ranges(&members));
             });
         }
