@@ -58,8 +58,10 @@ fn read_ranges_fetches_all_chunks_with_one_batch() {
         singles: AtomicUsize::new(0),
         batches: AtomicUsize::new(0),
     });
-    let mut options = ReadOptions::default();
-    options.readahead_bytes = 8 << 20;
+    let options = ReadOptions {
+        readahead_bytes: 8 << 20,
+        ..ReadOptions::default()
+    };
     let archive = Archive::open(source.clone(), &codecs(), options).unwrap();
     let entries: Vec<_> = archive.entries().map(|e| e.unwrap()).collect();
     // A shuffled run of neighbouring entries, as a loader reads them.
