@@ -32,6 +32,8 @@ use crate::sign::TrustPolicy;
 use crate::source::{FileSource, ReadAt, read_vec};
 
 mod batch;
+mod preload;
+mod ranges;
 
 /// Reader settings.
 #[derive(Debug, Clone)]
@@ -792,6 +794,17 @@ impl Inner {
         role: BlobRole,
     ) -> Result<Vec<u8>> {
         let stored = read_vec(self.source.as_ref(), what, r.offset, r.stored_len as usize)?;
+        self.blob_from_stored(r, stored, what, role)
+    }
+
+    /// Check (CRC32, BLAKE3), open and decode the stored bytes of blob `r`.
+    pub(crate) fn blob_from_stored(
+        &self,
+        r: &PageRef,
+        stored: Vec<u8>,
+        what: &'static str,
+        role: BlobRole,
+    ) -> Result<Vec<u8>> {
         let crc = crc32fast::hash(&stored);
         if crc != r.crc {
             return Err(Error::Checksum {

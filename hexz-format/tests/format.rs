@@ -7,5 +7,6 @@ mod common;
 mod crypto;
 mod golden;
 mod malformed;
+mod ranges;
 mod roundtrip;
 mod thin;

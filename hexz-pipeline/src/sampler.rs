@@ -138,6 +138,104 @@ pub fn shard_samples(
     consumed: u64,
     drop_last: bool,
 ) -> Result<Vec<u64>, ShardError> {
+    check(shard)?;
+    let len = order.len() as u64;
+    let usable = if drop_last {
+        len - len % shard.world
+    } else {
+        len
+    };
+    let rank_list = (shard.rank..usable)
+        .step_by(shard.world as usize)
+        .map(|p| order[p as usize]);
+    Ok(deal(rank_list, shard, consumed))
+}
+
+/// The samples `shard` reads in an epoch of `n` samples shuffled in runs of
+/// `run` neighbours ([`block_order`]), laid out so that each loader worker reads
+/// whole runs: what remote storage serves with one large request per run
+/// instead of every worker touching every run.
+///
+/// * Rank `r` takes a contiguous piece of the epoch order (the same length as
+///   [`rank_len`]: ranks differ by at most one sample, `drop_last` evens them),
+///   so a rank reads its own runs, not a slice of every run.
+/// * The rank's piece is cut where the run changes; each piece of a run goes to
+///   the worker with the fewest samples so far (ties: the lowest worker), and the
+///   rank's list is the workers' streams interleaved in blocks of
+///   `shard.block` — the order a `DataLoader` with `batch_size = block` delivers.
+/// * That list is then dealt to the workers exactly as [`shard_samples`] deals a
+///   rank's list (blocks of `block`, round-robin, after skipping `consumed`), so
+///   coverage, the delivered order and resuming work as there; while every
+///   worker still has samples, the dealing gives each worker back its own runs.
+///
+/// The list depends on `workers` and `block` (not only on `(seed, epoch)`):
+/// resume with the same loader settings.
+pub fn block_shard_samples(
+    n: u64,
+    seed: u64,
+    epoch: u64,
+    run: u64,
+    shard: &Shard,
+    consumed: u64,
+    drop_last: bool,
+) -> Result<Vec<u64>, ShardError> {
+    check(shard)?;
+    let order = block_order(n, seed, epoch, run);
+    let run = run.max(1);
+    let start = rank_start(n, shard.rank, shard.world, drop_last);
+    let len = rank_len(n, shard.rank, shard.world, drop_last);
+    let piece = &order[start as usize..(start + len) as usize];
+    // Pieces of runs, dealt to the least-loaded worker.
+    let workers = shard.workers as usize;
+    let mut streams: Vec<Vec<u64>> = vec![Vec::new(); workers];
+    let mut i = 0;
+    while i < piece.len() {
+        let id = piece[i] / run;
+        let mut j = i + 1;
+        while j < piece.len() && piece[j] / run == id {
+            j += 1;
+        }
+        let w = (0..workers).min_by_key(|&w| streams[w].len()).unwrap_or(0);
+        streams[w].extend_from_slice(&piece[i..j]);
+        i = j;
+    }
+    // Interleave in blocks of `block`, skipping streams that ran out.
+    let block = shard.block as usize;
+    let mut list = Vec::with_capacity(piece.len());
+    let mut at = 0;
+    while list.len() < piece.len() {
+        for s in &streams {
+            if at < s.len() {
+                list.extend_from_slice(&s[at..(at + block).min(s.len())]);
+            }
+        }
+        at += block;
+    }
+    Ok(deal(list.into_iter(), shard, consumed))
+}
+
+/// Where rank `rank`'s contiguous piece of an epoch of `n` starts (the pieces
+/// have the lengths of [`rank_len`]).
+fn rank_start(n: u64, rank: u64, world: u64, drop_last: bool) -> u64 {
+    let usable = if drop_last { n - n % world } else { n };
+    rank * (usable / world) + rank.min(usable % world)
+}
+
+/// Blocks of `shard.block` samples of a rank's list, round-robin to the workers,
+/// after skipping the first `consumed`.
+fn deal(rank_list: impl Iterator<Item = u64>, shard: &Shard, consumed: u64) -> Vec<u64> {
+    rank_list
+        .enumerate()
+        .skip(usize::try_from(consumed).unwrap_or(usize::MAX))
+        .filter(|(j, _)| {
+            let j = *j as u64 - consumed;
+            (j / shard.block) % shard.workers == shard.worker
+        })
+        .map(|(_, p)| p)
+        .collect()
+}
+
+fn check(shard: &Shard) -> Result<(), ShardError> {
     for (what, v) in [
         ("world", shard.world),
         ("workers", shard.workers),
@@ -161,22 +259,7 @@ pub fn shard_samples(
             count: shard.workers,
         });
     }
-    let len = order.len() as u64;
-    let usable = if drop_last {
-        len - len % shard.world
-    } else {
-        len
-    };
-    let rank_list = (shard.rank..usable).step_by(shard.world as usize);
-    Ok(rank_list
-        .enumerate()
-        .skip(usize::try_from(consumed).unwrap_or(usize::MAX))
-        .filter(|(j, _)| {
-            let j = *j as u64 - consumed;
-            (j / shard.block) % shard.workers == shard.worker
-        })
-        .map(|(_, p)| order[p as usize])
-        .collect())
+    Ok(())
 }
 
 /// How many samples rank `rank` of `world` reads in an epoch of `n`.
@@ -317,6 +400,102 @@ mod tests {
             assert_eq!(o, block_order(n, 3, 1, block));
         }
         assert_ne!(block_order(1000, 3, 1, 64), block_order(1000, 3, 2, 64));
+    }
+
+    /// What a DataLoader with `batch_size = block` hands the rank: one block
+    /// from each worker in turn, skipping workers that ran out.
+    fn loader_order(per_worker: &[Vec<u64>], block: usize) -> Vec<u64> {
+        let mut merged = Vec::new();
+        let mut at = 0;
+        while per_worker.iter().any(|s| at < s.len()) {
+            for s in per_worker {
+                if at < s.len() {
+                    merged.extend_from_slice(&s[at..(at + block).min(s.len())]);
+                }
+            }
+            at += block;
+        }
+        merged
+    }
+
+    #[test]
+    fn block_shards_cover_everything_and_keep_workers_on_their_runs() {
+        for n in [0u64, 1, 7, 100, 1000, 1003] {
+            for run in [1u64, 16, 64, 1000] {
+                for world in [1u64, 2, 3, 5] {
+                    for workers in [1u64, 2, 3] {
+                        for (block, drop_last) in [(1u64, false), (8, false), (8, true)] {
+                            let mut all = Vec::new();
+                            for rank in 0..world {
+                                let per_worker: Vec<Vec<u64>> = (0..workers)
+                                    .map(|w| {
+                                        let s = shard(rank, world, w, workers, block);
+                                        block_shard_samples(n, 9, 2, run, &s, 0, drop_last).unwrap()
+                                    })
+                                    .collect();
+                                let merged = loader_order(&per_worker, block as usize);
+                                assert_eq!(
+                                    merged.len() as u64,
+                                    rank_len(n, rank, world, drop_last)
+                                );
+                                // Resuming anywhere gives the rest of the same list.
+                                for consumed in [0, 1, merged.len() as u64 / 2] {
+                                    let rest: Vec<Vec<u64>> = (0..workers)
+                                        .map(|w| {
+                                            let s = shard(rank, world, w, workers, block);
+                                            block_shard_samples(
+                                                n, 9, 2, run, &s, consumed, drop_last,
+                                            )
+                                            .unwrap()
+                                        })
+                                        .collect();
+                                    assert_eq!(
+                                        loader_order(&rest, block as usize),
+                                        merged[(consumed as usize).min(merged.len())..]
+                                    );
+                                }
+                                all.extend(merged);
+                            }
+                            all.sort();
+                            let usable = if drop_last { n - n % world } else { n };
+                            assert_eq!(all.len() as u64, usable);
+                            all.dedup();
+                            assert_eq!(all.len() as u64, usable, "n={n} run={run} world={world}");
+                        }
+                    }
+                }
+            }
+        }
+        // Each worker reads whole runs: 2 workers, runs of 64 dealt alternately.
+        let per_worker: Vec<Vec<u64>> = (0..2)
+            .map(|w| block_shard_samples(1024, 1, 0, 64, &shard(0, 1, w, 2, 16), 0, false).unwrap())
+            .collect();
+        for s in &per_worker {
+            assert_eq!(s.len(), 512);
+            for run in s.chunks(64) {
+                let id = run[0] / 64;
+                assert!(
+                    run.iter().all(|i| i / 64 == id),
+                    "a worker's run is one block"
+                );
+            }
+        }
+        // The epoch's runs in block_order's order; the loader interleaves batches.
+        let merged = loader_order(&per_worker, 16);
+        let order = block_order(1024, 1, 0, 64);
+        let mut a = merged.clone();
+        let mut b = order.clone();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+        // Fixed by (seed, epoch), different across epochs.
+        let again = block_shard_samples(1024, 1, 0, 64, &shard(0, 1, 0, 2, 16), 0, false).unwrap();
+        assert_eq!(again, per_worker[0]);
+        let next = block_shard_samples(1024, 1, 1, 64, &shard(0, 1, 0, 2, 16), 0, false).unwrap();
+        assert_ne!(next, per_worker[0]);
+        // A rank reads a contiguous piece of the order: its own runs.
+        let r1 = block_shard_samples(1024, 1, 0, 64, &shard(1, 2, 0, 1, 16), 0, false).unwrap();
+        assert_eq!(r1, order[512..]);
     }
 
     #[test]

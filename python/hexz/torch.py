@@ -14,6 +14,11 @@ batch_size=B, num_workers=W)`` and ``IterableDataset(..., batch_size=B)`` a rank
 therefore receives its list in order, whatever ``W`` is. Ranks differ by at most
 one sample; ``drop_last=True`` makes them equal (what DDP's collectives need) by
 leaving out ``n % world`` samples of the epoch.
+
+With ``shuffle_block > 1`` (``hexz_pipeline::sampler::block_shard_samples``) a
+rank takes a contiguous piece of the epoch order and each worker whole runs of
+neighbouring samples, so the rank's list depends on ``W`` too
+(:meth:`IterableDataset.rank_order`): resume with the same ``num_workers``.
 """
 
 from __future__ import annotations
@@ -47,13 +52,17 @@ class IterableDataset(torch.utils.data.IterableDataset):
     DataLoader's batch size (blocks dealt to workers, see the module docs).
     ``rank``/``world_size``: default from ``torch.distributed`` when initialised,
     else 0/1. ``prefetch``: samples read ahead per worker on Rust threads.
-    ``transform``: applied to each sample's bytes. ``with_names``: yield
-    ``(name, sample)`` pairs. ``shuffle_block``: shuffle runs of this many
-    neighbouring samples and the samples within each run instead of the whole
-    epoch at once (``hexz_pipeline::sampler::block_order``) — still every sample
-    once per epoch, and remote reads become a few large requests per run instead
-    of one per sample (use it for ``s3://``/``http(s)://``). Other keyword options
-    as ``hexz.open``.
+    ``prefetch_bytes``: at most this many bytes of samples read ahead per worker
+    (at least one fetch group). ``transform``: applied to each sample's bytes.
+    ``with_names``: yield ``(name, sample)`` pairs. ``shuffle_block``: shuffle
+    runs of this many neighbouring samples and the samples within each run
+    instead of the whole epoch at once (``hexz_pipeline::sampler::block_order``)
+    — still every sample once per epoch. Each DataLoader worker then reads whole
+    runs (``hexz_pipeline::sampler::block_shard_samples``; each rank a
+    contiguous piece of the epoch), and fetches each run with one batched read
+    before its first sample is needed: on remote storage a few large requests
+    per run instead of one per sample (use it for ``s3://``/``http(s)://``).
+    Other keyword options as ``hexz.open``.
     """
 
     def __init__(
@@ -66,6 +75,7 @@ class IterableDataset(torch.utils.data.IterableDataset):
         transform: Optional[Callable[[bytes], Any]] = None,
         drop_last: bool = False,
         prefetch: int = 64,
+        prefetch_bytes: int = 64 << 20,
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
         with_names: bool = False,
@@ -80,6 +90,7 @@ class IterableDataset(torch.utils.data.IterableDataset):
         self.transform = transform
         self.drop_last = drop_last
         self.prefetch = max(1, int(prefetch))
+        self.prefetch_bytes = max(1, int(prefetch_bytes))
         self._rank = rank
         self._world = world_size
         self.with_names = with_names
@@ -160,6 +171,20 @@ class IterableDataset(torch.utils.data.IterableDataset):
             shuffle_block=self.shuffle_block,
         )
 
+    def rank_order(self, workers: int = 1) -> list:
+        """The sample indexes this rank receives this epoch, in order, from a
+        ``DataLoader(batch_size=self.batch_size, num_workers=workers)`` (one
+        batch from each worker in turn) — with ``shuffle_block > 1`` the list
+        depends on ``workers``, as each worker reads whole runs."""
+        per = [self.indices(w, workers) for w in range(max(1, workers))]
+        out: list = []
+        at, step = 0, self.batch_size
+        while any(at < len(p) for p in per):
+            for p in per:
+                out.extend(p[at : at + step])
+            at += step
+        return out
+
     def __iter__(self) -> Iterator[Any]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
@@ -168,15 +193,24 @@ class IterableDataset(torch.utils.data.IterableDataset):
         archive = index._archive()
         offsets = [index._offsets[i] for i in ids]
         sizes = [index._sizes[i] for i in ids]
-        # Block shuffles visit runs of neighbouring samples: fetch what the window
-        # needs of a run with one read (a few large requests on remote storage).
+        # Block shuffles visit runs of neighbouring samples: fetch each run with
+        # one batched read (a few large requests on remote storage).
         span = _SPAN_BYTES if self.shuffle_block > 1 else 0
-        stream = archive.prefetch(offsets, sizes, self.prefetch, span)
+        stream = archive.prefetch(offsets, sizes, self.prefetch, span, self.prefetch_bytes)
         transform = self.transform
-        for i, data in zip(ids, stream):
-            self._yielded += 1
-            sample = transform(data) if transform is not None else data
-            yield (index.names[i], sample) if self.with_names else sample
+        names = [index.names[i] for i in ids] if self.with_names else None
+        # Samples cross from Rust a list at a time (one call per batch).
+        step = max(self.batch_size, 64)
+        pos = 0
+        while True:
+            batch = stream.next_batch(step)
+            if not batch:
+                return
+            for data in batch:
+                self._yielded += 1
+                sample = transform(data) if transform is not None else data
+                yield (names[pos], sample) if names is not None else sample
+                pos += 1
 
     def __getstate__(self) -> Dict[str, Any]:
         state = self.__dict__.copy()

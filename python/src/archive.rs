@@ -278,6 +278,9 @@ impl Archive {
         let archive = &self.inner;
         pool::run(py, || {
             let (mut names, mut offsets, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+            // All the catalog's pages in a few requests (a failure here is
+            // reported by the walk below, which reads what is missing).
+            let _ = archive.preload_catalog();
             for e in archive.entries() {
                 let e = e?;
                 if e.kind.has_data() {
@@ -342,18 +345,27 @@ impl Archive {
     }
 
     /// Read the stream ranges `(offsets[i], sizes[i])` in order on background
-    /// threads, `window` at a time; iterating yields `bytes`.
-    /// With `span_bytes`, neighbouring ranges within that many bytes are fetched
-    /// with one read.
-    #[pyo3(signature = (offsets, sizes, window=64, span_bytes=0))]
+    /// threads, at least `window` samples ahead; iterating yields `bytes`,
+    /// `next_batch(n)` a list. With `span_bytes`, each stretch of consecutive
+    /// ranges whose hull fits in that many bytes is fetched with one batched
+    /// read. At most `ahead_bytes` of samples wait (see `prefetch.rs`).
+    #[pyo3(signature = (offsets, sizes, window=64, span_bytes=0, ahead_bytes=64 << 20))]
     fn prefetch(
         &self,
         offsets: Vec<u64>,
         sizes: Vec<u64>,
         window: usize,
         span_bytes: u64,
+        ahead_bytes: u64,
     ) -> Result<Prefetcher> {
-        Prefetcher::new(self.inner.clone(), offsets, sizes, window, span_bytes)
+        Prefetcher::new(
+            self.inner.clone(),
+            offsets,
+            sizes,
+            window,
+            span_bytes,
+            ahead_bytes,
+        )
     }
 }
 
@@ -385,13 +397,13 @@ pub fn shard_indices(
         block,
     };
     py.detach(|| {
-        let order = if shuffle && shuffle_block > 1 {
-            sampler::block_order(n, seed, epoch, shuffle_block)
+        if shuffle && shuffle_block > 1 {
+            sampler::block_shard_samples(n, seed, epoch, shuffle_block, &shard, consumed, drop_last)
         } else {
-            sampler::epoch_order(n, seed, epoch, shuffle)
-        };
-        sampler::shard_samples(&order, &shard, consumed, drop_last)
-            .map_err(|e| Error::from(hexz_pipeline::PipelineError::from(e)))
+            let order = sampler::epoch_order(n, seed, epoch, shuffle);
+            sampler::shard_samples(&order, &shard, consumed, drop_last)
+        }
+        .map_err(|e| Error::from(hexz_pipeline::PipelineError::from(e)))
     })
 }
 

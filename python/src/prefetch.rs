@@ -1,5 +1,21 @@
 //! Background reads for loaders: ranges of the logical stream read in order on
-//! the bindings' thread pool, a bounded window ahead of the consumer.
+//! the bindings' fetch pool, ahead of the consumer.
+//!
+//! The ranges are cut, in order, into groups fetched with one
+//! [`Archive::read_ranges`] each (one batched load: a remote source merges
+//! neighbouring chunks into a few large requests and fetches them at once):
+//!
+//! * with `span_bytes > 0` (a block shuffle: runs of neighbouring samples), a
+//!   group is the longest stretch of consecutive ranges whose hull stays within
+//!   `span_bytes` — a whole run, fetched before its first sample is needed;
+//! * with `span_bytes == 0` (scattered samples), a group is up to
+//!   `window / 4` consecutive ranges (one call, their requests in parallel).
+//!
+//! Groups are started while fewer than `window` samples or fewer than two
+//! groups are waiting, and never more than `ahead_bytes` of samples (the first
+//! group always), so memory stays bounded by the caller's settings. The
+//! consumer takes samples one at a time (`__next__`) or a list at a time
+//! (`next_batch`, one call per loader batch).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -8,7 +24,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use hexz_format::Archive;
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 
 use crate::errors::{Error, Result};
 use crate::pool;
@@ -20,16 +36,34 @@ pub struct Prefetcher {
     state: Mutex<State>,
 }
 
+type GroupResult = hexz_format::Result<Vec<Vec<u8>>>;
+
+#[derive(Debug)]
+struct Group {
+    rx: Receiver<GroupResult>,
+    samples: usize,
+}
+
 #[derive(Debug)]
 struct State {
     archive: Archive,
     ranges: Vec<(u64, usize)>,
+    /// The next range not yet in a group.
     next: usize,
     window: usize,
-    /// Neighbouring ranges within this many bytes are fetched with one read
-    /// (0: every range alone).
     span_bytes: u64,
-    in_flight: VecDeque<Receiver<hexz_format::Result<Vec<u8>>>>,
+    ahead_bytes: u64,
+    /// Groups started, in order, not yet received.
+    in_flight: VecDeque<Group>,
+    /// The received group being consumed (front = next sample).
+    ready: VecDeque<Vec<u8>>,
+    /// Samples and bytes started or ready but not yet taken.
+    queued_samples: usize,
+    queued_bytes: u64,
+    /// A read failed: every later call reports it.
+    failed: Option<String>,
+    /// The first group was started (it preloads the chunk index).
+    started: bool,
 }
 
 impl Prefetcher {
@@ -39,6 +73,7 @@ impl Prefetcher {
         sizes: Vec<u64>,
         window: usize,
         span_bytes: u64,
+        ahead_bytes: u64,
     ) -> Result<Self> {
         if offsets.len() != sizes.len() {
             return Err(Error::Invalid(format!(
@@ -69,93 +104,163 @@ impl Prefetcher {
                 next: 0,
                 window: window.max(1),
                 span_bytes,
+                ahead_bytes,
                 in_flight: VecDeque::new(),
+                ready: VecDeque::new(),
+                queued_samples: 0,
+                queued_bytes: 0,
+                failed: None,
+                started: false,
             }),
         })
     }
 }
 
 impl State {
-    fn fill(&mut self) {
-        let Some(pool) = pool::fetch_pool() else {
-            return;
+    /// The end (exclusive) of the group starting at `self.next`, and its bytes
+    /// (at most `ahead_bytes`, unless one range is larger). Depends only on the
+    /// ranges and settings, not on what is queued.
+    fn next_group(&self) -> (usize, u64) {
+        let (first, first_len) = self.ranges[self.next];
+        let (mut lo, mut hi) = (first, first + first_len as u64);
+        let mut bytes = first_len as u64;
+        let mut end = self.next + 1;
+        let most = if self.span_bytes == 0 {
+            (self.window / 4).max(1)
+        } else {
+            usize::MAX
         };
-        // Refill in halves of the window, so groups stay large (one item at a time
-        // would make every group a single range).
-        if self.in_flight.len() > self.window / 2 {
-            return;
-        }
-        while self.in_flight.len() < self.window && self.next < self.ranges.len() {
-            // The next ranges (in order) whose union stays within `span_bytes`: one
-            // read of the span serves them all, and its chunks stay cached for
-            // their neighbours.
-            let (first, first_len) = self.ranges[self.next];
-            let (mut lo, mut hi) = (first, first + first_len as u64);
-            let mut end = self.next + 1;
-            while end < self.ranges.len() && self.in_flight.len() + (end - self.next) < self.window
-            {
-                let (o, l) = self.ranges[end];
+        while end < self.ranges.len() && end - self.next < most {
+            let (o, l) = self.ranges[end];
+            if self.span_bytes > 0 {
                 let (nlo, nhi) = (lo.min(o), hi.max(o + l as u64));
                 if nhi - nlo > self.span_bytes {
                     break;
                 }
                 (lo, hi) = (nlo, nhi);
-                end += 1;
+            }
+            if bytes + l as u64 > self.ahead_bytes {
+                break;
+            }
+            bytes += l as u64;
+            end += 1;
+        }
+        (end, bytes)
+    }
+
+    /// Start groups while the window and the byte budget allow.
+    fn fill(&mut self) {
+        let Some(pool) = pool::fetch_pool() else {
+            return;
+        };
+        while self.next < self.ranges.len()
+            && (self.queued_samples < self.window || self.in_flight.len() < 2)
+        {
+            let (end, bytes) = self.next_group();
+            if self.queued_samples > 0 && self.queued_bytes + bytes > self.ahead_bytes {
+                break;
             }
             let members: Vec<(u64, usize)> = self.ranges[self.next..end].to_vec();
             self.next = end;
-            let mut senders = Vec::with_capacity(members.len());
-            for _ in &members {
-                let (tx, rx) = sync_channel(1);
-                senders.push(tx);
-                self.in_flight.push_back(rx);
-            }
+            let (tx, rx) = sync_channel(1);
+            self.in_flight.push_back(Group {
+                rx,
+                samples: members.len(),
+            });
+            self.queued_samples += members.len();
+            self.queued_bytes += bytes;
             let archive = self.archive.clone();
+            let first = !std::mem::replace(&mut self.started, true);
             pool.spawn(move || {
-                if members.len() == 1 {
-                    let _ = senders[0].send(archive.read_range(members[0].0, members[0].1));
-                    return;
+                if first {
+                    // Samples all over the archive: its chunk index in a few
+                    // requests rather than a page at a time (a failure leaves the
+                    // pages to the reads, which report it).
+                    let _ = archive.preload_chunk_index();
                 }
-                match archive.read_range(lo, (hi - lo) as usize) {
-                    Ok(span) => {
-                        for ((o, l), tx) in members.iter().zip(&senders) {
-                            let from = (o - lo) as usize;
-                            let _ = tx.send(Ok(span[from..from + l].to_vec()));
-                        }
-                    }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        let _ = senders[0].send(Err(e));
-                        for tx in &senders[1..] {
-                            let _ = tx.send(Err(hexz_format::Error::InvalidSetting {
-                                setting: "prefetch",
-                                detail: format!("the read serving this sample failed: {msg}"),
-                            }));
-                        }
-                    }
-                }
+                let _ = tx.send(archive.read_ranges(&members));
             });
         }
     }
 
-    /// The next range's bytes, `None` at the end.
-    fn take(&mut self) -> Option<hexz_format::Result<Vec<u8>>> {
+    /// Make `ready` non-empty if anything is left; `Ok(false)` at the end.
+    fn refill(&mut self) -> hexz_format::Result<bool> {
+        if let Some(msg) = &self.failed {
+            return Err(failed(msg));
+        }
+        if !self.ready.is_empty() {
+            self.fill();
+            return Ok(true);
+        }
         self.fill();
-        match self.in_flight.pop_front() {
-            Some(rx) => Some(rx.recv().unwrap_or_else(|_| {
-                Err(hexz_format::Error::InvalidSetting {
-                    setting: "prefetch",
-                    detail: "a background read stopped without a result".into(),
-                })
-            })),
+        let group = match self.in_flight.pop_front() {
+            Some(g) => g,
             None if self.next < self.ranges.len() => {
                 // No thread pool: read in the caller's thread.
-                let (offset, len) = self.ranges[self.next];
-                self.next += 1;
-                Some(self.archive.read_range(offset, len))
+                let (end, bytes) = self.next_group();
+                let members = &self.ranges[self.next..end];
+                let data = self.archive.read_ranges(members)?;
+                self.next = end;
+                self.queued_samples += members.len();
+                self.queued_bytes += bytes;
+                self.ready.extend(data);
+                return Ok(true);
             }
-            None => None,
+            None => return Ok(false),
+        };
+        let got = group.rx.recv().unwrap_or_else(|_| {
+            Err(hexz_format::Error::InvalidSetting {
+                setting: "prefetch",
+                detail: "a background read stopped without a result".into(),
+            })
+        });
+        match got {
+            Ok(data) => {
+                debug_assert_eq!(data.len(), group.samples);
+                self.ready.extend(data);
+                // Start the next group while this one is consumed.
+                self.fill();
+                Ok(true)
+            }
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                self.in_flight.clear();
+                self.next = self.ranges.len();
+                Err(e)
+            }
         }
+    }
+
+    /// The next sample's bytes, `None` at the end.
+    fn take(&mut self) -> hexz_format::Result<Option<Vec<u8>>> {
+        if !self.refill()? {
+            return Ok(None);
+        }
+        let item = self.ready.pop_front();
+        if let Some(b) = &item {
+            self.queued_samples -= 1;
+            self.queued_bytes -= b.len() as u64;
+        }
+        Ok(item)
+    }
+
+    /// Up to `n` samples (fewer only at the end).
+    fn take_many(&mut self, n: usize) -> hexz_format::Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(n.min(self.ranges.len()));
+        while out.len() < n {
+            match self.take()? {
+                Some(b) => out.push(b),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn failed(msg: &str) -> hexz_format::Error {
+    hexz_format::Error::InvalidSetting {
+        setting: "prefetch",
+        detail: format!("an earlier read failed: {msg}"),
     }
 }
 
@@ -171,14 +276,25 @@ impl Prefetcher {
             state.take()
         });
         match item {
-            Some(Ok(bytes)) => Ok(PyBytes::new(py, &bytes)),
-            Some(Err(e)) => Err(Error::from(e).into()),
-            None => Err(PyStopIteration::new_err(())),
+            Ok(Some(bytes)) => Ok(PyBytes::new(py, &bytes)),
+            Ok(None) => Err(PyStopIteration::new_err(())),
+            Err(e) => Err(Error::from(e).into()),
         }
+    }
+
+    /// The next `n` samples as a list of `bytes` (fewer only at the end; empty
+    /// when done): one call per loader batch instead of one per sample.
+    fn next_batch<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyList>> {
+        let items = py.detach(|| {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.take_many(n)
+        });
+        let items = items.map_err(Error::from)?;
+        PyList::new(py, items.iter().map(|b| PyBytes::new(py, b)))
     }
 
     fn __len__(&self) -> usize {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.ranges.len() - state.next + state.in_flight.len()
+        state.ranges.len() - state.next + state.queued_samples
     }
 }

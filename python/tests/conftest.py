@@ -67,3 +67,65 @@ def s3_upload(endpoint: str, local_path: str) -> str:
 
 
 S3_KEYS = {"s3_region": "us-east-1", "s3_access_key_id": "test", "s3_secret_access_key": "test"}
+
+
+class CountingProxy:
+    """An HTTP proxy in front of the S3 server that counts the ranged GETs of
+    one object path (what a loader's fetch pattern costs at the server)."""
+
+    def __init__(self, upstream: str):
+        import http.client
+        import http.server
+        import threading
+        import urllib.parse
+
+        up = urllib.parse.urlparse(upstream)
+        self.gets: list = []
+        self.path_part = None
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if self.command == "GET" and proxy.path_part and proxy.path_part in self.path:
+                    proxy.gets.append(self.headers.get("Range"))
+                conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                headers["Host"] = up.netloc
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                head = self.command == "HEAD"
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection") and (head or k.lower() != "content-length"):
+                        self.send_header(k, v)
+                if not head:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def counting_s3(s3_endpoint):
+    proxy = CountingProxy(s3_endpoint)
+    yield proxy
+    proxy.close()

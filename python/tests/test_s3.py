@@ -44,3 +44,59 @@ def test_s3_iterable_dataset_in_forked_workers(samples_archive, s3_endpoint):
     m = htorch.Dataset(url, s3_endpoint=s3_endpoint, **S3_KEYS)
     got = list(torch.utils.data.DataLoader(m, batch_size=None, num_workers=2, timeout=120))
     assert got == [sample_bytes(i) for i in range(N_SAMPLES)]
+
+
+def test_block_shuffle_fetches_each_run_with_one_request(tmp_path, counting_s3):
+    """Under a block shuffle a loader fetches each run of neighbouring samples with
+    one ranged GET; a full shuffle costs about one GET per sample."""
+    path = str(tmp_path / "runs.hxz")
+    n, run = 256, 32
+    with hexz.Writer(path, compression="none", chunk_min=256, chunk_avg=1024, chunk_max=4096) as w:
+        for i in range(n):
+            w.add_bytes(f"s/{i:04d}", sample_bytes(i))
+    url = s3_upload(counting_s3.endpoint, path)
+    counting_s3.path_part = url.split("/", 3)[3]
+    opts = dict(s3_endpoint=counting_s3.endpoint, **S3_KEYS)
+    every = [f"s/{i:04d}" for i in range(n)]
+
+    def fresh(**kw):
+        return htorch.IterableDataset(url, seed=1, batch_size=8, with_names=True, **opts, **kw)
+
+    # The dataset as a loader uses it: the whole small archive is within one
+    # fetch span, so after the first sample nothing more is fetched.
+    ds = fresh(shuffle_block=run)
+    it = iter(ds)
+    first = next(it)
+    before = len(counting_s3.gets)
+    names = [first[0]] + [name for name, _ in it]
+    assert sorted(names) == every and names == [every[i] for i in ds.rank_order()]
+    assert len(counting_s3.gets) == before, counting_s3.gets[before:]
+
+    # Fetch groups cut at each run (a span limit below two runs): one GET per run.
+    ds = fresh(shuffle_block=run)
+    index, ids = ds._index, ds.indices()
+    offsets = [index._offsets[i] for i in ids]
+    sizes = [index._sizes[i] for i in ids]
+    hull = max(
+        max(o + z for o, z in zip(offsets[k : k + run], sizes[k : k + run])) - min(offsets[k : k + run])
+        for k in range(0, n, run)
+    )
+    archive = index._archive()
+    archive.data_entries()
+    before = len(counting_s3.gets)
+    stream = archive.prefetch(offsets, sizes, window=4, span_bytes=hull)
+    got = []
+    while batch := stream.next_batch(16):
+        got.extend(batch)
+    assert got == [sample_bytes(i) for i in ids]
+    per_run = len(counting_s3.gets) - before
+    assert 1 <= per_run <= n // run + 2, f"{per_run} GETs for {n // run} runs"
+
+    # A full shuffle read one sample at a time: about a GET per sample.
+    ds = fresh()
+    index, ids = ds._index, ds.indices()
+    archive = index._archive()
+    before = len(counting_s3.gets)
+    single = archive.prefetch([index._offsets[i] for i in ids], [index._sizes[i] for i in ids], window=1)
+    assert list(single) == [sample_bytes(i) for i in ids]
+    assert len(counting_s3.gets) - before >= n // 2

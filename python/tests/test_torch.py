@@ -80,9 +80,21 @@ def test_block_shuffle_covers_everything_in_local_runs(samples_archive):
     ds = htorch.IterableDataset(samples_archive, seed=4, batch_size=4, shuffle_block=16, with_names=True)
     got = names_of(loader(ds))
     assert sorted(got) == ALL
-    assert got == [ALL[i] for i in ds.indices()]
-    runs = [sorted(ALL.index(n) // 16 for n in got[k : k + 16]) for k in range(0, 96, 16)]
-    assert all(r[0] == r[-1] for r in runs), "each run of 16 comes from one block of neighbours"
+    assert got == [ALL[i] for i in ds.rank_order(workers=2)]
+    assert names_of(loader(ds)) == got, "same seed and epoch, same order"
+    # Each worker reads whole runs of 16 neighbours (its fetch unit)...
+    for w in range(2):
+        mine = ds.indices(w, 2)
+        for k in range(0, len(mine) - len(mine) % 16, 16):
+            assert len({i // 16 for i in mine[k : k + 16]}) == 1, "a worker reads whole runs"
+    # ...so every batch comes from one run, and the two workers' batches alternate.
+    batches = [got[k : k + 4] for k in range(0, 64, 4)]
+    assert all(len({ALL.index(n) // 16 for n in b}) == 1 for b in batches)
+    assert ALL.index(batches[0][0]) // 16 != ALL.index(batches[1][0]) // 16
+    # Without workers the rank reads its runs one after the other.
+    solo = htorch.IterableDataset(samples_archive, seed=4, batch_size=4, shuffle_block=16, with_names=True)
+    alone = names_of(loader(solo, workers=0))
+    assert sorted(alone) == ALL and alone == [ALL[i] for i in solo.rank_order()]
     ds.set_epoch(1)
     assert names_of(loader(ds)) != got
 
@@ -153,3 +165,58 @@ def test_two_process_gloo_run(samples_archive, tmp_path):
             expect.set_epoch(epoch)
             assert ranks[rank] == [ALL[i] for i in expect.indices()], "deterministic order"
     assert seen["0"] != seen["1"], "epochs differ"
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_block_shuffle_any_world_and_resume(samples_archive, world):
+    """Block shuffles: ranks take contiguous pieces, workers whole runs; still
+    disjoint and complete, ranks within one sample, and resumable mid-epoch."""
+    per_rank = []
+    for rank in range(world):
+        ds = htorch.IterableDataset(
+            samples_archive, seed=6, batch_size=4, shuffle_block=8, rank=rank, world_size=world, with_names=True
+        )
+        got = names_of(loader(ds))
+        assert got == [ALL[i] for i in ds.rank_order(workers=2)]
+        assert len(got) == len(ds)
+        per_rank.append(got)
+    assert sorted(n for r in per_rank for n in r) == ALL
+    assert max(map(len, per_rank)) - min(map(len, per_rank)) <= 1
+    # Resume rank 0 after 3 batches, with the same loader settings.
+    ds = htorch.IterableDataset(samples_archive, seed=6, batch_size=4, shuffle_block=8, rank=0, world_size=world, with_names=True)
+    received = []
+    for batch in loader(ds):
+        received.extend(n for n, _ in batch)
+        if len(received) >= 12:
+            break
+    resumed = htorch.IterableDataset(samples_archive, batch_size=4, shuffle_block=8, rank=0, world_size=world, with_names=True)
+    resumed.load_state_dict(ds.state_dict(consumed=len(received)))
+    assert received + names_of(loader(resumed)) == per_rank[0]
+
+
+def test_prefetch_batches_bounds_and_failures(samples_archive, tmp_path):
+    r = hexz.open(samples_archive)
+    names, offsets, sizes = r._archive.data_entries()
+    # Groups bounded by bytes ahead: every sample still comes, in order.
+    for span, ahead in [(0, 1), (1 << 20, 1), (1 << 20, 5000), (1 << 20, 1 << 30)]:
+        it = r._archive.prefetch(offsets, sizes, window=8, span_bytes=span, ahead_bytes=ahead)
+        got = []
+        while batch := it.next_batch(7):
+            assert len(batch) == 7 or len(got) + len(batch) == N_SAMPLES
+            got.extend(batch)
+        assert got == [sample_bytes(i) for i in range(N_SAMPLES)]
+        assert it.next_batch(3) == [] and len(it) == 0
+    # A read that fails is reported, and again on every later call.
+    bad = tmp_path / "bad.hxz"
+    data = bytearray(open(samples_archive, "rb").read())
+    # Chunk blobs follow the header: a quarter into the file is chunk data.
+    at = len(data) // 4
+    data[at : at + 64] = bytes(64)
+    bad.write_bytes(bytes(data))
+    broken = hexz.open(str(bad))
+    it = broken._archive.prefetch(offsets, sizes, window=8, span_bytes=1 << 20)
+    with pytest.raises(hexz.HexzError):
+        while it.next_batch(8):
+            pass
+    with pytest.raises(hexz.HexzError):
+        it.next_batch(8)

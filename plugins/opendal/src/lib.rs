@@ -62,8 +62,10 @@ pub use upload::{UploadOptions, UploadReport, delete, object_size, upload};
 pub const COALESCE_GAP: u64 = 64 * 1024;
 /// A merged request never grows past this.
 pub const COALESCE_MAX: u64 = 16 * 1024 * 1024;
-/// Reads larger than this are split into pieces of this size fetched in parallel.
-pub const PARALLEL_PIECE: u64 = 2 * 1024 * 1024;
+/// Reads larger than this are split into pieces of this size fetched in parallel
+/// (AWS's guidance for byte-range GETs is 8 or 16 MB: below that, the per-request
+/// cost dominates, and servers that copy the object per request suffer most).
+pub const PARALLEL_PIECE: u64 = 8 * 1024 * 1024;
 /// Requests one call keeps in flight at most (pieces of a large read, groups of
 /// [`ReadAt::read_ranges`]).
 pub const MAX_IN_FLIGHT: usize = 8;

@@ -1,0 +1,53 @@
+//! Reading many ranges of the logical stream at once: what a training loader
+//! does with a run of samples. The chunks under all the ranges are fetched with
+//! one batched load (so a remote source merges neighbouring blobs into a few
+//! large requests, fetched in parallel), then each range is copied out of the
+//! chunk cache. Unlike [`Archive::read_at`], this does not count as a sequential
+//! read: it never starts the reader's read-ahead (the caller already said what
+//! it needs).
+
+use super::{Archive, Result};
+
+impl Archive {
+    /// The bytes of each `(offset, len)` range of the logical stream, in the
+    /// order given. All ranges are checked before anything is fetched.
+    pub fn read_ranges(&self, ranges: &[(u64, usize)]) -> Result<Vec<Vec<u8>>> {
+        let inner = &self.inner;
+        let size = self.len();
+        let mut records = Vec::new();
+        for &(offset, len) in ranges {
+            inner.checked_len(offset, len, size, "the logical stream")?;
+            if len > 0 {
+                records.extend(inner.chunks_covering(offset, offset + len as u64)?);
+            }
+        }
+        // In blob order, so each batch of the load covers neighbouring blobs.
+        records.sort_by_key(|r| (r.source, r.blob_offset));
+        records.dedup_by_key(|r| (r.source, r.blob_offset));
+        inner.load_batch(&records);
+        ranges
+            .iter()
+            .map(|&(offset, len)| {
+                let mut buf = vec![0; len];
+                if len > 0 {
+                    let end = offset + len as u64;
+                    for r in inner.chunks_covering(offset, end)? {
+                        let data = if r.is_zero() {
+                            None
+                        } else {
+                            Some(inner.chunk(&r)?)
+                        };
+                        inner.copy_chunk(
+                            &r,
+                            data.as_deref().map(Vec::as_slice),
+                            offset,
+                            end,
+                            &mut buf,
+                        );
+                    }
+                }
+                Ok(buf)
+            })
+            .collect()
+    }
+}
