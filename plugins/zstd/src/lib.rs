@@ -149,6 +149,73 @@ impl Compressor for ZstdCompressor {
             }
         }
     }
+
+    fn compress_with_base(
+        &self,
+        input: &[u8],
+        base: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, CodecError> {
+        if base.is_empty() || base.starts_with(&DICT_MAGIC) {
+            return Ok(false);
+        }
+        out.extend_from_slice(&compress_with_dict(self.level, input, base)?);
+        Ok(true)
+    }
+
+    fn decompress_with_base(
+        &self,
+        input: &[u8],
+        base: &[u8],
+        raw_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        check_frame(input, raw_len)?;
+        if base.is_empty() || base.starts_with(&DICT_MAGIC) {
+            return Err("zstd: a delta base must not be empty or a trained dictionary".into());
+        }
+        let start = out.len();
+        out.resize(start + raw_len, 0);
+        let mut dctx = zstd_safe::DCtx::create();
+        match dctx.decompress_using_dict(&mut out[start..], input, base) {
+            Ok(written) if written == raw_len => Ok(()),
+            Ok(written) => {
+                out.truncate(start);
+                Err(format!("zstd: delta frame decoded to {written} bytes, expected {raw_len}")
+                    .into())
+            }
+            Err(code) => {
+                out.truncate(start);
+                Err(format!(
+                    "zstd: corrupt delta frame ({} bytes): {}",
+                    input.len(),
+                    zstd_safe::get_error_name(code)
+                )
+                .into())
+            }
+        }
+    }
+}
+
+/// Delta form (`compress_with_base`): one standard zstd frame made by
+/// `ZSTD_compress_usingDict` with the base's bytes as a raw-content dictionary
+/// (content size recorded, no checksum, dictionary ID 0). The base must not start
+/// with the zstd dictionary magic `37 A4 30 EC` (it would be parsed as a trained
+/// dictionary); hexz bases are index pages, whose first byte is a page kind (1..=6).
+const DICT_MAGIC: [u8; 4] = 0xEC30_A437_u32.to_le_bytes();
+
+fn compress_with_dict(level: i32, input: &[u8], base: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut cctx = zstd_safe::CCtx::create();
+    let mut dst = Vec::with_capacity(zstd_safe::compress_bound(input.len()));
+    cctx.compress_using_dict(&mut dst, input, base, level)
+        .map_err(|code| {
+            format!(
+                "zstd: delta-compressing {} bytes failed: {}",
+                input.len(),
+                zstd_safe::get_error_name(code)
+            )
+        })?;
+    Ok(dst)
 }
 
 /// Accepts only what [`ZstdCompressor::compress`] writes: exactly one standard
