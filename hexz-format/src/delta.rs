@@ -201,7 +201,9 @@ impl BaseCandidates {
                 setting: "parents",
                 detail: format!("delta base in parent {source}, outside the chain"),
             })?;
-        archive.inner.load_blob(r, "delta base page", BlobRole::Page)
+        archive
+            .inner
+            .load_blob(r, "delta base page", BlobRole::Page)
     }
 }
 
@@ -248,7 +250,9 @@ impl Inner {
             .binary_search_by_key(&r.offset, |b| b.offset)
             .ok()
             .map(|k| bases[k])
-            .ok_or_else(|| corrupt("a delta page without a record in the page-bases section".into()))?;
+            .ok_or_else(|| {
+                corrupt("a delta page without a record in the page-bases section".into())
+            })?;
         let parent = self.parents.parent(self, record.source)?;
         let base = parent
             .inner

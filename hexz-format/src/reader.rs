@@ -23,8 +23,9 @@ use crate::crypto::seal::{BlobRole, Place, Sealer};
 use crate::crypto::{ArchiveKeys, ChunkHasher, Unlock};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
-    BLOB_DELTA, BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, HEADER_LEN, OPEN_TAIL_LEN,
-    PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot, check_header, decode_header,
+    BLOB_DELTA, BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, HEADER_LEN,
+    OPEN_TAIL_LEN, PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot, check_header,
+    decode_header,
 };
 use crate::page::{Key, Page, TreeKind, decode_page};
 use crate::parents::ParentLinks;

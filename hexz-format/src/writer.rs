@@ -23,16 +23,15 @@ use crate::codec::Compressor;
 use crate::columns::ColumnSchema;
 use crate::crypto::ChunkHasher;
 use crate::crypto::seal::{BlobRole, Place, Sealer};
+use crate::delta::{BaseCandidates, PageBase, encode_page_bases};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
-    BLOB_DELTA, BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord, Directory,
-    Entry, EntryKind, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
+    BLOB_DELTA, BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord,
+    Directory, Entry, EntryKind, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
     MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, SECTION_PAGE_BASES,
-    SECTION_PARENTS, Section,
-    Stats, Trailer, VERSION_MAJOR, VERSION_MINOR, encode_header,
+    SECTION_PARENTS, Section, Stats, Trailer, VERSION_MAJOR, VERSION_MINOR, encode_header,
 };
 use crate::page::{Key, PageSink, TreeBuilder, TreeKind};
-use crate::delta::{BaseCandidates, PageBase, encode_page_bases};
 use crate::parents::ParentSet;
 
 /// A snapshot of a writer's progress (see [`ArchiveWriter::progress`]).

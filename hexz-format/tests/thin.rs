@@ -46,7 +46,11 @@ struct StoreResolver(Arc<Store>);
 
 impl ParentResolver for StoreResolver {
     fn open_parent(&self, location: &str, _: &Hash32) -> Result<Archive, ResolveError> {
-        self.0.open_flat(location)
+        // Like the pipeline's resolver: a parent's own delta leaves resolve too.
+        Ok(self
+            .0
+            .open_flat(location)?
+            .with_parent_resolver(Arc::new(StoreResolver(self.0.clone()))))
     }
 }
 
@@ -216,11 +220,19 @@ fn a_missing_parent_is_an_error_that_names_it() {
     build_child(&store, "v0.hxz", &version(0), None, zstd());
     build_child(&store, "v1.hxz", &version(1), Some("v0.hxz"), zstd());
     let root = store.open_flat("v0.hxz").unwrap().root_hash();
+    let e = open(&store, "v1.hxz")
+        .unwrap()
+        .entry("shared/0.bin")
+        .unwrap();
     store.remove("v0.hxz");
     let a = open(&store, "v1.hxz").unwrap();
-    // The catalog is the child's own: listing works.
-    assert_eq!(a.entries().count(), version(1).len());
-    let e = a.entry("shared/0.bin").unwrap();
+    // The child's index leaves are deltas against the parent's (FORMAT.md
+    // §14.3.5): listing needs the parent too, and says which one is missing.
+    let listed = a.entries().next().unwrap();
+    assert!(
+        matches!(listed, Err(Error::ParentUnavailable { index: 1, .. })),
+        "{listed:?}"
+    );
     let err = a.read_entry(&e).unwrap_err();
     match &err {
         Error::ParentUnavailable {
@@ -265,8 +277,10 @@ fn a_parent_with_another_root_hash_is_refused() {
     build_child(&store, "v0.hxz", &other, None, zstd());
     let actual = store.open_flat("v0.hxz").unwrap().root_hash();
     let a = open(&store, "v1.hxz").unwrap();
-    let e = a.entry("shared/1.bin").unwrap();
-    let err = a.read_entry(&e).unwrap_err();
+    let err = a
+        .entry("shared/1.bin")
+        .and_then(|e| a.read_entry(&e))
+        .unwrap_err();
     assert!(
         matches!(&err, Error::ParentMismatch { index: 1, location, expected: x, actual: y, .. }
             if location == "v0.hxz" && *x == expected && *y == actual),
@@ -331,7 +345,10 @@ fn many_files(changed: Option<usize>) -> Files {
                 data[0] = b'F';
             }
             (
-                format!("project/src/package_{:02}/module_{i:05}_with_a_long_name.py", i % 40),
+                format!(
+                    "project/src/package_{:02}/module_{i:05}_with_a_long_name.py",
+                    i % 40
+                ),
                 data,
             )
         })
@@ -356,7 +373,13 @@ fn delta_bases(a: &Archive) -> Vec<hexz_format::delta::PageBase> {
 fn a_child_with_one_changed_file_among_thousands_stores_metadata_for_the_change() {
     let store = Arc::new(Store::default());
     build_child(&store, "v0.hxz", &many_files(None), None, default_pages());
-    build_child(&store, "v1.hxz", &many_files(Some(1500)), Some("v0.hxz"), default_pages());
+    build_child(
+        &store,
+        "v1.hxz",
+        &many_files(Some(1500)),
+        Some("v0.hxz"),
+        default_pages(),
+    );
     let parent = open(&store, "v0.hxz").unwrap().space().unwrap();
     let child_archive = open(&store, "v1.hxz").unwrap();
     let child = child_archive.space().unwrap();
@@ -379,7 +402,10 @@ fn a_child_with_one_changed_file_among_thousands_stores_metadata_for_the_change(
     check_reads(&child_archive, &many_files(Some(1500)));
     assert_eq!(child_archive.verify().unwrap().entries, 3000);
     assert_eq!(
-        child_archive.entries().map(|e| e.unwrap().name).collect::<Vec<_>>(),
+        child_archive
+            .entries()
+            .map(|e| e.unwrap().name)
+            .collect::<Vec<_>>(),
         open(&store, "v0.hxz")
             .unwrap()
             .entries()
@@ -427,7 +453,13 @@ fn delta_pages_take_their_base_one_hop_away_along_a_chain() {
 fn verify_catches_a_flipped_byte_in_a_shared_base_page() {
     let store = Arc::new(Store::default());
     build_child(&store, "v0.hxz", &many_files(None), None, default_pages());
-    build_child(&store, "v1.hxz", &many_files(Some(7)), Some("v0.hxz"), default_pages());
+    build_child(
+        &store,
+        "v1.hxz",
+        &many_files(Some(7)),
+        Some("v0.hxz"),
+        default_pages(),
+    );
     let child = open(&store, "v1.hxz").unwrap();
     child.verify().unwrap();
     let base = delta_bases(&child)[0].base;

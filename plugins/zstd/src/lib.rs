@@ -181,8 +181,10 @@ impl Compressor for ZstdCompressor {
             Ok(written) if written == raw_len => Ok(()),
             Ok(written) => {
                 out.truncate(start);
-                Err(format!("zstd: delta frame decoded to {written} bytes, expected {raw_len}")
-                    .into())
+                Err(
+                    format!("zstd: delta frame decoded to {written} bytes, expected {raw_len}")
+                        .into(),
+                )
             }
             Err(code) => {
                 out.truncate(start);
