@@ -389,11 +389,14 @@ impl Archive {
     }
 
     /// Open every parent that serves chunks of this archive (those with a non-zero
-    /// chunk count), so a missing or wrong parent is reported before any read.
+    /// chunk count) or holds the base of one of its delta pages, so a missing or
+    /// wrong parent is reported before any read.
     pub fn check_parents(&self) -> Result<()> {
+        let bases = self.inner.parents.page_bases(&self.inner)?;
         for (i, p) in self.parents()?.iter().enumerate() {
-            if p.chunks > 0 {
-                self.parent((i + 1) as u16)?;
+            let index = (i + 1) as u16;
+            if p.chunks > 0 || bases.iter().any(|b| b.source == index) {
+                self.parent(index)?;
             }
         }
         Ok(())
