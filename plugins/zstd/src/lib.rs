@@ -325,6 +325,67 @@ mod tests {
     use super::*;
 
     #[test]
+    fn delta_form_round_trips_against_its_base_only() {
+        let codec = ZstdCompressor::default();
+        let base: Vec<u8> = (0..2_000u32)
+            .flat_map(|i| {
+                let id = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                format!("entry {i} name/of/a/file_{id:016x}.py\n").into_bytes()
+            })
+            .collect();
+        let mut page = base.clone();
+        page[1000] ^= 1;
+        page.extend_from_slice(b"one more entry");
+        let mut delta = Vec::new();
+        assert!(codec.compress_with_base(&page, &base, &mut delta).unwrap());
+        let mut whole = Vec::new();
+        codec.compress(&page, &mut whole).unwrap();
+        assert!(
+            delta.len() * 20 < whole.len(),
+            "{} vs {}",
+            delta.len(),
+            whole.len()
+        );
+        // A standard frame: deterministic, content size recorded.
+        let mut again = Vec::new();
+        codec.compress_with_base(&page, &base, &mut again).unwrap();
+        assert_eq!(again, delta);
+        let mut out = vec![7];
+        codec
+            .decompress_with_base(&delta, &base, page.len(), &mut out)
+            .unwrap();
+        assert_eq!(&out[1..], &page[..]);
+        // Another base, another length, or no base: an error or other bytes, never
+        // a silent success with the same bytes.
+        let mut other = base.clone();
+        other[5000] ^= 0xff;
+        let mut out = Vec::new();
+        let decoded = codec.decompress_with_base(&delta, &other, page.len(), &mut out);
+        assert!(decoded.is_err() || out != page);
+        assert!(
+            codec
+                .decompress_with_base(&delta, &base, page.len() + 1, &mut Vec::new())
+                .is_err()
+        );
+        assert!(
+            codec
+                .decompress(&delta, page.len(), &mut Vec::new())
+                .is_err()
+        );
+        // A base that would be read as a trained dictionary is not used.
+        let mut magic = DICT_MAGIC.to_vec();
+        magic.extend_from_slice(&base);
+        let mut none = Vec::new();
+        assert!(!codec.compress_with_base(&page, &magic, &mut none).unwrap());
+        assert!(none.is_empty());
+        assert!(
+            codec
+                .decompress_with_base(&delta, &magic, page.len(), &mut Vec::new())
+                .is_err()
+        );
+    }
+
+    #[test]
     fn levels() {
         assert_eq!(ZstdCompressor::default().level(), 3);
         assert_eq!(ZstdCompressor::new(1).unwrap().level(), 1);
