@@ -144,4 +144,22 @@ mib() { echo "scale=2; $1 / 1048576" | bc; }
     row "restic $(restic version | awk '{print $2}') (auto; one repo)" "$b_restic" "$t_restic"
     echo
     echo "Per version (hexz thin child, bytes): $(for v in "${versions[@]}"; do printf '%s=%s ' "$v" "$(bytes_of "$OUT/thin/$v.hxz")"; done)"
+    echo
+    # Where each child's bytes go (hexz info --space): new chunk blobs vs the rest
+    # (chunk index, catalog, name index, sections, directory).
+    for chain in thin thin64; do
+        echo "Space by part, $chain (chunks / metadata; metadata = chunk index + catalog + names + sections + framing):"
+        echo
+        echo "| version | chunks | chunk index | catalog | names | sections | metadata |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+        for v in "${versions[@]}"; do
+            "$HEXZ" info --space --json "$OUT/$chain/$v.hxz" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)["space"]
+sec = sum(x["bytes"] for x in s["sections"])
+print("| %s | %d | %d | %d | %d | %d | %d |" % (sys.argv[1], s["chunk_blobs"], s["chunk_index"],
+      s["catalog"], s["name_index"], sec, s["metadata"]))' "$v"
+        done
+        echo
+    done
 } | tee "$WORK/results.md"

@@ -159,6 +159,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Also break the stored bytes down by part (chunk blobs, each index,
+        /// sections); reads every index page.
+        #[arg(long)]
+        space: bool,
         #[command(flatten)]
         keys: KeyArgs,
         #[command(flatten)]
@@ -543,11 +547,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Info {
             archive,
             json,
+            space,
             keys,
             trust,
         } => {
             let a = open(&archive, &registry, &keys, &trust)?;
-            let i = hexz_pipeline::info(&a)?;
+            let mut i = hexz_pipeline::info(&a)?;
+            if space {
+                hexz_pipeline::with_space(&a, &mut i)?;
+            }
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&i)?)?;
             } else {
@@ -614,6 +622,19 @@ fn run(cli: Cli) -> Result<()> {
                         p.root_hash,
                         p.chunks,
                         human(p.bytes)
+                    )?;
+                }
+                if let Some(s) = &i.space {
+                    writeln!(
+                        out,
+                        "space         chunks {} / chunk index {} / catalog {} / names {} / sections {} / framing {} (metadata {})",
+                        s.chunk_blobs,
+                        s.chunk_index,
+                        s.catalog,
+                        s.name_index,
+                        s.sections.iter().map(|x| x.bytes).sum::<u64>(),
+                        s.framing,
+                        s.metadata
                     )?;
                 }
                 if let Some(p) = &i.provenance {

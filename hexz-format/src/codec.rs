@@ -46,6 +46,33 @@ pub trait Compressor: Send + Sync + Debug {
     /// Decompress `input`, appending exactly `raw_len` bytes to `out`.
     fn decompress(&self, input: &[u8], raw_len: usize, out: &mut Vec<u8>)
     -> Result<(), CodecError>;
+
+    /// Compress `input` against `base` (bytes the reader will hold when it decodes:
+    /// a thin child's index page against its parent's, FORMAT.md §14.3.5),
+    /// appending to `out`. `Ok(false)` (the default) means the codec has no such
+    /// form; nothing is appended then. Deterministic like [`compress`](Self::compress).
+    fn compress_with_base(
+        &self,
+        input: &[u8],
+        base: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, CodecError> {
+        let _ = (input, base, out);
+        Ok(false)
+    }
+
+    /// Decode what [`compress_with_base`](Self::compress_with_base) wrote, given the
+    /// same `base`: append exactly `raw_len` bytes to `out` or fail.
+    fn decompress_with_base(
+        &self,
+        input: &[u8],
+        base: &[u8],
+        raw_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        let _ = (input, base, raw_len, out);
+        Err(format!("codec `{}` has no delta form", self.name()).into())
+    }
 }
 
 /// Resolves a codec name read from an archive to an implementation.

@@ -100,6 +100,9 @@ pub const HASH_BLAKE3_KEYED: u8 = 2;
 
 /// Page-ref flag: the blob is stored without compression.
 pub const BLOB_RAW: u8 = 1;
+/// Page-ref flag: the blob is compressed against a base page in a parent (thin
+/// children, see [`crate::delta`]); never together with [`BLOB_RAW`].
+pub const BLOB_DELTA: u8 = 2;
 
 /// Chunk flag: the chunk is all zeros and has no blob.
 pub const CHUNK_ZERO: u8 = 1;
@@ -112,6 +115,9 @@ pub const SECTION_PROVENANCE: u16 = 1;
 pub const SECTION_PARENTS: u16 = 2;
 /// Section kind: user-column schema (see [`crate::columns`]).
 pub const SECTION_COLUMNS: u16 = 3;
+/// Section kind: the bases of a thin child's delta pages (see [`crate::delta`]),
+/// written critical.
+pub const SECTION_PAGE_BASES: u16 = 4;
 /// Section flag: a reader that does not know the kind must refuse the archive.
 pub const SECTION_CRITICAL: u16 = 1;
 
@@ -421,7 +427,10 @@ impl PageRef {
                 c.array()?
             },
         };
-        if r.flags & !BLOB_RAW != 0 {
+        if r.flags & BLOB_RAW != 0 && r.flags & BLOB_DELTA != 0 {
+            return Err(c.corrupt("page ref is both raw and a delta".to_string()));
+        }
+        if r.flags & !(BLOB_RAW | BLOB_DELTA) != 0 {
             return Err(c.corrupt(format!("unknown page-ref flags {:#x}", r.flags)));
         }
         if r.raw_len > MAX_PAGE_LEN {
@@ -1099,7 +1108,10 @@ impl Directory {
             }
             // This reader implements provenance, the column schema and the
             // parents of thin snapshots.
-            let known = matches!(kind, SECTION_PROVENANCE | SECTION_PARENTS | SECTION_COLUMNS);
+            let known = matches!(
+                kind,
+                SECTION_PROVENANCE | SECTION_PARENTS | SECTION_COLUMNS | SECTION_PAGE_BASES
+            );
             if !known && flags & SECTION_CRITICAL != 0 {
                 return Err(c.corrupt(format!(
                     "critical section kind {kind} is not understood by this version"

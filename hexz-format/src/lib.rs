@@ -22,12 +22,14 @@ pub mod sign;
 pub use codec::{CodecError, CodecProvider, Compressor, NoCompression, StaticCodecs, UnknownCodec};
 
 mod bytes;
+pub mod delta;
 pub mod error;
 pub mod layout;
 mod page;
 pub mod parents;
 pub mod reader;
 pub mod source;
+pub mod space;
 pub mod writer;
 
 pub use columns::{Column, ColumnSchema, ColumnType, Value};
@@ -38,6 +40,7 @@ pub use parents::{ParentArchive, ParentRef, ParentResolver, ParentSet};
 pub use reader::{Archive, Entries, EntryReader, ReadOptions, VerifyReport};
 pub use sign::{Manifest, SignatureBlock, SignatureReport, Signing, TrustPolicy};
 pub use source::{FileSource, MemorySource, ReadAt};
+pub use space::{SectionSpace, SpaceReport};
 pub use writer::{
     ArchiveWriter, EntryMeta, PendingFile, Sink, Summary, WriteProgress, WriterOptions,
 };

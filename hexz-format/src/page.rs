@@ -76,6 +76,12 @@ impl Key {
 /// archive file (compressing each page with the archive codec).
 pub(crate) trait PageSink {
     fn write_page(&mut self, what: &'static str, raw: &[u8]) -> Result<PageRef>;
+
+    /// Write leaf number `ordinal` (from 0) of a `kind` tree. A thin child's sink
+    /// may store it as a delta against its parent's leaf of that ordinal.
+    fn write_leaf(&mut self, kind: TreeKind, _ordinal: usize, raw: &[u8]) -> Result<PageRef> {
+        self.write_page(kind.what(), raw)
+    }
 }
 
 /// Builds one tree bottom-up. Leaf records are appended in key order; a full leaf is
@@ -140,7 +146,7 @@ impl TreeBuilder {
         }
         .encode(&mut header);
         self.leaf[..PAGE_HEADER_LEN].copy_from_slice(&header);
-        let page = sink.write_page(self.kind.what(), &self.leaf)?;
+        let page = sink.write_leaf(self.kind, self.children.len(), &self.leaf)?;
         self.children.push((first_key, page, first));
         self.leaf_count = 0;
         Ok(())

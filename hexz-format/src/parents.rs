@@ -238,6 +238,8 @@ pub trait ParentResolver: Send + Sync + fmt::Debug {
 pub(crate) struct ParentLinks {
     resolver: OnceLock<Arc<dyn ParentResolver>>,
     table: OnceLock<Arc<ParentTable>>,
+    /// The page-bases section (delta pages, [`crate::delta`]), once decoded.
+    page_bases: OnceLock<crate::delta::PageBases>,
 }
 
 #[derive(Debug)]
@@ -270,8 +272,17 @@ impl ParentLinks {
             .clone())
     }
 
+    /// The child's page-bases section, decoded once (empty when it has none).
+    pub(crate) fn page_bases(&self, child: &Inner) -> Result<crate::delta::PageBases> {
+        if let Some(b) = self.page_bases.get() {
+            return Ok(b.clone());
+        }
+        let list = Arc::new(child.load_page_bases()?);
+        Ok(self.page_bases.get_or_init(|| list).clone())
+    }
+
     /// The opened parent `index` (1-based, as in chunk records).
-    fn parent(&self, child: &Inner, index: u16) -> Result<Archive> {
+    pub(crate) fn parent(&self, child: &Inner, index: u16) -> Result<Archive> {
         let table = self.table(child)?;
         let slot = usize::from(index)
             .checked_sub(1)
@@ -378,11 +389,14 @@ impl Archive {
     }
 
     /// Open every parent that serves chunks of this archive (those with a non-zero
-    /// chunk count), so a missing or wrong parent is reported before any read.
+    /// chunk count) or holds the base of one of its delta pages, so a missing or
+    /// wrong parent is reported before any read.
     pub fn check_parents(&self) -> Result<()> {
+        let bases = self.inner.parents.page_bases(&self.inner)?;
         for (i, p) in self.parents()?.iter().enumerate() {
-            if p.chunks > 0 {
-                self.parent((i + 1) as u16)?;
+            let index = (i + 1) as u16;
+            if p.chunks > 0 || bases.iter().any(|b| b.source == index) {
+                self.parent(index)?;
             }
         }
         Ok(())
@@ -438,6 +452,8 @@ pub struct ParentSet {
     chunks: Vec<ParentChunk>,
     /// How the chain's chunk ids were made: a child must use the same.
     hasher: ChunkHasher,
+    /// The direct parent's index leaves, the bases of the child's delta pages.
+    pub(crate) page_bases: Arc<crate::delta::BaseCandidates>,
 }
 
 /// An ancestor handed to [`ParentSet::new`]: the opened archive and the hint the
@@ -524,10 +540,13 @@ impl ParentSet {
         chunks.par_sort_unstable_by(|a, b| (a.id, a.source).cmp(&(b.id, b.source)));
         chunks.dedup_by(|later, first| later.id == first.id);
         let hasher = chain[0].archive.chunk_hasher();
+        let archives: Vec<Archive> = chain.iter().map(|p| p.archive.clone()).collect();
+        let page_bases = Arc::new(crate::delta::BaseCandidates::from_chain(&archives)?);
         Ok(Self {
             refs,
             chunks,
             hasher,
+            page_bases,
         })
     }
 

@@ -23,8 +23,9 @@ use crate::crypto::seal::{BlobRole, Place, Sealer};
 use crate::crypto::{ArchiveKeys, ChunkHasher, Unlock};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
-    BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, HEADER_LEN, OPEN_TAIL_LEN,
-    PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot, check_header, decode_header,
+    BLOB_DELTA, BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, HEADER_LEN,
+    OPEN_TAIL_LEN, PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot, check_header,
+    decode_header,
 };
 use crate::page::{Key, Page, TreeKind, decode_page};
 use crate::parents::ParentLinks;
@@ -107,7 +108,7 @@ pub(crate) struct Inner {
     trailer: Trailer,
     pub(crate) directory: Directory,
     root_hash: Hash32,
-    codec: Arc<dyn Compressor>,
+    pub(crate) codec: Arc<dyn Compressor>,
     pages: Cache<u64, Arc<Page>, PageWeight>,
     chunks: Cache<ChunkKey, ChunkData, ChunkWeight>,
     options: ReadOptions,
@@ -824,6 +825,9 @@ impl Inner {
             });
         }
         let opened = self.open_sealed(stored, Place::At(role, r.offset), what, r.offset)?;
+        if r.flags & BLOB_DELTA != 0 {
+            return self.decode_delta(r, &opened, what, role);
+        }
         self.decode_blob(opened, r.flags & BLOB_RAW != 0, r.raw_len, what, r.offset)
     }
 

@@ -23,12 +23,13 @@ use crate::codec::Compressor;
 use crate::columns::ColumnSchema;
 use crate::crypto::ChunkHasher;
 use crate::crypto::seal::{BlobRole, Place, Sealer};
+use crate::delta::{BaseCandidates, PageBase, encode_page_bases};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
-    BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord, Directory,
-    Entry, EntryKind, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
-    MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, SECTION_PARENTS, Section,
-    Stats, Trailer, VERSION_MAJOR, VERSION_MINOR, encode_header,
+    BLOB_DELTA, BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord,
+    Directory, Entry, EntryKind, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
+    MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, SECTION_PAGE_BASES,
+    SECTION_PARENTS, Section, Stats, Trailer, VERSION_MAJOR, VERSION_MINOR, encode_header,
 };
 use crate::page::{Key, PageSink, TreeBuilder, TreeKind};
 use crate::parents::ParentSet;
@@ -755,6 +756,10 @@ struct BlobOut<W: Sink> {
     scratch: Vec<u8>,
     /// Encrypted archives: seals pages, sections and the directory at their offset.
     sealer: Option<Arc<Sealer>>,
+    /// Thin children: the parent's leaves to compress leaves against
+    /// ([`crate::delta`]), and the delta pages written so far.
+    bases: Option<Arc<BaseCandidates>>,
+    deltas: Vec<PageBase>,
 }
 
 impl<W: Sink> BlobOut<W> {
@@ -770,17 +775,15 @@ impl<W: Sink> BlobOut<W> {
     }
 }
 
-impl<W: Sink> PageSink for BlobOut<W> {
-    fn write_page(&mut self, what: &'static str, raw: &[u8]) -> Result<PageRef> {
-        let codec = self.compressor.clone();
-        let raw_codec = codec.name() == "none";
-        let scratch = std::mem::take(&mut self.scratch);
-        let mut prepared = prepare_blob_into(codec.as_ref(), raw, raw_codec, what, scratch)?;
-        let role = if what == "section" {
-            BlobRole::Section
-        } else {
-            BlobRole::Page
-        };
+impl<W: Sink> BlobOut<W> {
+    /// Seal (encrypted archives) and write a prepared page or section.
+    fn write_prepared(
+        &mut self,
+        mut prepared: Prepared,
+        raw_len: usize,
+        flags: u8,
+        role: BlobRole,
+    ) -> Result<PageRef> {
         seal_prepared(
             &mut prepared,
             self.sealer.as_deref(),
@@ -789,13 +792,76 @@ impl<W: Sink> PageSink for BlobOut<W> {
         let r = PageRef {
             offset: self.pos,
             stored_len: prepared.stored.len() as u32,
-            raw_len: raw.len() as u32,
+            raw_len: raw_len as u32,
             crc: prepared.crc,
-            flags: if prepared.raw { BLOB_RAW } else { 0 },
+            flags,
             hash: *blake3::hash(&prepared.stored).as_bytes(),
         };
         self.write(&prepared.stored)?;
         self.scratch = prepared.stored;
+        Ok(r)
+    }
+}
+
+impl<W: Sink> PageSink for BlobOut<W> {
+    fn write_page(&mut self, what: &'static str, raw: &[u8]) -> Result<PageRef> {
+        let codec = self.compressor.clone();
+        let raw_codec = codec.name() == "none";
+        let scratch = std::mem::take(&mut self.scratch);
+        let prepared = prepare_blob_into(codec.as_ref(), raw, raw_codec, what, scratch)?;
+        let role = if what == "section" {
+            BlobRole::Section
+        } else {
+            BlobRole::Page
+        };
+        let flags = if prepared.raw { BLOB_RAW } else { 0 };
+        self.write_prepared(prepared, raw.len(), flags, role)
+    }
+
+    fn write_leaf(&mut self, kind: TreeKind, ordinal: usize, raw: &[u8]) -> Result<PageRef> {
+        let what = kind.what();
+        let Some((bases, (source, base))) = self
+            .bases
+            .clone()
+            .and_then(|b| b.base(kind, ordinal).map(|x| (b, x)))
+        else {
+            return self.write_page(what, raw);
+        };
+        let codec = self.compressor.clone();
+        let base_raw = bases.load(source, &base)?;
+        let mut delta = Vec::new();
+        let codec_error = |error| Error::Codec {
+            codec: codec.name().to_string(),
+            what,
+            offset: 0,
+            error,
+        };
+        if !codec
+            .compress_with_base(raw, &base_raw, &mut delta)
+            .map_err(codec_error)?
+        {
+            return self.write_page(what, raw);
+        }
+        let scratch = std::mem::take(&mut self.scratch);
+        let whole = prepare_blob_into(codec.as_ref(), raw, codec.name() == "none", what, scratch)?;
+        // The delta also costs its record in the page-bases section.
+        if delta.len() + crate::delta::PAGE_BASE_RECORD_LEN >= whole.stored.len() {
+            let flags = if whole.raw { BLOB_RAW } else { 0 };
+            return self.write_prepared(whole, raw.len(), flags, BlobRole::Page);
+        }
+        self.scratch = whole.stored;
+        let prepared = Prepared {
+            crc: crc32fast::hash(&delta),
+            stored: delta,
+            raw: false,
+        };
+        let offset = self.pos;
+        let r = self.write_prepared(prepared, raw.len(), BLOB_DELTA, BlobRole::Page)?;
+        self.deltas.push(PageBase {
+            offset,
+            source,
+            base,
+        });
         Ok(r)
     }
 }
@@ -916,6 +982,8 @@ impl<W: Sink> WorkerState<W> {
             compressor: options.compressor.clone(),
             scratch: Vec::new(),
             sealer: encryption.map(|e| Arc::new(e.keys.sealer())),
+            bases: None,
+            deltas: Vec::new(),
         };
         let hasher = encryption.map(|e| e.chunk_hasher()).unwrap_or_default();
         blobs.write(&encode_header())?;
@@ -976,6 +1044,7 @@ impl<W: Sink> WorkerState<W> {
                     let _ = reply.send(self.segments.clone());
                 }
                 Msg::Parents(set) => {
+                    self.blobs.bases = Some(set.page_bases.clone());
                     let used = vec![(0, 0); set.parents().len() + 1];
                     self.parents = Some((set, used));
                 }
@@ -1145,7 +1214,7 @@ impl<W: Sink> WorkerState<W> {
     fn finish(
         mut self,
         names: Vec<(String, u64)>,
-        sections: Vec<(u16, u16, Vec<u8>)>,
+        mut sections: Vec<(u16, u16, Vec<u8>)>,
     ) -> Result<(W, Summary)> {
         self.stats.logical_size = self.logical;
         let page_size = self.options.page_size;
@@ -1165,6 +1234,11 @@ impl<W: Sink> WorkerState<W> {
             )?;
         }
         let name_tree = name_builder.finish(blobs)?;
+        // Thin children with delta pages: their bases, the last section.
+        if !blobs.deltas.is_empty() {
+            let bases = encode_page_bases(&blobs.deltas);
+            sections.push((SECTION_PAGE_BASES, SECTION_CRITICAL, bases));
+        }
         let mut section_list = Vec::with_capacity(sections.len());
         for (kind, flags, data) in &sections {
             let page = blobs.write_page("section", data)?;

@@ -46,7 +46,11 @@ struct StoreResolver(Arc<Store>);
 
 impl ParentResolver for StoreResolver {
     fn open_parent(&self, location: &str, _: &Hash32) -> Result<Archive, ResolveError> {
-        self.0.open_flat(location)
+        // Like the pipeline's resolver: a parent's own delta leaves resolve too.
+        Ok(self
+            .0
+            .open_flat(location)?
+            .with_parent_resolver(Arc::new(StoreResolver(self.0.clone()))))
     }
 }
 
@@ -216,11 +220,19 @@ fn a_missing_parent_is_an_error_that_names_it() {
     build_child(&store, "v0.hxz", &version(0), None, zstd());
     build_child(&store, "v1.hxz", &version(1), Some("v0.hxz"), zstd());
     let root = store.open_flat("v0.hxz").unwrap().root_hash();
+    let e = open(&store, "v1.hxz")
+        .unwrap()
+        .entry("shared/0.bin")
+        .unwrap();
     store.remove("v0.hxz");
     let a = open(&store, "v1.hxz").unwrap();
-    // The catalog is the child's own: listing works.
-    assert_eq!(a.entries().count(), version(1).len());
-    let e = a.entry("shared/0.bin").unwrap();
+    // The child's index leaves are deltas against the parent's (FORMAT.md
+    // §14.3.5): listing needs the parent too, and says which one is missing.
+    let listed = a.entries().next().unwrap();
+    assert!(
+        matches!(listed, Err(Error::ParentUnavailable { index: 1, .. })),
+        "{listed:?}"
+    );
     let err = a.read_entry(&e).unwrap_err();
     match &err {
         Error::ParentUnavailable {
@@ -265,8 +277,10 @@ fn a_parent_with_another_root_hash_is_refused() {
     build_child(&store, "v0.hxz", &other, None, zstd());
     let actual = store.open_flat("v0.hxz").unwrap().root_hash();
     let a = open(&store, "v1.hxz").unwrap();
-    let e = a.entry("shared/1.bin").unwrap();
-    let err = a.read_entry(&e).unwrap_err();
+    let err = a
+        .entry("shared/1.bin")
+        .and_then(|e| a.read_entry(&e))
+        .unwrap_err();
     assert!(
         matches!(&err, Error::ParentMismatch { index: 1, location, expected: x, actual: y, .. }
             if location == "v0.hxz" && *x == expected && *y == actual),
@@ -317,4 +331,164 @@ fn set_parents_after_an_entry_is_refused() {
         w.set_parents(set),
         Err(Error::InvalidSetting { .. })
     ));
+}
+
+/// Version `v` of a tree of many small files with long names: file `changed`
+/// (if any) differs by a few bytes (same size), everything else is the same.
+fn many_files(changed: Option<usize>) -> Files {
+    (0..3000)
+        .map(|i| {
+            let mut data = format!("file {i} of a large tree, version-independent text\n")
+                .repeat(1 + i % 5)
+                .into_bytes();
+            if changed == Some(i) {
+                data[0] = b'F';
+            }
+            (
+                format!(
+                    "project/src/package_{:02}/module_{i:05}_with_a_long_name.py",
+                    i % 40
+                ),
+                data,
+            )
+        })
+        .collect()
+}
+
+fn default_pages() -> WriterOptions {
+    let mut o = WriterOptions::new(Arc::new(hexz_zstd::ZstdCompressor::new(3).unwrap()));
+    o.batch_bytes = 1 << 20;
+    o
+}
+
+fn delta_bases(a: &Archive) -> Vec<hexz_format::delta::PageBase> {
+    let section = a
+        .section(hexz_format::layout::SECTION_PAGE_BASES)
+        .unwrap()
+        .expect("a page-bases section");
+    hexz_format::delta::decode_page_bases(&section, 0).unwrap()
+}
+
+#[test]
+fn a_child_with_one_changed_file_among_thousands_stores_metadata_for_the_change() {
+    let store = Arc::new(Store::default());
+    build_child(&store, "v0.hxz", &many_files(None), None, default_pages());
+    build_child(
+        &store,
+        "v1.hxz",
+        &many_files(Some(1500)),
+        Some("v0.hxz"),
+        default_pages(),
+    );
+    let parent = open(&store, "v0.hxz").unwrap().space().unwrap();
+    let child_archive = open(&store, "v1.hxz").unwrap();
+    let child = child_archive.space().unwrap();
+    // Every index leaf of the child is a delta against its parent's: the child's
+    // trees cost a small fraction of the parent's (each page a few dozen bytes).
+    let trees = |s: &hexz_format::SpaceReport| s.chunk_index + s.catalog + s.name_index;
+    assert!(
+        trees(&child) * 10 < trees(&parent),
+        "child index {} vs parent {}",
+        trees(&child),
+        trees(&parent)
+    );
+    assert!(
+        child.metadata() * 4 < parent.metadata(),
+        "child metadata {} vs parent {}",
+        child.metadata(),
+        parent.metadata()
+    );
+    assert!(!delta_bases(&child_archive).is_empty());
+    check_reads(&child_archive, &many_files(Some(1500)));
+    assert_eq!(child_archive.verify().unwrap().entries, 3000);
+    assert_eq!(
+        child_archive
+            .entries()
+            .map(|e| e.unwrap().name)
+            .collect::<Vec<_>>(),
+        open(&store, "v0.hxz")
+            .unwrap()
+            .entries()
+            .map(|e| e.unwrap().name)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn delta_pages_take_their_base_one_hop_away_along_a_chain() {
+    let store = Arc::new(Store::default());
+    build_child(&store, "v0.hxz", &many_files(None), None, default_pages());
+    for v in 1..6 {
+        build_child(
+            &store,
+            &format!("v{v}.hxz"),
+            &many_files(Some(v * 400)),
+            Some(&format!("v{}.hxz", v - 1)),
+            default_pages(),
+        );
+    }
+    let v5 = open(&store, "v5.hxz").unwrap();
+    check_reads(&v5, &many_files(Some(2000)));
+    v5.verify().unwrap();
+    // Bases are whole pages stored somewhere up the chain (here all in v0: every
+    // child's leaves are deltas), never deltas themselves.
+    for b in delta_bases(&v5) {
+        assert_eq!(b.source, 5, "base in v0");
+        let holder = v5.parent(b.source).unwrap();
+        assert_eq!(holder.parents().unwrap().len(), 0);
+        assert_eq!(b.base.flags & hexz_format::layout::BLOB_DELTA, 0);
+    }
+    // Opening a child without its parents reads nothing of them until a page is
+    // needed; then the error names the missing parent.
+    store.remove("v0.hxz");
+    let v5 = open(&store, "v5.hxz").unwrap();
+    let err = v5.entry("project/src/package_00/module_00000_with_a_long_name.py");
+    assert!(
+        matches!(err, Err(Error::ParentUnavailable { index: 5, .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn verify_catches_a_flipped_byte_in_a_shared_base_page() {
+    let store = Arc::new(Store::default());
+    build_child(&store, "v0.hxz", &many_files(None), None, default_pages());
+    build_child(
+        &store,
+        "v1.hxz",
+        &many_files(Some(7)),
+        Some("v0.hxz"),
+        default_pages(),
+    );
+    let child = open(&store, "v1.hxz").unwrap();
+    child.verify().unwrap();
+    let base = delta_bases(&child)[0].base;
+    let mut parent = store.get("v0.hxz").unwrap();
+    parent[base.offset as usize + base.stored_len as usize / 2] ^= 0x40;
+    store.put("v0.hxz", parent);
+    // The parent's root hash covers the directory, not this page: it still opens.
+    let child = open(&store, "v1.hxz").unwrap();
+    let err = child.verify().unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(
+        matches!(err, Error::Checksum { .. } | Error::HashMismatch { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_child_without_delta_support_in_its_codec_stores_whole_pages() {
+    let store = Arc::new(Store::default());
+    build_child(&store, "v0.hxz", &many_files(None), None, default_pages());
+    let mut lz = default_pages();
+    lz.compressor = Arc::new(hexz_lz4::Lz4Compressor::new());
+    build_child(&store, "v1.hxz", &many_files(Some(3)), Some("v0.hxz"), lz);
+    let child = open(&store, "v1.hxz").unwrap();
+    assert!(
+        child
+            .section(hexz_format::layout::SECTION_PAGE_BASES)
+            .unwrap()
+            .is_none()
+    );
+    check_reads(&child, &many_files(Some(3)));
 }

@@ -54,6 +54,65 @@ pub struct ArchiveInfo {
     /// Public keys of the embedded signatures (not checked here: `hexz verify --key`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub signed_by: Vec<String>,
+    /// Stored bytes by part, when asked for ([`with_space`]: reads every index page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub space: Option<Space>,
+}
+
+/// Stored bytes of the archive file by part (see [`hexz_format::SpaceReport`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Space {
+    /// Chunk blobs stored in this file.
+    pub chunk_blobs: u64,
+    /// Chunk-index pages.
+    pub chunk_index: u64,
+    /// Catalog pages.
+    pub catalog: u64,
+    /// Name-index pages.
+    pub name_index: u64,
+    /// Section blobs by kind: `{kind, count, bytes}`.
+    pub sections: Vec<SectionSpace>,
+    /// Directory, envelope, header and trailer.
+    pub framing: u64,
+    /// Everything but the chunk blobs.
+    pub metadata: u64,
+    /// The file size.
+    pub total: u64,
+}
+
+/// Stored bytes of the sections of one kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct SectionSpace {
+    /// Section kind (1 provenance, 2 parents, 3 column schema, 4 shared metadata).
+    pub kind: u16,
+    /// Sections of this kind.
+    pub count: u64,
+    /// Their stored bytes.
+    pub bytes: u64,
+}
+
+/// Fill [`ArchiveInfo::space`]: reads every index page of `archive` once (no chunk).
+pub fn with_space(archive: &Archive, info: &mut ArchiveInfo) -> Result<()> {
+    let r = archive.space()?;
+    info.space = Some(Space {
+        chunk_blobs: r.chunk_blobs,
+        chunk_index: r.chunk_index,
+        catalog: r.catalog,
+        name_index: r.name_index,
+        metadata: r.metadata(),
+        sections: r
+            .sections
+            .iter()
+            .map(|s| SectionSpace {
+                kind: s.kind,
+                count: s.count,
+                bytes: s.bytes,
+            })
+            .collect(),
+        framing: r.framing,
+        total: r.total,
+    });
+    Ok(())
 }
 
 /// One parent of a thin child, as the child records it (nothing is opened).
@@ -178,5 +237,6 @@ pub fn info(archive: &Archive) -> Result<ArchiveInfo> {
             .flat_map(|e| &e.signatures)
             .map(|s| s.key().to_string())
             .collect(),
+        space: None,
     })
 }

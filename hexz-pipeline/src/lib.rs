@@ -39,7 +39,7 @@ pub use build::{BuildOptions, BuildReport, InputCount, build, count_inputs};
 pub use diff::{DiffReport, diff};
 pub use error::{PipelineError, Result};
 pub use extract::{ExtractOptions, ExtractReport, copy_entry, extract};
-pub use info::{ArchiveInfo, info};
+pub use info::{ArchiveInfo, info, with_space};
 pub use publish::{PublishOptions, PublishReport, build_and_publish, publish};
 pub use registry::{
     CompressorFactory, FnFactory, OpendalTransport, PutOptions, PutReport, Registry, Transport,

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hexz_format::layout::{SECTION_COLUMNS, SECTION_CRITICAL, SECTION_PARENTS};
+use hexz_format::layout::{SECTION_COLUMNS, SECTION_CRITICAL, SECTION_PAGE_BASES, SECTION_PARENTS};
 use hexz_format::{Archive, ArchiveWriter, EntryKind, EntryMeta, ReadOptions, Summary};
 use serde::Serialize;
 
@@ -94,7 +94,11 @@ pub fn squash(child: &Archive, output: &Path, registry: &Registry) -> Result<Squ
         )));
     }
     for s in &dir.sections {
-        if s.kind == SECTION_PARENTS || s.kind == SECTION_COLUMNS {
+        // Parents and page bases describe the chain, which the copy leaves.
+        if matches!(
+            s.kind,
+            SECTION_PARENTS | SECTION_COLUMNS | SECTION_PAGE_BASES
+        ) {
             continue;
         }
         let bytes = child.section_at(s)?;

@@ -62,7 +62,9 @@ impl ParentResolver for RegistryResolver {
             .open_source(location)
             .map_err(|e| Box::new(e) as ResolveError)?;
         let archive = Archive::open(source, &self.registry, parent_read_options(&self.unlock))?;
-        Ok(archive)
+        // A parent's own index leaves may be deltas against its parents (FORMAT.md
+        // §14.3.5): a writer reading its chunk index follows them, one hop.
+        Ok(archive.with_parent_resolver(std::sync::Arc::new(self.clone())))
     }
 }
 

@@ -172,6 +172,15 @@ fn an_encrypted_chain_deduplicates_and_reads_back() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     std::fs::write(d.join("data/big.bin"), &big).unwrap();
+    // Enough entries that the index leaves are worth storing as deltas.
+    std::fs::create_dir_all(d.join("data/many")).unwrap();
+    for i in 0..400 {
+        std::fs::write(
+            d.join(format!("data/many/file-with-a-longish-name-{i:04}.txt")),
+            format!("{i}"),
+        )
+        .unwrap();
+    }
     let registry = Registry::default();
     let quiet = BuildOptions {
         quiet: true,
@@ -212,6 +221,31 @@ fn an_encrypted_chain_deduplicates_and_reads_back() {
         b"new in version two"
     );
     a.verify().unwrap();
+    // Its index leaves are sealed deltas against the parent's (opened with the
+    // parent's own keys): listed in the page-bases section.
+    assert!(
+        a.section(hexz_format::layout::SECTION_PAGE_BASES)
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        a.entries().filter(|e| e.is_ok()).count() as u64,
+        a.entry_count()
+    );
+    assert!(a.entry_count() > 400);
+    // A grandchild: its bases are whole pages up the chain, decoded one hop away.
+    std::fs::write(d.join("data/many/file-with-a-longish-name-0007.txt"), b"7!").unwrap();
+    let grandchild = recipe("out/v3.hxz", Some("out/v2.hxz"), true);
+    build(&grandchild, &registry, &quiet).unwrap();
+    let options = hexz_pipeline::crypto::read_options(&grandchild, &d.join("out/v3.hxz")).unwrap();
+    let g = open_archive_path(&d.join("out/v3.hxz"), &registry, options).unwrap();
+    g.verify().unwrap();
+    assert_eq!(
+        g.read_entry(&g.entry("many/file-with-a-longish-name-0007.txt").unwrap())
+            .unwrap(),
+        b"7!"
+    );
+    assert_eq!(g.read_entry(&g.entry("big.bin").unwrap()).unwrap(), big);
     // The signed manifest covers the parent's root hash.
     let roots = hexz_format::sign::parent_roots(&a).unwrap();
     let v1 = open_archive_path(

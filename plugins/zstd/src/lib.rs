@@ -149,6 +149,75 @@ impl Compressor for ZstdCompressor {
             }
         }
     }
+
+    fn compress_with_base(
+        &self,
+        input: &[u8],
+        base: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, CodecError> {
+        if base.is_empty() || base.starts_with(&DICT_MAGIC) {
+            return Ok(false);
+        }
+        out.extend_from_slice(&compress_with_dict(self.level, input, base)?);
+        Ok(true)
+    }
+
+    fn decompress_with_base(
+        &self,
+        input: &[u8],
+        base: &[u8],
+        raw_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        check_frame(input, raw_len)?;
+        if base.is_empty() || base.starts_with(&DICT_MAGIC) {
+            return Err("zstd: a delta base must not be empty or a trained dictionary".into());
+        }
+        let start = out.len();
+        out.resize(start + raw_len, 0);
+        let mut dctx = zstd_safe::DCtx::create();
+        match dctx.decompress_using_dict(&mut out[start..], input, base) {
+            Ok(written) if written == raw_len => Ok(()),
+            Ok(written) => {
+                out.truncate(start);
+                Err(
+                    format!("zstd: delta frame decoded to {written} bytes, expected {raw_len}")
+                        .into(),
+                )
+            }
+            Err(code) => {
+                out.truncate(start);
+                Err(format!(
+                    "zstd: corrupt delta frame ({} bytes): {}",
+                    input.len(),
+                    zstd_safe::get_error_name(code)
+                )
+                .into())
+            }
+        }
+    }
+}
+
+/// Delta form (`compress_with_base`): one standard zstd frame made by
+/// `ZSTD_compress_usingDict` with the base's bytes as a raw-content dictionary
+/// (content size recorded, no checksum, dictionary ID 0). The base must not start
+/// with the zstd dictionary magic `37 A4 30 EC` (it would be parsed as a trained
+/// dictionary); hexz bases are index pages, whose first byte is a page kind (1..=6).
+const DICT_MAGIC: [u8; 4] = 0xEC30_A437_u32.to_le_bytes();
+
+fn compress_with_dict(level: i32, input: &[u8], base: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut cctx = zstd_safe::CCtx::create();
+    let mut dst = Vec::with_capacity(zstd_safe::compress_bound(input.len()));
+    cctx.compress_using_dict(&mut dst, input, base, level)
+        .map_err(|code| {
+            format!(
+                "zstd: delta-compressing {} bytes failed: {}",
+                input.len(),
+                zstd_safe::get_error_name(code)
+            )
+        })?;
+    Ok(dst)
 }
 
 /// Accepts only what [`ZstdCompressor::compress`] writes: exactly one standard
@@ -254,6 +323,67 @@ fn decompress_cached(input: &[u8], dst: &mut [u8]) -> io::Result<usize> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delta_form_round_trips_against_its_base_only() {
+        let codec = ZstdCompressor::default();
+        let base: Vec<u8> = (0..2_000u32)
+            .flat_map(|i| {
+                let id = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                format!("entry {i} name/of/a/file_{id:016x}.py\n").into_bytes()
+            })
+            .collect();
+        let mut page = base.clone();
+        page[1000] ^= 1;
+        page.extend_from_slice(b"one more entry");
+        let mut delta = Vec::new();
+        assert!(codec.compress_with_base(&page, &base, &mut delta).unwrap());
+        let mut whole = Vec::new();
+        codec.compress(&page, &mut whole).unwrap();
+        assert!(
+            delta.len() * 20 < whole.len(),
+            "{} vs {}",
+            delta.len(),
+            whole.len()
+        );
+        // A standard frame: deterministic, content size recorded.
+        let mut again = Vec::new();
+        codec.compress_with_base(&page, &base, &mut again).unwrap();
+        assert_eq!(again, delta);
+        let mut out = vec![7];
+        codec
+            .decompress_with_base(&delta, &base, page.len(), &mut out)
+            .unwrap();
+        assert_eq!(&out[1..], &page[..]);
+        // Another base, another length, or no base: an error or other bytes, never
+        // a silent success with the same bytes.
+        let mut other = base.clone();
+        other[5000] ^= 0xff;
+        let mut out = Vec::new();
+        let decoded = codec.decompress_with_base(&delta, &other, page.len(), &mut out);
+        assert!(decoded.is_err() || out != page);
+        assert!(
+            codec
+                .decompress_with_base(&delta, &base, page.len() + 1, &mut Vec::new())
+                .is_err()
+        );
+        assert!(
+            codec
+                .decompress(&delta, page.len(), &mut Vec::new())
+                .is_err()
+        );
+        // A base that would be read as a trained dictionary is not used.
+        let mut magic = DICT_MAGIC.to_vec();
+        magic.extend_from_slice(&base);
+        let mut none = Vec::new();
+        assert!(!codec.compress_with_base(&page, &magic, &mut none).unwrap());
+        assert!(none.is_empty());
+        assert!(
+            codec
+                .decompress_with_base(&delta, &magic, page.len(), &mut Vec::new())
+                .is_err()
+        );
+    }
 
     #[test]
     fn levels() {

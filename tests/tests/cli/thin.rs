@@ -187,8 +187,10 @@ fn a_missing_parent_is_named_and_never_read_as_zeros() {
     build(&recipe(d, "v2.hxz", None), Some(&d.join("out/v1.hxz")));
     let v2 = d.join("out/v2.hxz");
     fs::rename(d.join("out/v1.hxz"), d.join("gone.hxz")).unwrap();
-    // The catalog is the child's own: ls works.
-    ok(&run(["ls".as_ref(), v2.as_os_str()]));
+    // The child's index leaves are deltas against the parent's (FORMAT.md
+    // §14.3.5): listing needs the parent too, and names it.
+    let err = fails_with(&run(["ls".as_ref(), v2.as_os_str()]), 4);
+    assert!(err.contains("v1.hxz"), "{err}");
     let err = fails_with(
         &run(["cat".as_ref(), v2.as_os_str(), "sub/f05.txt".as_ref()]),
         4,
@@ -394,4 +396,111 @@ fn recipe_parent_is_relative_to_the_recipe() {
     );
     assert!(err.contains("the output is the parent itself"), "{err}");
     assert!(d.join("out/v2.hxz").exists());
+}
+
+/// A tree of `n` small files with long names; file `changed` (if any) differs in
+/// one byte (same size, so no entry after it moves).
+fn many_files(dir: &Path, n: usize, changed: Option<usize>) {
+    for i in 0..n {
+        let sub = dir.join(format!("data/pkg{:02}/sub", i % 30));
+        fs::create_dir_all(&sub).unwrap();
+        let mut body =
+            format!("# module {i}\nimport os\n\ndef f():\n    return {i}\n").into_bytes();
+        if changed == Some(i) {
+            body[0] = b'%';
+        }
+        let path = sub.join(format!("module_with_a_descriptive_name_{i:05}.py"));
+        fs::write(&path, body).unwrap();
+        // Same mtime in every version, as an rsync'd or checked-out tree keeps.
+        filetime::set_file_mtime(&path, filetime::FileTime::from_unix_time(1_700_000_000, 0))
+            .unwrap();
+    }
+}
+
+/// One changed file among thousands: the child's index costs a small fraction
+/// of the parent's (`info --space`), reads back identically, and a flipped byte
+/// in a parent page the child's delta pages are built on fails `verify`.
+#[test]
+fn a_child_with_one_changed_file_stores_index_deltas_that_verify_checks() {
+    let dir = scratch();
+    let d = dir.path();
+    many_files(d, 3000, None);
+    build(&recipe(d, "v1.hxz", None), None);
+    many_files(d, 3000, Some(1234));
+    build(&recipe(d, "v2.hxz", None), Some(&d.join("out/v1.hxz")));
+    let (v1, v2) = (d.join("out/v1.hxz"), d.join("out/v2.hxz"));
+    let space = |p: &Path| {
+        json(&run([
+            "info".as_ref(),
+            p.as_os_str(),
+            "--space".as_ref(),
+            "--json".as_ref(),
+        ]))["space"]
+            .clone()
+    };
+    let (parent, child) = (space(&v1), space(&v2));
+    let index = |s: &serde_json::Value| {
+        ["chunk_index", "catalog", "name_index"]
+            .iter()
+            .map(|k| s[*k].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert!(
+        index(&child) * 10 < index(&parent),
+        "child index {child} vs parent {parent}"
+    );
+    assert_eq!(child["total"].as_u64().unwrap(), size(&v2));
+    // The page-bases section (kind 4) is listed among the child's sections.
+    assert!(
+        child["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == 4),
+        "{child}"
+    );
+    let text = stdout(&run(["info".as_ref(), v2.as_os_str(), "--space".as_ref()]));
+    assert!(text.contains("space         chunks "), "{text}");
+    ok(&run(["verify".as_ref(), "--deep".as_ref(), v2.as_os_str()]));
+    let dest = d.join("restored");
+    ok(&run([
+        "extract".as_ref(),
+        v2.as_os_str(),
+        dest.as_os_str(),
+        "--quiet".as_ref(),
+    ]));
+    assert_same_tree(&d.join("data"), &dest);
+    // diff sees exactly the one changed file.
+    let diff = json(&run([
+        "diff".as_ref(),
+        v1.as_os_str(),
+        v2.as_os_str(),
+        "--json".as_ref(),
+    ]));
+    let changed = diff["changed"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "{diff}");
+    assert!(diff["added"].as_array().unwrap().is_empty(), "{diff}");
+    // Flip one byte inside a parent page that a delta page of the child is built
+    // on (the parent's first catalog leaf: the first page after its chunks).
+    let registry = hexz_pipeline::Registry::default();
+    let child_archive =
+        hexz_pipeline::open_archive_path(&v2, &registry, Default::default()).unwrap();
+    let bases = hexz_format::delta::decode_page_bases(
+        &child_archive
+            .section(hexz_format::layout::SECTION_PAGE_BASES)
+            .unwrap()
+            .unwrap(),
+        0,
+    )
+    .unwrap();
+    let base = bases[0].base;
+    let mut bytes = fs::read(&v1).unwrap();
+    bytes[(base.offset + u64::from(base.stored_len) / 2) as usize] ^= 0x10;
+    fs::write(&v1, bytes).unwrap();
+    let err = fails_with(
+        &run(["verify".as_ref(), "--deep".as_ref(), v2.as_os_str()]),
+        3,
+    );
+    assert!(err.contains("delta base page"), "{err}");
+    assert!(err.contains("CRC32 mismatch"), "{err}");
 }
