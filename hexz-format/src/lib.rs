@@ -39,5 +39,5 @@ pub use reader::{Archive, Entries, EntryReader, ReadOptions, VerifyReport};
 pub use sign::{Manifest, SignatureBlock, SignatureReport, Signing, TrustPolicy};
 pub use source::{FileSource, MemorySource, ReadAt};
 pub use writer::{
-    ArchiveWriter, EntryMeta, PendingFile, Sink, Summary, WriteProgress, WriterOptions,
+    ArchiveWriter, EntryMeta, PendingFile, Piece, Sink, Summary, WriteProgress, WriterOptions,
 };

@@ -37,6 +37,7 @@
 //! **Time travel**: [`Volume::open_version`] opens any version of the chain,
 //! read-only. **Garbage**: [`gc`].
 
+mod flush;
 pub mod head;
 mod store;
 pub mod wal;
@@ -48,11 +49,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hexz_format::{
-    Archive, ArchiveWriter, EntryMeta, Hash32, MemorySource, ParentArchive, ParentSet, ReadOptions,
-    WriterOptions,
+    Archive, ArchiveWriter, EntryMeta, Hash32, MemorySource, ReadOptions, WriterOptions,
 };
 use serde::Serialize;
 
+pub use flush::{FlushStats, RESYNC_CHUNKS};
 pub use head::{HEAD_FORMAT, Head};
 use store::{HeadToken, Store};
 use wal::{Wal, WalOp};
@@ -307,6 +308,8 @@ pub struct Volume {
     clean_limit: u64,
     blocks: BTreeMap<u64, Box<[u8]>>,
     wal: Option<Wal>,
+    /// What the last flush did.
+    last_flush: FlushStats,
 }
 
 impl std::fmt::Debug for Volume {
@@ -525,6 +528,7 @@ impl Volume {
             clean_limit: len,
             blocks: BTreeMap::new(),
             wal: None,
+            last_flush: FlushStats::default(),
         }
     }
 
@@ -650,6 +654,11 @@ impl Volume {
     /// Unflushed bytes held in memory (whole blocks).
     pub fn dirty_bytes(&self) -> u64 {
         self.blocks.len() as u64 * BLOCK
+    }
+
+    /// What the last [`flush`](Self::flush) of this handle did (zeros before one).
+    pub fn last_flush(&self) -> FlushStats {
+        self.last_flush
     }
 
     /// Whether there are unflushed changes.
@@ -823,27 +832,8 @@ impl Volume {
         if !self.is_dirty() {
             return Ok(self.head.root_hash());
         }
-        // The chain: the current snapshot, then its ancestors, nearest first.
-        let mut chain = vec![ParentArchive {
-            hint: head::snapshot_name(&self.base.root_hash()),
-            archive: self.base.clone(),
-        }];
-        for i in 0..self.base.parents()?.len() {
-            let archive = self.base.parent((i + 1) as u16)?;
-            chain.push(ParentArchive {
-                hint: head::snapshot_name(&archive.root_hash()),
-                archive,
-            });
-        }
-        let mut writer =
-            ArchiveWriter::new(Vec::new(), writer_options(&self.registry, &self.options)?)?;
-        writer.set_parents(ParentSet::new(chain)?)?;
-        let mut image = ImageReader {
-            volume: self,
-            pos: 0,
-        };
-        writer.add_file(ENTRY_NAME, &mut image, snapshot_meta())?;
-        let (bytes, summary) = writer.finish()?;
+        let (bytes, summary, stats) = flush::write_child(self)?;
+        self.last_flush = stats;
         let root = summary.root_hash;
         let key = head::snapshot_key(&root);
         let location = self.store.location_of(&key);
@@ -894,27 +884,6 @@ fn snapshot_meta() -> EntryMeta {
     EntryMeta {
         mode: 0o100_644,
         ..EntryMeta::default()
-    }
-}
-
-/// The whole volume as a stream, for the writer.
-struct ImageReader<'a> {
-    volume: &'a Volume,
-    pos: u64,
-}
-
-impl Read for ImageReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.volume.len - self.pos;
-        let n = (buf.len() as u64).min(left).min(4 << 20) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        self.volume
-            .read_at(self.pos, &mut buf[..n])
-            .map_err(io::Error::other)?;
-        self.pos += n as u64;
-        Ok(n)
     }
 }
 

@@ -279,6 +279,8 @@ proptest! {
         v.flush().unwrap();
         let again = Volume::open(&url, &r, small()).unwrap();
         prop_assert!(again.read(0, model.len()).unwrap() == model);
+        // Incremental flushes chunk the volume as a full rebuild would.
+        prop_assert!(chunking(&again.base) == chunking(&rebuilt(&model)));
     }
 }
 
@@ -289,4 +291,217 @@ fn a_volume_can_be_sent_and_shared() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Volume>();
     send_sync::<VolumeError>();
+}
+
+/// A `memory://` transport that counts the bytes read through it.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn crate::registry::Transport>,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Debug)]
+struct CountingSource {
+    inner: Arc<dyn hexz_format::ReadAt>,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl hexz_format::ReadAt for CountingSource {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.read
+            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+}
+
+impl crate::registry::Transport for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    fn schemes(&self) -> Vec<String> {
+        vec!["memory".into()]
+    }
+    fn open(
+        &self,
+        url: &str,
+    ) -> std::result::Result<Arc<dyn hexz_format::ReadAt>, crate::registry::BoxError> {
+        Ok(Arc::new(CountingSource {
+            inner: self.inner.open(url)?,
+            read: Arc::clone(&self.read),
+        }))
+    }
+}
+
+/// Chunk boundaries and ids of the whole volume, as (offset, length, id).
+fn chunking(a: &Archive) -> Vec<(u64, u32, [u8; 32])> {
+    a.chunk_records(0, a.len())
+        .unwrap()
+        .iter()
+        .map(|r| (r.logical_offset, r.raw_len, r.id))
+        .collect()
+}
+
+/// The same bytes written from scratch (no parents), opened.
+fn rebuilt(bytes: &[u8]) -> Archive {
+    let r = registry();
+    let mut w = ArchiveWriter::new(Vec::new(), writer_options(&r, &small()).unwrap()).unwrap();
+    w.add_bytes(ENTRY_NAME, bytes, snapshot_meta()).unwrap();
+    let (out, _) = w.finish().unwrap();
+    Archive::open(
+        Arc::new(MemorySource::new(out, "rebuilt")),
+        &r,
+        ReadOptions::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_small_write_reads_and_stores_only_around_it() {
+    let url = format!("memory://volume-small-write-{}", std::process::id());
+    let size = 8 << 20;
+    let mut model = noise(size, 21);
+    {
+        let mut v = Volume::create(&url, size as u64, &registry(), small()).unwrap();
+        v.write_at(0, &model).unwrap();
+        v.flush().unwrap();
+    }
+    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut r = registry();
+    let memory = r.transport_for("memory://x").unwrap().unwrap();
+    r.register_transport(Arc::new(Counting {
+        inner: memory,
+        read: Arc::clone(&read),
+    }));
+    // Everything read from the store, from opening to the end of the flush:
+    // the snapshot's tail and index pages, the chunks under the two writes
+    // (64 KiB blocks are completed from the snapshot) and the chunks next to
+    // them the flush chunks again.
+    let mut v = Volume::open(&url, &r, small()).unwrap();
+    for (at, data) in [(3_000_000usize, &b"a small change"[..]), (6_500_001, b"!")] {
+        v.write_at(at as u64, data).unwrap();
+        model[at..at + data.len()].copy_from_slice(data);
+    }
+    v.flush().unwrap();
+    let during = read.load(std::sync::atomic::Ordering::SeqCst);
+    let stats = v.last_flush();
+    // Two dirty 64 KiB blocks, extended to chunk boundaries: well under 1 MiB
+    // read (chunk index pages included) and rechunked; the rest reused.
+    assert!(during < 1 << 20, "flush read {during} bytes: {stats:?}");
+    assert!(stats.rechunked_bytes < 600_000, "{stats:?}");
+    assert_eq!(stats.rechunked_bytes + stats.reused_bytes, size as u64);
+    assert!(stats.reused_chunks > 300, "{stats:?}");
+    let versions = log(&url, &r, &small()).unwrap();
+    assert!(
+        versions[0].own_chunk_bytes.unwrap() < 300_000,
+        "{versions:?}"
+    );
+    // Byte-identical to the model, and chunked exactly as a full rebuild.
+    let again = Volume::open(&url, &registry(), small()).unwrap();
+    assert_eq!(again.read(0, size).unwrap(), model);
+    assert_eq!(chunking(&again.base), chunking(&rebuilt(&model)));
+}
+
+#[test]
+fn flushed_chains_verify_squash_diff_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("v").display().to_string();
+    let r = registry();
+    let mut v = Volume::create(&url, 600_000, &r, small()).unwrap();
+    let mut model = vec![0u8; 600_000];
+    let edits: [(usize, usize, u64); 5] = [
+        (0, 600_000, 5),
+        (100_000, 10, 6),
+        (599_990, 30_000, 7), // grows
+        (65_536, 65_536, 8),  // one whole block
+        (300_000, 1, 9),
+    ];
+    for (at, len, seed) in edits {
+        let data = noise(len, seed);
+        v.write_at(at as u64, &data).unwrap();
+        if model.len() < at + len {
+            model.resize(at + len, 0);
+        }
+        model[at..at + len].copy_from_slice(&data);
+        v.flush().unwrap();
+    }
+    v.truncate(400_000).unwrap();
+    model.truncate(400_000);
+    v.flush().unwrap();
+    assert_eq!(v.version(), 7);
+    let head = crate::open_archive(
+        &format!("{url}/snapshots/{}.hxz", v.root()),
+        &r,
+        ReadOptions::default(),
+    )
+    .unwrap();
+    let report = head.verify_with(true).unwrap();
+    assert!(report.chunks > 0, "{report:?}");
+    assert_eq!(
+        head.read_entry(&head.entry(ENTRY_NAME).unwrap()).unwrap(),
+        model
+    );
+    assert_eq!(chunking(&head), chunking(&rebuilt(&model)));
+    // Every version verifies and reads back.
+    for version in 1..=7 {
+        let old = Volume::open_version(&url, version, &r, &small()).unwrap();
+        old.base.verify_with(true).unwrap();
+        assert_eq!(
+            old.read(0, old.len() as usize).unwrap().len() as u64,
+            old.len()
+        );
+    }
+    let out = dir.path().join("squashed.hxz");
+    crate::squash(&head, &out, &r).unwrap();
+    let squashed = crate::open_archive_path(&out, &r, ReadOptions::default()).unwrap();
+    assert!(!squashed.is_thin());
+    assert_eq!(
+        squashed
+            .read_entry(&squashed.entry(ENTRY_NAME).unwrap())
+            .unwrap(),
+        model
+    );
+    let v6 = Volume::open_version(&url, 6, &r, &small()).unwrap();
+    let d = crate::diff(&v6.base, &head).unwrap();
+    assert!(serde_json::to_string(&d).unwrap().contains("volume.img"));
+    let links = crate::thin::log(&head).unwrap();
+    assert_eq!(links.len(), 7);
+    assert!(links.iter().all(|l| l.status == "ok"), "{links:?}");
+}
+
+#[test]
+fn changed_chunking_parameters_still_flush_correctly() {
+    let url = format!("memory://volume-rechunk-{}", std::process::id());
+    let r = registry();
+    let mut model = noise(2 << 20, 31);
+    let mut v = Volume::create(&url, 0, &r, small()).unwrap();
+    v.write_at(0, &model).unwrap();
+    v.flush().unwrap();
+    let other = VolumeOptions {
+        chunking: hexz_format::ChunkParams {
+            min: 8 * 1024,
+            avg: 32 * 1024,
+            max: 128 * 1024,
+        },
+        ..small()
+    };
+    let mut v = Volume::open(&url, &r, other).unwrap();
+    v.write_at(1_000_000, b"cuts no longer meet").unwrap();
+    model[1_000_000..1_000_019].copy_from_slice(b"cuts no longer meet");
+    v.flush().unwrap();
+    let stats = v.last_flush();
+    // The region is ended at a base boundary after RESYNC_CHUNKS clean chunks.
+    assert!(stats.rechunked_bytes < 1 << 20, "{stats:?}");
+    assert_eq!(
+        Volume::open(&url, &r, small())
+            .unwrap()
+            .read(0, 2 << 20)
+            .unwrap(),
+        model
+    );
 }
