@@ -25,9 +25,12 @@
 
 use hexz_format::layout::ChunkRecord;
 use hexz_format::parents::ParentChunk;
-use hexz_format::{ArchiveWriter, ParentRef, ParentSet, Piece, Summary};
+use hexz_format::{
+    Archive, ArchiveWriter, ChunkParams, Entry, EntryMeta, ParentRef, ParentSet, Piece, Summary,
+    WriterOptions,
+};
 
-use super::{BLOCK, ENTRY_NAME, Result, Volume, VolumeError, head, snapshot_meta, writer_options};
+use super::{BLOCK, ENTRY_NAME, Result, Volume, VolumeError, head};
 
 /// Clean base chunks a dirty region may run past waiting for the cuts to meet
 /// again before it is ended at a base boundary.
@@ -48,10 +51,48 @@ pub struct FlushStats {
     pub reused_chunks: u64,
 }
 
-/// Write the child of `volume`'s base holding the volume's current bytes.
-pub(super) fn write_child(volume: &Volume) -> Result<(Vec<u8>, Summary, FlushStats)> {
-    let base = &volume.base;
-    let entry = &volume.entry;
+/// New content of a volume, described against the base version's bytes.
+pub(super) trait Change {
+    /// Its length.
+    fn len(&self) -> u64;
+    /// Whether the base's chunk `id` at `[start, end)` is still there unchanged.
+    fn clean(&self, start: u64, end: u64, id: &[u8; 32]) -> bool;
+    /// Fill `buf` with the new bytes at `offset`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+}
+
+impl Change for Volume {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Wholly before any shrink point and no overlay block over it.
+    fn clean(&self, start: u64, end: u64, _id: &[u8; 32]) -> bool {
+        end <= self.clean_limit
+            && end <= self.len
+            && self
+                .blocks
+                .range(start / BLOCK..=(end - 1) / BLOCK)
+                .next()
+                .is_none()
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        Volume::read_at(self, offset, buf)
+    }
+}
+
+/// Write the child of `base` (a volume snapshot holding `entry`) whose
+/// `volume.img` is `change`, as version `version`.
+pub(super) fn write_child(
+    base: &Archive,
+    entry: &Entry,
+    change: &dyn Change,
+    writer: WriterOptions,
+    meta: EntryMeta,
+    version: u64,
+) -> Result<(Vec<u8>, Summary, FlushStats)> {
+    let chunking = writer.chunking;
     let records = if entry.size > 0 {
         base.chunk_records(entry.offset, entry.offset + entry.size)?
     } else {
@@ -82,8 +123,7 @@ pub(super) fn write_child(volume: &Volume) -> Result<(Vec<u8>, Summary, FlushSta
             hexz_format::Error::InvalidSetting {
                 setting: "parents",
                 detail: format!(
-                    "version {} would have {depth} ancestors (at most {})",
-                    volume.head.version + 1,
+                    "version {version} would have {depth} ancestors (at most {})",
                     hexz_format::parents::MAX_PARENTS
                 ),
             },
@@ -116,13 +156,20 @@ pub(super) fn write_child(volume: &Volume) -> Result<(Vec<u8>, Summary, FlushSta
         })
         .collect();
     let set = ParentSet::from_parts(refs, table, base.chunk_hasher())?;
-    let mut writer = ArchiveWriter::new(
-        Vec::new(),
-        writer_options(&volume.registry, &volume.options)?,
-    )?;
+    let mut writer = ArchiveWriter::new(Vec::new(), writer)?;
     writer.set_parents(set)?;
-    let mut pieces = Pieces::new(volume, &old);
-    writer.add_file_pieces(ENTRY_NAME, &mut pieces, snapshot_meta())?;
+    let mut pieces = Pieces {
+        change,
+        old: &old,
+        old_size: entry.size,
+        chunking,
+        pos: 0,
+        buf: Vec::new(),
+        cut_here: false,
+        failed: false,
+        stats: FlushStats::default(),
+    };
+    writer.add_file_pieces(ENTRY_NAME, &mut pieces, meta)?;
     let stats = pieces.stats;
     let (bytes, summary) = writer.finish()?;
     Ok((bytes, summary, stats))
@@ -130,8 +177,12 @@ pub(super) fn write_child(volume: &Volume) -> Result<(Vec<u8>, Summary, FlushSta
 
 /// The new volume as writer pieces: runs of reused base records and dirty bytes.
 struct Pieces<'a> {
-    volume: &'a Volume,
+    change: &'a dyn Change,
+    /// The base's chunk records, offsets relative to its entry.
     old: &'a [ChunkRecord],
+    /// The base's length.
+    old_size: u64,
+    chunking: ChunkParams,
     /// Volume offset reached (a cut of the new chunking).
     pos: u64,
     /// Dirty bytes read from `pos` on, not yet handed out.
@@ -143,35 +194,19 @@ struct Pieces<'a> {
     stats: FlushStats,
 }
 
-impl<'a> Pieces<'a> {
-    fn new(volume: &'a Volume, old: &'a [ChunkRecord]) -> Self {
-        Self {
-            volume,
-            old,
-            pos: 0,
-            buf: Vec::new(),
-            cut_here: false,
-            failed: false,
-            stats: FlushStats::default(),
-        }
-    }
-
-    /// Whether base record `i` still holds the volume's bytes: wholly before
-    /// any shrink point, no overlay block over it, and not the base's last
-    /// chunk when the length changed (that cut was the end of the stream, not
-    /// a content-defined one).
+impl Pieces<'_> {
+    /// Whether base record `i` still holds the volume's bytes, and is not the
+    /// base's last chunk when the length changed (that cut was the end of the
+    /// stream, not a content-defined one).
     fn reusable(&self, i: usize) -> bool {
         let Some(r) = self.old.get(i) else {
             return false;
         };
-        let v = self.volume;
         let (start, end) = (r.logical_offset, r.logical_end());
-        if end > v.clean_limit || end > v.len || (end == v.entry.size && v.len != v.entry.size) {
-            return false;
-        }
-        let first = start / BLOCK;
-        let last = (end - 1) / BLOCK;
-        v.blocks.range(first..=last).next().is_none()
+        let len = self.change.len();
+        !(end == self.old_size && len != self.old_size)
+            && end <= len
+            && self.change.clean(start, end, &r.id)
     }
 
     /// The base record starting exactly at `offset`.
@@ -222,14 +257,14 @@ impl<'a> Pieces<'a> {
     /// The next dirty piece from `pos`: bytes up to where the region ends, or
     /// up to [`PIECE_BYTES`] (at a cut).
     fn dirty(&mut self) -> Result<Vec<u8>> {
-        let v = self.volume;
-        let params = v.options.chunking;
+        let v = self.change;
+        let params = self.chunking;
         let (min, avg, max) = (
             params.min as usize,
             params.avg as usize,
             params.max as usize,
         );
-        let left = v.len - self.pos;
+        let left = v.len() - self.pos;
         let mut start = 0usize;
         loop {
             // Enough bytes to cut the next chunk as the writer will.
@@ -246,7 +281,7 @@ impl<'a> Pieces<'a> {
             let (_, end) = cdc.cut(start, remaining);
             start = end;
             let cut = self.pos + start as u64;
-            if cut >= v.len {
+            if cut >= v.len() {
                 self.buf.truncate(start);
                 break;
             }
@@ -278,7 +313,7 @@ impl<'a> Pieces<'a> {
     }
 
     fn next_piece(&mut self) -> Result<Option<Piece>> {
-        if self.pos >= self.volume.len {
+        if self.pos >= self.change.len() {
             return Ok(None);
         }
         if let Some(i) = self.record_at(self.pos)

@@ -435,7 +435,11 @@ impl Volume {
         }
         let mut writer = ArchiveWriter::new(Vec::new(), writer_options(registry, &options)?)?;
         let mut zeros = io::repeat(0).take(size);
-        writer.add_file(ENTRY_NAME, &mut zeros, snapshot_meta())?;
+        let meta = EntryMeta {
+            mtime: now_secs(),
+            ..snapshot_meta()
+        };
+        writer.add_file(ENTRY_NAME, &mut zeros, meta)?;
         let (bytes, summary) = writer.finish()?;
         store.put_snapshot(&head::snapshot_name(&summary.root_hash), bytes)?;
         let head = Head::new(1, summary.root_hash, size);
@@ -832,7 +836,18 @@ impl Volume {
         if !self.is_dirty() {
             return Ok(self.head.root_hash());
         }
-        let (bytes, summary, stats) = flush::write_child(self)?;
+        let meta = EntryMeta {
+            mtime: now_secs(),
+            ..snapshot_meta()
+        };
+        let (bytes, summary, stats) = flush::write_child(
+            &self.base,
+            &self.entry,
+            self,
+            writer_options(&self.registry, &self.options)?,
+            meta,
+            self.head.version + 1,
+        )?;
         self.last_flush = stats;
         let root = summary.root_hash;
         let key = head::snapshot_key(&root);
@@ -878,6 +893,14 @@ impl Volume {
         }
         Ok(root)
     }
+}
+
+/// Seconds since 1970 (0 if the clock is before it): a version's commit time,
+/// recorded as the mtime of its `volume.img`.
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn snapshot_meta() -> EntryMeta {
