@@ -39,6 +39,7 @@
 
 mod flush;
 pub mod head;
+pub mod retain;
 mod store;
 pub mod wal;
 
@@ -55,6 +56,7 @@ use serde::Serialize;
 
 pub use flush::{FlushStats, RESYNC_CHUNKS};
 pub use head::{HEAD_FORMAT, Head};
+pub use retain::Retention;
 use store::{HeadToken, Store};
 use wal::{Wal, WalOp};
 
@@ -168,12 +170,17 @@ pub enum VolumeError {
         len: u64,
     },
     /// Time travel to a version that does not exist.
-    #[error("{volume}: no version {version} (versions 1..={latest})")]
+    #[error(
+        "{volume}: no version {version} (versions {oldest}..={latest}; versions before \
+         {oldest}, if any, were dropped by gc's retention policy)"
+    )]
     NoSuchVersion {
         /// The volume.
         volume: String,
         /// Asked.
         version: u64,
+        /// Oldest version kept.
+        oldest: u64,
         /// Latest.
         latest: u64,
     },
@@ -354,6 +361,10 @@ pub struct GcReport {
     pub removed_bytes: u64,
     /// Unreferenced objects kept because they are younger than the grace period.
     pub young: u64,
+    /// The oldest version kept (time travel reaches it).
+    pub oldest_version: u64,
+    /// Versions dropped and rewritten by the retention policy, if any.
+    pub compaction: Option<retain::Compaction>,
 }
 
 fn writer_options(registry: &Registry, options: &VolumeOptions) -> Result<WriterOptions> {
@@ -474,27 +485,21 @@ impl Volume {
     ) -> Result<Self> {
         let store = Store::open(url, options.s3.as_ref())?;
         let (head, _) = read_head(&store)?;
-        if version == 0 || version > head.version {
+        let (latest, _) = open_snapshot(&store, registry, head.version, &head.root_hash())?;
+        let parents = latest.parents()?;
+        let oldest = head.version.saturating_sub(parents.len() as u64);
+        if version < oldest || version > head.version {
             return Err(VolumeError::NoSuchVersion {
                 volume: store.url(),
                 version,
+                oldest,
                 latest: head.version,
             });
         }
-        let (latest, _) = open_snapshot(&store, registry, head.version, &head.root_hash())?;
         let back = head.version - version;
-        let root = if back == 0 {
-            head.root_hash()
-        } else {
-            let parents = latest.parents()?;
-            let p = parents
-                .get(back as usize - 1)
-                .ok_or_else(|| VolumeError::NoSuchVersion {
-                    volume: store.url(),
-                    version,
-                    latest: head.version,
-                })?;
-            p.root_hash
+        let root = match back {
+            0 => head.root_hash(),
+            _ => parents[back as usize - 1].root_hash,
         };
         let (base, entry) = open_snapshot(&store, registry, version, &root)?;
         let old = Head::new(version, root, entry.size);
@@ -621,6 +626,7 @@ impl Volume {
             .ok_or(VolumeError::NoSuchVersion {
                 volume: self.url.clone(),
                 version,
+                oldest: self.head.version.saturating_sub(parents.len() as u64),
                 latest: self.head.version,
             })
     }
@@ -658,6 +664,34 @@ impl Volume {
     /// Unflushed bytes held in memory (whole blocks).
     pub fn dirty_bytes(&self) -> u64 {
         self.blocks.len() as u64 * BLOCK
+    }
+
+    /// Flush, then apply `retention` to this volume ([`gc_with`]: versions it
+    /// does not keep are dropped, the kept ones rewritten) and go on from the
+    /// new head, which holds the same bytes.
+    pub fn gc(&mut self, grace: Duration, retention: &Retention) -> Result<GcReport> {
+        self.check_writable()?;
+        self.flush()?;
+        let report = gc_with(&self.url, &self.registry, &self.options, grace, retention)?;
+        let (head, token) = read_head(&self.store)?;
+        if head.version == self.head.version && head.root != self.head.root {
+            // Rewritten by the compaction: same version, same bytes.
+            let (base, entry) =
+                open_snapshot(&self.store, &self.registry, head.version, &head.root_hash())?;
+            self.base = base;
+            self.entry = entry;
+            self.head = head;
+            self.token = Some(token);
+            if let Some(path) = self.options.wal.clone() {
+                self.wal = Some(Wal::reset(
+                    &path,
+                    self.head.version,
+                    &self.head.root_hash(),
+                    &self.url,
+                )?);
+            }
+        }
+        Ok(report)
     }
 
     /// What the last [`flush`](Self::flush) of this handle did (zeros before one).
@@ -930,22 +964,40 @@ pub fn log(url: &str, registry: &Registry, options: &VolumeOptions) -> Result<Ve
         .collect())
 }
 
-/// Remove the snapshots of the volume at `url` that no retained version needs.
-///
-/// Retained: every version reachable from the head (the head's snapshot and all
-/// its ancestors: a later version stores only its changed chunks, so every older
-/// snapshot of the chain holds chunks the head reads). Removed: snapshots outside
-/// that chain — left by a crash before the head swing or by a writer that lost a
-/// conflict — and stray temporary files, once older than `grace` (a writer may be
-/// between writing its snapshot and swinging the head). Readers of retained
-/// versions are never affected, since nothing in the chain is touched.
+/// Remove the snapshots of the volume at `url` that no version needs: every
+/// version is kept ([`gc_with`] applies a retention policy).
 pub fn gc(
     url: &str,
     registry: &Registry,
     options: &VolumeOptions,
     grace: Duration,
 ) -> Result<GcReport> {
+    gc_with(url, registry, options, grace, &Retention::default())
+}
+
+/// Drop the versions `retention` does not keep and remove the snapshots no kept
+/// version needs.
+///
+/// Kept: the versions `retention` keeps (all of them when it has no rule): the
+/// head's snapshot and its ancestors down to the oldest kept version. When
+/// versions are dropped, the kept ones are first rewritten so that they no
+/// longer need the dropped ones ([`retain`]: the oldest kept version becomes
+/// self-contained; one conditional head swing commits). Removed: snapshots
+/// outside the head's chain — dropped or rewritten versions, snapshots left by
+/// a crash before a head swing or by a writer that lost a conflict, and stray
+/// temporary files — once unreferenced for longer than `grace`: their own age,
+/// or the time since the last compaction when that is shorter (a writer may be
+/// between writing its snapshot and swinging the head; a reader may still be
+/// reading a version a compaction rewrote).
+pub fn gc_with(
+    url: &str,
+    registry: &Registry,
+    options: &VolumeOptions,
+    grace: Duration,
+    retention: &Retention,
+) -> Result<GcReport> {
     let store = Store::open(url, options.s3.as_ref())?;
+    let compaction = retain::compact(&store, registry, options, retention)?;
     let (head, _) = read_head(&store)?;
     let (archive, _) = open_snapshot(&store, registry, head.version, &head.root_hash())?;
     let mut keep: Vec<String> = vec![head::snapshot_name(&archive.root_hash())];
@@ -955,15 +1007,30 @@ pub fn gc(
             .iter()
             .map(|p| head::snapshot_name(&p.root_hash)),
     );
+    let objects = store.list_snapshots()?;
+    // The chain's root was written by the last compaction (or by `create`):
+    // nothing became unreferenced before it.
+    let chain_root = keep.last().cloned().unwrap_or_default();
+    let compacted_at = objects
+        .iter()
+        .find(|o| o.name == chain_root)
+        .and_then(|o| o.modified);
     let now = SystemTime::now();
-    let mut report = GcReport::default();
-    for object in store.list_snapshots()? {
+    let mut report = GcReport {
+        oldest_version: head.version.saturating_sub(keep.len() as u64 - 1),
+        compaction,
+        ..GcReport::default()
+    };
+    for object in objects {
         if keep.contains(&object.name) {
             report.kept += 1;
             continue;
         }
-        let age = object
-            .modified
+        let since = match (object.modified, compacted_at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let age = since
             .and_then(|m| now.duration_since(m).ok())
             .unwrap_or(Duration::ZERO);
         if age < grace {

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use super::store::Store;
 use super::*;
 use proptest::prelude::*;
 
@@ -73,7 +74,11 @@ fn writes_reads_flushes_and_travels_in_time_on_a_local_folder() {
     ));
     assert!(matches!(
         Volume::open_version(&url, 4, &r, &small()),
-        Err(VolumeError::NoSuchVersion { latest: 3, .. })
+        Err(VolumeError::NoSuchVersion {
+            latest: 3,
+            oldest: 1,
+            ..
+        })
     ));
     assert!(matches!(
         v.read(299_999, 2),
@@ -504,4 +509,174 @@ fn changed_chunking_parameters_still_flush_correctly() {
             .unwrap(),
         model
     );
+}
+
+/// Bytes of the snapshots the store holds.
+fn stored_bytes(url: &str) -> u64 {
+    let store = Store::open(url, None).unwrap();
+    store.list_snapshots().unwrap().iter().map(|o| o.size).sum()
+}
+
+/// Versions 2..=5 of a 1 MiB volume: v2 writes A over all of it, v3 writes B
+/// over all of it, v4 and v5 change a few bytes. Returns each version's bytes
+/// (index = version).
+fn four_versions(url: &str, r: &Registry) -> Vec<Vec<u8>> {
+    let size = 1 << 20;
+    let mut v = Volume::create(url, size as u64, r, small()).unwrap();
+    let mut models = vec![Vec::new(), vec![0u8; size]];
+    let mut model = vec![0u8; size];
+    for (at, data) in [
+        (0usize, noise(size, 41)),
+        (0, noise(size, 42)),
+        (500_000, b"four".to_vec()),
+        (900_000, b"five".to_vec()),
+    ] {
+        v.write_at(at as u64, &data).unwrap();
+        model[at..at + data.len()].copy_from_slice(&data);
+        v.flush().unwrap();
+        models.push(model.clone());
+    }
+    assert_eq!(v.version(), 5);
+    models
+}
+
+#[test]
+fn keep_last_drops_old_versions_and_frees_their_storage() {
+    for url in [
+        tempfile::tempdir()
+            .unwrap()
+            .keep()
+            .join("v")
+            .display()
+            .to_string(),
+        format!("memory://volume-keep-last-{}", std::process::id()),
+    ] {
+        let r = registry();
+        let models = four_versions(&url, &r);
+        let before = stored_bytes(&url);
+        // A reader on the head and a writer, both opened before the gc.
+        let reader = Volume::open_version(&url, 5, &r, &small()).unwrap();
+        let mut writer = Volume::open(&url, &r, small()).unwrap();
+        let retention = Retention {
+            keep_last: Some(2),
+            keep_within: None,
+        };
+        let report = gc_with(&url, &r, &small(), DEFAULT_GC_GRACE, &retention).unwrap();
+        let compaction = report.compaction.clone().unwrap();
+        assert_eq!(compaction.dropped, Some((1, 3)), "{url}");
+        assert_eq!(
+            compaction
+                .rewritten
+                .iter()
+                .map(|w| w.version)
+                .collect::<Vec<_>>(),
+            vec![4, 5]
+        );
+        // Within the grace period nothing old is deleted: the reader goes on.
+        assert_eq!((report.kept, report.removed.len()), (2, 0), "{report:?}");
+        assert_eq!(report.young, 5);
+        assert_eq!(reader.read(0, 1 << 20).unwrap(), models[5]);
+        // The writer opened before the compaction: a conflict, writes kept.
+        writer.write_at(0, b"late").unwrap();
+        assert!(matches!(
+            writer.flush(),
+            Err(VolumeError::Conflict {
+                expected: 5,
+                found: 5,
+                ..
+            })
+        ));
+        assert_eq!(writer.read(0, 4).unwrap(), b"late");
+        // Same versions, same bytes, new chain; older versions are gone.
+        for version in [4, 5] {
+            let old = Volume::open_version(&url, version, &r, &small()).unwrap();
+            assert_eq!(old.read(0, 1 << 20).unwrap(), models[version as usize]);
+            old.base.verify_with(true).unwrap();
+        }
+        assert!(matches!(
+            Volume::open_version(&url, 3, &r, &small()),
+            Err(VolumeError::NoSuchVersion {
+                oldest: 4,
+                latest: 5,
+                ..
+            })
+        ));
+        let versions = log(&url, &r, &small()).unwrap();
+        assert_eq!(
+            versions.iter().map(|x| x.version).collect::<Vec<_>>(),
+            vec![5, 4]
+        );
+        assert!(versions.iter().all(|x| x.status == "ok"), "{versions:?}");
+        // After the grace period the 5 old snapshots (and the late writer's
+        // losing one) go: A (1 MiB of noise, needed by no kept version) is freed.
+        let report = gc(&url, &r, &small(), Duration::ZERO).unwrap();
+        assert_eq!((report.kept, report.removed.len()), (2, 6), "{report:?}");
+        let after = stored_bytes(&url);
+        assert!(
+            after < before - 900_000 && after < 1_300_000,
+            "{url}: {before} -> {after}"
+        );
+        // A new writer goes on from the compacted head.
+        let mut v = Volume::open(&url, &r, small()).unwrap();
+        v.write_at(0, b"six").unwrap();
+        v.flush().unwrap();
+        let mut six = models[5].clone();
+        six[..3].copy_from_slice(b"six");
+        assert_eq!(
+            Volume::open(&url, &r, small())
+                .unwrap()
+                .read(0, 1 << 20)
+                .unwrap(),
+            six
+        );
+        // Version 6 pushes version 4 out; then there is nothing to drop.
+        let report = gc_with(&url, &r, &small(), Duration::ZERO, &retention).unwrap();
+        assert_eq!(report.compaction.unwrap().dropped, Some((4, 4)));
+        let report = gc_with(&url, &r, &small(), Duration::ZERO, &retention).unwrap();
+        assert!(report.compaction.is_none(), "{report:?}");
+        assert_eq!((report.kept, report.oldest_version), (2, 5));
+        assert_eq!(
+            Volume::open_version(&url, 5, &r, &small())
+                .unwrap()
+                .read(0, 1 << 20)
+                .unwrap(),
+            models[5]
+        );
+    }
+}
+
+#[test]
+fn keep_within_and_the_volume_handle() {
+    let url = format!("memory://volume-keep-within-{}", std::process::id());
+    let r = registry();
+    let models = four_versions(&url, &r);
+    // Everything was committed within the last hour: nothing dropped.
+    let hour = Retention {
+        keep_last: None,
+        keep_within: Some(Duration::from_secs(3600)),
+    };
+    let report = gc_with(&url, &r, &small(), Duration::ZERO, &hour).unwrap();
+    assert!(report.compaction.is_none());
+    assert_eq!((report.kept, report.oldest_version), (5, 1));
+    // Through the handle, with a write pending: it is flushed, then only the
+    // head is kept (nothing is within 0 s but the head), and the handle writes on.
+    let mut v = Volume::open(&url, &r, small()).unwrap();
+    v.write_at(10, b"pending").unwrap();
+    let now = Retention {
+        keep_last: None,
+        keep_within: Some(Duration::ZERO),
+    };
+    let report = v.gc(Duration::ZERO, &now).unwrap();
+    assert_eq!(report.compaction.unwrap().dropped, Some((1, 5)));
+    assert_eq!((report.kept, report.oldest_version), (1, 6));
+    assert_eq!(v.version(), 6);
+    let mut six = models[5].clone();
+    six[10..17].copy_from_slice(b"pending");
+    assert_eq!(v.read(0, 1 << 20).unwrap(), six);
+    assert!(!v.base.is_thin());
+    v.write_at(20, b"more").unwrap();
+    v.flush().unwrap();
+    six[20..24].copy_from_slice(b"more");
+    let again = Volume::open(&url, &r, small()).unwrap();
+    assert_eq!((again.version(), again.read(0, 1 << 20).unwrap()), (7, six));
 }
