@@ -570,7 +570,10 @@ impl Volume {
             )));
         }
         if contents.base_version == self.head.version {
-            if contents.base_root != self.head.root_hash() {
+            // Another root at the same version: a compaction by gc rewrote it,
+            // fine while the log's base is still there to show the same bytes.
+            let rewritten = contents.base_root != self.head.root_hash();
+            if rewritten && !self.same_bytes_as(contents.base_version, &contents.base_root) {
                 return Err(mismatch(format!(
                     "version {} has root {}, the log expects {}",
                     self.head.version, self.head.root, contents.base_root
@@ -583,7 +586,17 @@ impl Volume {
                     WalOp::Committing(_) => {}
                 }
             }
-            self.wal = Some(Wal::append_to(&path)?);
+            self.wal = Some(if rewritten {
+                Wal::replace(
+                    &path,
+                    self.head.version,
+                    &self.head.root_hash(),
+                    &self.url,
+                    &contents.ops,
+                )?
+            } else {
+                Wal::append_to(&path)?
+            });
             return Ok(());
         }
         // The head moved on: fine only if the next version is the one this log
@@ -611,6 +624,58 @@ impl Volume {
             &self.url,
         )?);
         Ok(())
+    }
+
+    /// Whether the snapshot `root` of `version` (still in the store) holds the
+    /// same bytes as this volume's base.
+    fn same_bytes_as(&self, version: u64, root: &Hash32) -> bool {
+        open_snapshot(&self.store, &self.registry, version, root)
+            .and_then(|(a, e)| retain::same_bytes(&self.base, &self.entry, &a, &e))
+            .unwrap_or(false)
+    }
+
+    /// The head was swung by someone else. When gc's compaction rewrote the
+    /// version this writer is based on (same version, same bytes, new root),
+    /// move onto the rewritten one — the unflushed changes apply to it as they
+    /// are — and return `true`; otherwise `false` (a real conflict).
+    fn rebase_on_rewrite(&mut self) -> Result<bool> {
+        let (found, token) = read_head(&self.store)?;
+        if found.version != self.head.version || found.root == self.head.root {
+            return Ok(false);
+        }
+        let (archive, entry) = open_snapshot(
+            &self.store,
+            &self.registry,
+            found.version,
+            &found.root_hash(),
+        )?;
+        if !retain::same_bytes(&self.base, &self.entry, &archive, &entry)? {
+            return Ok(false);
+        }
+        self.base = archive;
+        self.entry = entry;
+        self.head = found;
+        self.token = Some(token);
+        if let Some(path) = self.options.wal.clone() {
+            // The log again, based on the rewritten version: the overlay's state.
+            let mut ops = vec![WalOp::Truncate(self.clean_limit), WalOp::Truncate(self.len)];
+            for (&block, data) in &self.blocks {
+                let start = block * BLOCK;
+                let n = (self.len.saturating_sub(start)).min(BLOCK) as usize;
+                ops.push(WalOp::Write {
+                    offset: start,
+                    data: data[..n].to_vec(),
+                });
+            }
+            self.wal = Some(Wal::replace(
+                &path,
+                self.head.version,
+                &self.head.root_hash(),
+                &self.url,
+                &ops,
+            )?);
+        }
+        Ok(true)
     }
 
     /// The root hash of `version` (at most the current one), from the chain.
@@ -897,6 +962,9 @@ impl Volume {
             .store
             .swing_head(self.token.as_ref(), encoded.clone())?
         {
+            if self.rebase_on_rewrite()? {
+                return self.flush();
+            }
             let found = read_head(&self.store).map(|(h, _)| h.version).unwrap_or(0);
             return Err(VolumeError::Conflict {
                 volume: self.url.clone(),

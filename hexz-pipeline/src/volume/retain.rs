@@ -301,3 +301,20 @@ fn swing(store: &Store, token: &HeadToken, old: &Head, new: Head) -> Result<()> 
         found,
     })
 }
+
+/// Whether two volume snapshots hold the same bytes: the same chunks (offset,
+/// length, id) — as a version and its rewrite by a compaction do.
+pub(super) fn same_bytes(
+    a: &Archive,
+    a_entry: &hexz_format::Entry,
+    b: &Archive,
+    b_entry: &hexz_format::Entry,
+) -> Result<bool> {
+    if a_entry.size != b_entry.size {
+        return Ok(false);
+    }
+    let chunks = |archive: &Archive, entry: &hexz_format::Entry| -> Result<Vec<_>> {
+        Ok(OtherVersion::open(archive.clone(), entry.clone())?.chunks)
+    };
+    Ok(chunks(a, a_entry)? == chunks(b, b_entry)?)
+}
