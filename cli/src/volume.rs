@@ -326,16 +326,16 @@ pub fn gc(args: GcArgs, registry: &Registry, out: &mut dyn Write) -> Result<()> 
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        if let Some(c) = &report.compaction {
-            if let Some((first, last)) = c.dropped {
-                writeln!(
-                    out,
-                    "dropped versions {first}..={last}; rewrote versions {}..={} ({} written)",
-                    last + 1,
-                    c.rewritten.last().map_or(last + 1, |w| w.version),
-                    crate::human(c.written_bytes)
-                )?;
-            }
+        if let Some(c) = &report.compaction
+            && let Some((first, last)) = c.dropped
+        {
+            writeln!(
+                out,
+                "dropped versions {first}..={last}; rewrote versions {}..={} ({} written)",
+                last + 1,
+                c.rewritten.last().map_or(last + 1, |w| w.version),
+                crate::human(c.written_bytes)
+            )?;
         }
         writeln!(
             out,

@@ -661,7 +661,7 @@ fn a_logged_writer_survives_a_compaction() {
     assert_eq!(report.compaction.unwrap().dropped, Some((1, 4)));
     // The log is based on the old root of version 5, still in the store: the
     // writes apply to the rewritten version 5 and the log moves onto it.
-    let mut v = Volume::open(&url, &r, with_wal.clone()).unwrap();
+    let v = Volume::open(&url, &r, with_wal.clone()).unwrap();
     let mut model = models[5][..900_000].to_vec();
     model[7..13].copy_from_slice(b"logged");
     assert_eq!(
