@@ -18,24 +18,26 @@
 //! than [`VolumeOptions::dirty_limit`] bytes, the write that crossed the limit
 //! flushes before it returns.
 //!
-//! **Flush** ([`Volume::flush`]) streams the whole volume through the archive
-//! writer with the current chain as parents, so only changed chunks are stored;
-//! writes the snapshot under its content-addressed key; then swings `HEAD` with
-//! a compare-and-swap (`If-Match` on S3, an `flock` plus rename locally). A
-//! crash before the swing leaves the previous version current and an
-//! unreferenced snapshot that [`gc`] removes. If another writer swung the head
-//! first, the flush fails with [`VolumeError::Conflict`] naming both versions;
-//! the unflushed writes stay in the overlay (and the log).
-//! Cost: a flush reads every byte of the volume (from the previous snapshot,
-//! through its caches) and builds the chain's chunk table, so it is O(volume
-//! size + chain length), while the bytes it stores are O(changed chunks).
-//!
+//! **Flush** ([`Volume::flush`]) writes the new version as a thin child of the
+//! current one (`volume/flush.rs`): chunks of the current version that no write
+//! touched are copied as chunk records (pointing where the blob is stored),
+//! only dirty regions are read, chunked and stored; then it writes the snapshot
+//! under its content-addressed key and swings `HEAD` with a compare-and-swap
+//! (`If-Match` on S3, an `flock` plus rename locally). A crash before the swing
+//! leaves the previous version current and an unreferenced snapshot that [`gc`]
+//! removes. If another writer swung the head first, the flush fails with
+//! [`VolumeError::Conflict`] naming both versions; the unflushed writes stay in
+//! the overlay (and the log).
+//! Cost: bytes read and chunked ∝ the dirty regions (plus about a chunk either
+//! side), bytes stored ∝ changed chunks, index records ∝ volume size / 16 KiB.
+
 //! **Write-ahead log** ([`VolumeOptions::wal`]): each write is appended to a
 //! local file and synced before `write_at` returns, so acknowledged writes survive
 //! a crash; opening the volume with the same log replays them (see [`wal`]).
 //!
 //! **Time travel**: [`Volume::open_version`] opens any version of the chain,
-//! read-only. **Garbage**: [`gc`].
+//! read-only. **Garbage**: [`gc`]; **retention** (drop old versions and free
+//! their storage): [`gc_with`], [`Volume::gc`], [`retain`].
 
 mod flush;
 pub mod head;

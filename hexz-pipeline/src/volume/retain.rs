@@ -8,7 +8,7 @@
 //! and every later version, in order, as a thin child of the rewritten one
 //! before it: chunks whose bytes did not change between two versions (same
 //! offset, length and chunk id) are copied as records, only the changed ones are
-//! read and stored again (the incremental flush path, [`super::flush`]). The
+//! read and stored again (the incremental flush path, `volume/flush.rs`). The
 //! rewritten versions keep their numbers, bytes and commit times; their root
 //! hashes are new (a root hash commits to the parents list). Then one
 //! conditional swing of `HEAD` (same version, new root) commits the new chain.
