@@ -154,7 +154,7 @@ fn run(mib: u64, randoms: usize) {
         registry.register_transport(Arc::new(OpendalTransport::with_s3(s3.clone())));
         targets.push((
             "volume, S3 (moto)".into(),
-            format!("s3://hexz-volume-bench/v-{}", std::process::id()),
+            format!("s3://hexz-volume-bench/v-{}-{mib}", std::process::id()),
             registry,
             VolumeOptions {
                 s3: Some(s3),
