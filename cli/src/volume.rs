@@ -118,8 +118,8 @@ pub enum VolumeCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove snapshots no retained version needs (all versions reachable from
-    /// the head are retained).
+    /// Remove snapshots no retained version needs (every version unless
+    /// --keep-last / --keep-within drop the older ones).
     Gc(GcArgs),
 }
 
@@ -132,6 +132,16 @@ pub struct GcArgs {
     /// may be about to commit them).
     #[arg(long, default_value_t = volume::DEFAULT_GC_GRACE.as_secs())]
     pub grace: u64,
+    /// Keep only the newest N versions (the head counts; at least 1). Older
+    /// versions are dropped: the kept ones are rewritten so that they no longer
+    /// need them (same version numbers and bytes, new root hashes).
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u64>,
+    /// Keep only the versions committed within this long before now (e.g.
+    /// `30d`, `12h`, `90m`, `45s`, or seconds); with --keep-last, a version
+    /// either rule keeps is kept. The head is always kept.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub keep_within: Option<Duration>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -298,25 +308,84 @@ pub fn gc(args: GcArgs, registry: &Registry, out: &mut dyn Write) -> Result<()> 
     let GcArgs {
         volume,
         grace,
+        keep_last,
+        keep_within,
         json,
     } = args;
-    let report = volume::gc(
+    let retention = volume::Retention {
+        keep_last,
+        keep_within,
+    };
+    let report = volume::gc_with(
         &volume,
         registry,
         &VolumeOptions::default(),
         Duration::from_secs(grace),
+        &retention,
     )?;
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
+        if let Some(c) = &report.compaction
+            && let Some((first, last)) = c.dropped
+        {
+            writeln!(
+                out,
+                "dropped versions {first}..={last}; rewrote versions {}..={} ({} written)",
+                last + 1,
+                c.rewritten.last().map_or(last + 1, |w| w.version),
+                crate::human(c.written_bytes)
+            )?;
+        }
         writeln!(
             out,
-            "kept {} snapshots, removed {} ({}), {} unreferenced but younger than {grace} s",
+            "kept {} snapshots (versions {}..), removed {} ({}), {} unreferenced but younger \
+             than {grace} s",
             report.kept,
+            report.oldest_version,
             report.removed.len(),
             crate::human(report.removed_bytes),
             report.young
         )?;
     }
     Ok(())
+}
+
+/// `30d`, `12h`, `90m`, `45s` or a number of seconds.
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: a number then one of s, m, h, d, w"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("`{text}`: unit must be one of s, m, h, d, w")),
+    };
+    n.checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("`{text}`: too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
+        assert!(parse_duration("2y").is_err());
+        assert!(parse_duration("d").is_err());
+        assert!(parse_duration("99999999999999999w").is_err());
+    }
 }

@@ -42,5 +42,5 @@ pub use sign::{Manifest, SignatureBlock, SignatureReport, Signing, TrustPolicy};
 pub use source::{FileSource, MemorySource, ReadAt};
 pub use space::{SectionSpace, SpaceReport};
 pub use writer::{
-    ArchiveWriter, EntryMeta, PendingFile, Sink, Summary, WriteProgress, WriterOptions,
+    ArchiveWriter, EntryMeta, PendingFile, Piece, Sink, Summary, WriteProgress, WriterOptions,
 };

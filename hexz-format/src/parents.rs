@@ -550,6 +550,68 @@ impl ParentSet {
         })
     }
 
+    /// Build the set from parts already known, opening nothing: the flattened
+    /// parent list (nearest first; counts are filled in by the writer) and the
+    /// blobs a child may reference (any order; one per id is kept, the nearest).
+    /// For writers that derive both from the direct parent alone (a writable
+    /// volume: its parents section plus its own chunk records).
+    pub fn from_parts(
+        refs: Vec<ParentRef>,
+        mut chunks: Vec<ParentChunk>,
+        hasher: ChunkHasher,
+    ) -> Result<Self> {
+        let bad = |detail: String| Error::InvalidSetting {
+            setting: "parents",
+            detail,
+        };
+        if refs.is_empty() || refs.len() > MAX_PARENTS {
+            return Err(bad(format!(
+                "a chain of {} archives: between 1 and {MAX_PARENTS}",
+                refs.len()
+            )));
+        }
+        for (i, r) in refs.iter().enumerate() {
+            if r.hint.is_empty() || r.hint.len() > MAX_HINT_LEN || r.hint.contains('\0') {
+                return Err(bad(format!(
+                    "hint {:?}: 1..={MAX_HINT_LEN} bytes, no NUL",
+                    r.hint
+                )));
+            }
+            if refs[..i].iter().any(|o| o.root_hash == r.root_hash) {
+                return Err(bad(format!(
+                    "archive {} appears twice in the chain",
+                    r.root_hash
+                )));
+            }
+        }
+        let section_len = 8 + refs
+            .iter()
+            .map(|r| PARENT_RECORD_FIXED_LEN + r.hint.len())
+            .sum::<usize>();
+        if section_len > MAX_PAGE_LEN as usize {
+            return Err(bad(format!(
+                "the parents section would be {section_len} bytes"
+            )));
+        }
+        if let Some(c) = chunks
+            .iter()
+            .find(|c| c.source == 0 || usize::from(c.source) > refs.len())
+        {
+            return Err(bad(format!(
+                "a chunk is in source {}, not one of the {} parents",
+                c.source,
+                refs.len()
+            )));
+        }
+        chunks.sort_unstable_by_key(|c| (c.id, c.source));
+        chunks.dedup_by(|later, first| later.id == first.id);
+        Ok(Self {
+            refs,
+            chunks,
+            hasher,
+        })
+    }
+
     /// How the chain's chunk ids are computed: a child built on this set must
     /// compute its ids the same way (an encrypted child: with the parent's dedup
     /// key, `Encryption::with_hasher`).

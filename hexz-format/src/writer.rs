@@ -238,6 +238,15 @@ pub struct EntryMeta {
     pub columns: Vec<u8>,
 }
 
+/// Part of a file given to [`ArchiveWriter::add_file_pieces`].
+#[derive(Debug, Clone)]
+pub enum Piece {
+    /// Bytes to chunk, continuing the current segment.
+    Bytes(Vec<u8>),
+    /// Chunk records of the parent chain, appended as they are (ends the segment).
+    Chunks(Vec<ChunkRecord>),
+}
+
 /// What a finished archive holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -298,6 +307,9 @@ enum Msg {
     Sync(std::sync::mpsc::Sender<Vec<Hash32>>),
     /// Dedup against these ancestors (thin snapshot); sent before any batch.
     Parents(Box<ParentSet>),
+    /// Chunk records of the parent chain to append as they are (after a batch
+    /// that ended a segment); see [`ArchiveWriter::append_parent_chunks`].
+    Reuse(Vec<ChunkRecord>),
     Finish {
         entries: Vec<Entry>,
         names: Vec<(String, u64)>,
@@ -378,6 +390,49 @@ impl<W: Sink> ArchiveWriter<W> {
     /// Add a regular file whose bytes come from `data`; returns its size.
     pub fn add_file(&mut self, name: &str, data: &mut dyn Read, meta: EntryMeta) -> Result<u64> {
         self.add_stream(name, EntryKind::File, data, meta)
+    }
+
+    /// Add a regular file whose bytes are `pieces` in order: bytes to chunk, or
+    /// chunk records of the parent chain reused as they are (see
+    /// [`append_parent_chunks`](Self::append_parent_chunks)); returns its size.
+    pub fn add_file_pieces(
+        &mut self,
+        name: &str,
+        pieces: &mut dyn Iterator<Item = Result<Piece>>,
+        meta: EntryMeta,
+    ) -> Result<u64> {
+        validate_name(name)?;
+        self.check_columns(name, &meta.columns)?;
+        let start = self.stream_pos;
+        for piece in pieces {
+            match piece? {
+                Piece::Bytes(data) => self.add_stream_bytes(name, &mut &data[..])?,
+                Piece::Chunks(records) => self.append_parent_chunks(records)?,
+            }
+        }
+        let size = self.stream_pos - start;
+        self.push_entry_at(name, EntryKind::File, start, size, None, meta)?;
+        Ok(size)
+    }
+
+    /// Thin children: end the current segment (see
+    /// [`end_segment`](Self::end_segment)), then append `records` to the chunk
+    /// index without reading or hashing anything: each must be a zero chunk
+    /// (`source` 0) or point at a blob stored in the parent chain (`source` ≥ 1,
+    /// numbered as in the [`ParentSet`] given to
+    /// [`set_parents`](Self::set_parents), blob fields as recorded there). Their
+    /// logical offsets are reassigned in stream order. For tools that know which
+    /// chunks of a parent are unchanged (writable volumes).
+    pub fn append_parent_chunks(&mut self, records: Vec<ChunkRecord>) -> Result<()> {
+        if !self.has_parents && records.iter().any(|r| !r.is_zero()) {
+            return Err(Error::InvalidSetting {
+                setting: "parents",
+                detail: "chunks of a parent are appended to a thin child only".into(),
+            });
+        }
+        self.end_segment()?;
+        self.stream_pos += records.iter().map(|r| u64::from(r.raw_len)).sum::<u64>();
+        self.send(Msg::Reuse(records))
     }
 
     /// Add a regular file from memory.
@@ -519,6 +574,14 @@ impl<W: Sink> ArchiveWriter<W> {
         validate_name(name)?;
         self.check_columns(name, &meta.columns)?;
         let start = self.stream_pos;
+        self.add_stream_bytes(name, data)?;
+        let size = self.stream_pos - start;
+        self.push_entry_at(name, kind, start, size, None, meta)?;
+        Ok(size)
+    }
+
+    /// Append `data` to the logical stream (`name` for errors).
+    fn add_stream_bytes(&mut self, name: &str, data: &mut dyn Read) -> Result<()> {
         loop {
             if self.filled == self.batch.len() {
                 self.send_batch()?;
@@ -538,12 +601,9 @@ impl<W: Sink> ArchiveWriter<W> {
             self.filled += n;
             self.stream_pos += n as u64;
             if n == 0 {
-                break;
+                return Ok(());
             }
         }
-        let size = self.stream_pos - start;
-        self.push_entry_at(name, kind, start, size, None, meta)?;
-        Ok(size)
     }
 
     fn push_entry(
@@ -1043,6 +1103,13 @@ impl<W: Sink> WorkerState<W> {
                     }
                     let _ = reply.send(self.segments.clone());
                 }
+                Msg::Reuse(records) => {
+                    if let Some(cut) = pending.take() {
+                        self.store_chunks(&cut)?;
+                        let _ = self.recycle.send(cut.buf);
+                    }
+                    self.append_records(records)?;
+                }
                 Msg::Parents(set) => {
                     self.blobs.bases = Some(set.page_bases.clone());
                     let used = vec![(0, 0); set.parents().len() + 1];
@@ -1092,6 +1159,55 @@ impl<W: Sink> WorkerState<W> {
             self.catalog
                 .push(key, |out| entry.encode(out), &mut self.blobs)?;
         }
+        Ok(())
+    }
+
+    /// Append chunk records of the parent chain (see
+    /// [`ArchiveWriter::append_parent_chunks`]); the segment before them was cut
+    /// to its end, so nothing is carried.
+    fn append_records(&mut self, records: Vec<ChunkRecord>) -> Result<()> {
+        let parents = self
+            .parents
+            .as_ref()
+            .map_or(0, |(set, _)| set.parents().len());
+        for r in records {
+            let bad = |detail: String| Error::InvalidSetting {
+                setting: "parent chunk",
+                detail,
+            };
+            if !self.carry.is_empty() {
+                return Err(bad("appended inside a segment".into()));
+            }
+            let zero = r.is_zero();
+            if zero != (r.source == 0) || usize::from(r.source) > parents || r.raw_len == 0 {
+                return Err(bad(format!(
+                    "record at {} (source {}, {} bytes) is not a zero chunk nor one of the                      {parents} parents",
+                    r.logical_offset, r.source, r.raw_len
+                )));
+            }
+            let record = ChunkRecord {
+                logical_offset: self.logical,
+                ..r
+            };
+            if zero {
+                self.stats.zero_chunk_count += 1;
+                self.stats.zero_bytes += u64::from(r.raw_len);
+            } else if let Some((_, used)) = &mut self.parents {
+                let u = &mut used[usize::from(r.source)];
+                u.0 += 1;
+                u.1 += u64::from(r.raw_len);
+            }
+            self.segment.update(&record.id);
+            self.segment.update(&r.raw_len.to_le_bytes());
+            self.stats.chunk_count += 1;
+            self.logical += u64::from(r.raw_len);
+            self.chunks.push(
+                Key::Chunk(record.logical_offset),
+                |out| record.encode(out),
+                &mut self.blobs,
+            )?;
+        }
+        self.progress.chunked.store(self.logical, Ordering::Relaxed);
         Ok(())
     }
 

@@ -5,8 +5,14 @@
 //!
 //! Run by `bench/volume.sh` (which starts moto); without HEXZ_TEST_S3_ENDPOINT
 //! only the local rows are measured.
-//! Environment: VOLUME_MIB (volume size, default 64), RANDOM_WRITES (4 KiB writes
-//! per random round, default 2000).
+//! Environment: VOLUME_MIBS (volume sizes, default "64 256"), RANDOM_WRITES (4 KiB
+//! writes per random round, default 2000).
+//!
+//! After the sequential and random rounds, a *small change* round writes one
+//! 4 KiB block and flushes, five times: the flush latency that should depend on
+//! the change, not on the volume size. For reference the same run also times the
+//! whole volume written through the archive writer (FastCDC, BLAKE3, zstd), which
+//! is what a flush cost before flushes became incremental.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -40,6 +46,10 @@ struct Row {
     seq_flush: Duration,
     rand_write: Duration,
     rand_flush: Duration,
+    /// Median of the small-change flushes (write included).
+    small_flush: Duration,
+    /// Chunk bytes the last small-change version stored.
+    small_stored: u64,
 }
 
 fn mib_s(bytes: u64, d: Duration) -> f64 {
@@ -47,14 +57,29 @@ fn mib_s(bytes: u64, d: Duration) -> f64 {
 }
 
 fn main() {
-    let mib: u64 = std::env::var("VOLUME_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
+    let sizes: Vec<u64> = std::env::var("VOLUME_MIBS")
+        .unwrap_or_else(|_| "64 256".into())
+        .split_whitespace()
+        .map(|v| v.parse().expect("VOLUME_MIBS: sizes in MiB"))
+        .collect();
     let randoms: usize = std::env::var("RANDOM_WRITES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    for mib in sizes {
+        run(mib, randoms);
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Offsets of the small-change round.
+const SMALL_CHANGES: [u64; 5] = [3 << 20, 17 << 20, 29 << 20, 41 << 20, 53 << 20];
+
+fn run(mib: u64, randoms: usize) {
     let size = mib << 20;
     let data = noise(size as usize, 1);
     let small = noise(4096, 2);
@@ -88,12 +113,21 @@ fn main() {
         let t = Instant::now();
         file.sync_all().unwrap();
         let rand_flush = t.elapsed();
+        let mut smalls = Vec::new();
+        for &o in &SMALL_CHANGES {
+            let t = Instant::now();
+            file.write_all_at(&small, o).unwrap();
+            file.sync_all().unwrap();
+            smalls.push(t.elapsed());
+        }
         rows.push(Row {
             name: "local file (pwrite + fsync)".into(),
             seq_write,
             seq_flush,
             rand_write,
             rand_flush,
+            small_flush: median(smalls),
+            small_stored: 4096,
         });
     }
 
@@ -120,7 +154,7 @@ fn main() {
         registry.register_transport(Arc::new(OpendalTransport::with_s3(s3.clone())));
         targets.push((
             "volume, S3 (moto)".into(),
-            format!("s3://hexz-volume-bench/v-{}", std::process::id()),
+            format!("s3://hexz-volume-bench/v-{}-{mib}", std::process::id()),
             registry,
             VolumeOptions {
                 s3: Some(s3),
@@ -151,10 +185,17 @@ fn main() {
         let t = Instant::now();
         v.flush().unwrap();
         let rand_flush = t.elapsed();
+        let mut smalls = Vec::new();
+        for &o in &SMALL_CHANGES {
+            let t = Instant::now();
+            v.write_at(o, &small).unwrap();
+            v.flush().unwrap();
+            smalls.push(t.elapsed());
+        }
         // Check: the content is what was written.
         let again = Volume::open(&url, &registry, options).unwrap();
         let mut expect = data.clone();
-        for &o in &offs {
+        for &o in offs.iter().chain(&SMALL_CHANGES) {
             expect[o as usize..o as usize + 4096].copy_from_slice(&small);
         }
         assert!(again.read(0, size as usize).unwrap() == expect, "{name}");
@@ -166,20 +207,37 @@ fn main() {
                 ..VolumeOptions::default()
             },
         );
-        if let Ok(log) = log {
-            eprintln!(
-                "{name}: version 3 stores {} of chunks for {randoms} random 4 KiB writes",
-                log[0].own_chunk_bytes.unwrap_or(0)
-            );
-        }
+        let log = log.unwrap();
+        let random_version = log.iter().find(|l| l.version == 3).unwrap();
+        eprintln!(
+            "{name}: version 3 stores {} of chunks for {randoms} random 4 KiB writes",
+            random_version.own_chunk_bytes.unwrap_or(0)
+        );
         rows.push(Row {
             name,
             seq_write,
             seq_flush,
             rand_write,
             rand_flush,
+            small_flush: median(smalls),
+            small_stored: log[0].own_chunk_bytes.unwrap_or(0),
         });
     }
+
+    // Reference: the whole volume through the archive writer (the floor of a
+    // flush that re-chunks everything).
+    let full = {
+        let registry = Registry::default();
+        let mut w = hexz_format::WriterOptions::new(registry.compressor("zstd", None).unwrap());
+        w.chunking = hexz_pipeline::volume::VOLUME_CHUNKING;
+        let t = Instant::now();
+        let mut writer = hexz_format::ArchiveWriter::new(Vec::new(), w).unwrap();
+        writer
+            .add_bytes("volume.img", &data, hexz_format::EntryMeta::default())
+            .unwrap();
+        writer.finish().unwrap();
+        t.elapsed()
+    };
 
     let base = &rows[0];
     let seq_total = |r: &Row| r.seq_write + r.seq_flush;
@@ -189,14 +247,14 @@ fn main() {
          random = {randoms} x 4 KiB writes then flush\n"
     );
     println!(
-        "| target | seq MiB/s (incl. flush) | vs baseline | seq flush | random writes/s (incl. flush) | vs baseline | random flush |"
+        "| target | seq MiB/s (incl. flush) | vs baseline | seq flush | random writes/s (incl. flush) | vs baseline | random flush | small change: write + flush (median of 5) | vs baseline | stored |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let seq = mib_s(size, seq_total(r));
         let rand = randoms as f64 / rand_total(r).as_secs_f64();
         println!(
-            "| {} | {:.1} | {:.3}x | {:.0} ms | {:.0} | {:.3}x | {:.0} ms |",
+            "| {} | {:.1} | {:.3}x | {:.0} ms | {:.0} | {:.3}x | {:.0} ms | {:.1} ms | {:.1}x | {} B |",
             r.name,
             seq,
             seq / mib_s(size, seq_total(base)),
@@ -204,8 +262,16 @@ fn main() {
             rand,
             rand / (randoms as f64 / rand_total(base).as_secs_f64()),
             r.rand_flush.as_secs_f64() * 1000.0,
+            r.small_flush.as_secs_f64() * 1000.0,
+            r.small_flush.as_secs_f64() / base.small_flush.as_secs_f64(),
+            r.small_stored,
         );
     }
+    println!(
+        "\nreference: the whole {mib} MiB volume through the archive writer (FastCDC + \
+         BLAKE3 + zstd, the floor of a full re-chunk): {:.0} ms\n",
+        full.as_secs_f64() * 1000.0
+    );
 }
 
 /// The S3 settings for `url` again (the log call needs them for s3:// URLs).

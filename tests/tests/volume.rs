@@ -263,3 +263,87 @@ fn cli_missing_volume_exits_4_and_a_stale_writer_conflicts() {
     assert_eq!(report["kept"], 2, "{report}");
     assert_eq!(report["removed"].as_array().unwrap().len(), 1, "{report}");
 }
+
+/// `hexz gc --keep-last` on each store: older versions are dropped, the kept
+/// ones read as before (rewritten, same numbers), and once the grace period is
+/// over (0 here) their storage is freed; `--keep-within` keeps recent versions.
+#[test]
+fn gc_keep_last_drops_old_versions_on_each_store() {
+    let hexz = hexz_bin();
+    for (url, registry, options, cli_env) in stores("retain") {
+        let size = 512 * 1024;
+        let mut v = Volume::create(&url, size as u64, &registry, options.clone()).unwrap();
+        let mut models = vec![Vec::new(), vec![0u8; size]]; // index = version
+        let mut model = vec![0u8; size];
+        for (i, (at, len)) in [(0, size), (0, size), (1000, 10), (300_000, 5000)]
+            .into_iter()
+            .enumerate()
+        {
+            let data = noise(len, 50 + i as u64);
+            v.write_at(at as u64, &data).unwrap();
+            model[at..at + len].copy_from_slice(&data);
+            v.flush().unwrap();
+            models.push(model.clone());
+        }
+        assert_eq!(v.version(), 5);
+        let gc = |args: &[&str]| {
+            let out = Command::new(&hexz)
+                .arg("gc")
+                .arg(&url)
+                .args(args)
+                .args(["--json"])
+                .envs(cli_env.iter().map(|(k, v)| (k, v)))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{url}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        };
+        // Everything was committed within the hour: nothing to drop.
+        let report = gc(&["--keep-within", "1h", "--grace", "0"]);
+        assert!(report["compaction"].is_null(), "{url}: {report}");
+        assert_eq!(report["kept"], 5, "{url}: {report}");
+        // Keep the last 2: versions 1..=3 go; within the grace period the old
+        // snapshots stay (a reader on the old head keeps reading).
+        let reader = Volume::open_version(&url, 5, &registry, &options).unwrap();
+        let report = gc(&["--keep-last", "2"]);
+        assert_eq!(report["compaction"]["dropped"], serde_json::json!([1, 3]));
+        assert_eq!(
+            (report["kept"].as_u64(), report["young"].as_u64()),
+            (Some(2), Some(5))
+        );
+        assert_eq!(reader.read(0, size).unwrap(), models[5], "{url}");
+        let report = gc(&["--grace", "0"]);
+        assert_eq!(
+            report["removed"].as_array().unwrap().len(),
+            5,
+            "{url}: {report}"
+        );
+        for version in [4u64, 5] {
+            let old = Volume::open_version(&url, version, &registry, &options).unwrap();
+            assert_eq!(
+                old.read(0, size).unwrap(),
+                models[version as usize],
+                "{url}"
+            );
+        }
+        assert!(matches!(
+            Volume::open_version(&url, 3, &registry, &options),
+            Err(VolumeError::NoSuchVersion { oldest: 4, .. })
+        ));
+        let log = volume::log(&url, &registry, &options).unwrap();
+        assert_eq!(log.len(), 2, "{url}");
+        // The 512 KiB of noise of version 2 (overwritten by version 3) is gone:
+        // what is left is about one copy of the volume.
+        let stored: u64 = log.iter().map(|l| l.snapshot_bytes).sum();
+        assert!(stored < size as u64 * 5 / 4, "{url}: {stored} bytes");
+        // The volume goes on.
+        let mut v = Volume::open(&url, &registry, options.clone()).unwrap();
+        v.write_at(0, b"six").unwrap();
+        v.flush().unwrap();
+        assert_eq!(v.version(), 6);
+    }
+}

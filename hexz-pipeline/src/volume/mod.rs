@@ -18,26 +18,30 @@
 //! than [`VolumeOptions::dirty_limit`] bytes, the write that crossed the limit
 //! flushes before it returns.
 //!
-//! **Flush** ([`Volume::flush`]) streams the whole volume through the archive
-//! writer with the current chain as parents, so only changed chunks are stored;
-//! writes the snapshot under its content-addressed key; then swings `HEAD` with
-//! a compare-and-swap (`If-Match` on S3, an `flock` plus rename locally). A
-//! crash before the swing leaves the previous version current and an
-//! unreferenced snapshot that [`gc`] removes. If another writer swung the head
-//! first, the flush fails with [`VolumeError::Conflict`] naming both versions;
-//! the unflushed writes stay in the overlay (and the log).
-//! Cost: a flush reads every byte of the volume (from the previous snapshot,
-//! through its caches) and builds the chain's chunk table, so it is O(volume
-//! size + chain length), while the bytes it stores are O(changed chunks).
-//!
+//! **Flush** ([`Volume::flush`]) writes the new version as a thin child of the
+//! current one (`volume/flush.rs`): chunks of the current version that no write
+//! touched are copied as chunk records (pointing where the blob is stored),
+//! only dirty regions are read, chunked and stored; then it writes the snapshot
+//! under its content-addressed key and swings `HEAD` with a compare-and-swap
+//! (`If-Match` on S3, an `flock` plus rename locally). A crash before the swing
+//! leaves the previous version current and an unreferenced snapshot that [`gc`]
+//! removes. If another writer swung the head first, the flush fails with
+//! [`VolumeError::Conflict`] naming both versions; the unflushed writes stay in
+//! the overlay (and the log).
+//! Cost: bytes read and chunked ∝ the dirty regions (plus about a chunk either
+//! side), bytes stored ∝ changed chunks, index records ∝ volume size / 16 KiB.
+
 //! **Write-ahead log** ([`VolumeOptions::wal`]): each write is appended to a
 //! local file and synced before `write_at` returns, so acknowledged writes survive
 //! a crash; opening the volume with the same log replays them (see [`wal`]).
 //!
 //! **Time travel**: [`Volume::open_version`] opens any version of the chain,
-//! read-only. **Garbage**: [`gc`].
+//! read-only. **Garbage**: [`gc`]; **retention** (drop old versions and free
+//! their storage): [`gc_with`], [`Volume::gc`], [`retain`].
 
+mod flush;
 pub mod head;
+pub mod retain;
 mod store;
 pub mod wal;
 
@@ -48,12 +52,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hexz_format::{
-    Archive, ArchiveWriter, EntryMeta, Hash32, MemorySource, ParentArchive, ParentSet, ReadOptions,
-    WriterOptions,
+    Archive, ArchiveWriter, EntryMeta, Hash32, MemorySource, ReadOptions, WriterOptions,
 };
 use serde::Serialize;
 
+pub use flush::{FlushStats, RESYNC_CHUNKS};
 pub use head::{HEAD_FORMAT, Head};
+pub use retain::Retention;
 use store::{HeadToken, Store};
 use wal::{Wal, WalOp};
 
@@ -167,12 +172,17 @@ pub enum VolumeError {
         len: u64,
     },
     /// Time travel to a version that does not exist.
-    #[error("{volume}: no version {version} (versions 1..={latest})")]
+    #[error(
+        "{volume}: no version {version} (versions {oldest}..={latest}; versions before \
+         {oldest}, if any, were dropped by gc's retention policy)"
+    )]
     NoSuchVersion {
         /// The volume.
         volume: String,
         /// Asked.
         version: u64,
+        /// Oldest version kept.
+        oldest: u64,
         /// Latest.
         latest: u64,
     },
@@ -307,6 +317,8 @@ pub struct Volume {
     clean_limit: u64,
     blocks: BTreeMap<u64, Box<[u8]>>,
     wal: Option<Wal>,
+    /// What the last flush did.
+    last_flush: FlushStats,
 }
 
 impl std::fmt::Debug for Volume {
@@ -351,6 +363,10 @@ pub struct GcReport {
     pub removed_bytes: u64,
     /// Unreferenced objects kept because they are younger than the grace period.
     pub young: u64,
+    /// The oldest version kept (time travel reaches it).
+    pub oldest_version: u64,
+    /// Versions dropped and rewritten by the retention policy, if any.
+    pub compaction: Option<retain::Compaction>,
 }
 
 fn writer_options(registry: &Registry, options: &VolumeOptions) -> Result<WriterOptions> {
@@ -432,7 +448,11 @@ impl Volume {
         }
         let mut writer = ArchiveWriter::new(Vec::new(), writer_options(registry, &options)?)?;
         let mut zeros = io::repeat(0).take(size);
-        writer.add_file(ENTRY_NAME, &mut zeros, snapshot_meta())?;
+        let meta = EntryMeta {
+            mtime: now_secs(),
+            ..snapshot_meta()
+        };
+        writer.add_file(ENTRY_NAME, &mut zeros, meta)?;
         let (bytes, summary) = writer.finish()?;
         store.put_snapshot(&head::snapshot_name(&summary.root_hash), bytes)?;
         let head = Head::new(1, summary.root_hash, size);
@@ -467,27 +487,21 @@ impl Volume {
     ) -> Result<Self> {
         let store = Store::open(url, options.s3.as_ref())?;
         let (head, _) = read_head(&store)?;
-        if version == 0 || version > head.version {
+        let (latest, _) = open_snapshot(&store, registry, head.version, &head.root_hash())?;
+        let parents = latest.parents()?;
+        let oldest = head.version.saturating_sub(parents.len() as u64);
+        if version < oldest || version > head.version {
             return Err(VolumeError::NoSuchVersion {
                 volume: store.url(),
                 version,
+                oldest,
                 latest: head.version,
             });
         }
-        let (latest, _) = open_snapshot(&store, registry, head.version, &head.root_hash())?;
         let back = head.version - version;
-        let root = if back == 0 {
-            head.root_hash()
-        } else {
-            let parents = latest.parents()?;
-            let p = parents
-                .get(back as usize - 1)
-                .ok_or_else(|| VolumeError::NoSuchVersion {
-                    volume: store.url(),
-                    version,
-                    latest: head.version,
-                })?;
-            p.root_hash
+        let root = match back {
+            0 => head.root_hash(),
+            _ => parents[back as usize - 1].root_hash,
         };
         let (base, entry) = open_snapshot(&store, registry, version, &root)?;
         let old = Head::new(version, root, entry.size);
@@ -525,6 +539,7 @@ impl Volume {
             clean_limit: len,
             blocks: BTreeMap::new(),
             wal: None,
+            last_flush: FlushStats::default(),
         }
     }
 
@@ -557,7 +572,10 @@ impl Volume {
             )));
         }
         if contents.base_version == self.head.version {
-            if contents.base_root != self.head.root_hash() {
+            // Another root at the same version: a compaction by gc rewrote it,
+            // fine while the log's base is still there to show the same bytes.
+            let rewritten = contents.base_root != self.head.root_hash();
+            if rewritten && !self.same_bytes_as(contents.base_version, &contents.base_root) {
                 return Err(mismatch(format!(
                     "version {} has root {}, the log expects {}",
                     self.head.version, self.head.root, contents.base_root
@@ -570,7 +588,17 @@ impl Volume {
                     WalOp::Committing(_) => {}
                 }
             }
-            self.wal = Some(Wal::append_to(&path)?);
+            self.wal = Some(if rewritten {
+                Wal::replace(
+                    &path,
+                    self.head.version,
+                    &self.head.root_hash(),
+                    &self.url,
+                    &contents.ops,
+                )?
+            } else {
+                Wal::append_to(&path)?
+            });
             return Ok(());
         }
         // The head moved on: fine only if the next version is the one this log
@@ -600,6 +628,58 @@ impl Volume {
         Ok(())
     }
 
+    /// Whether the snapshot `root` of `version` (still in the store) holds the
+    /// same bytes as this volume's base.
+    fn same_bytes_as(&self, version: u64, root: &Hash32) -> bool {
+        open_snapshot(&self.store, &self.registry, version, root)
+            .and_then(|(a, e)| retain::same_bytes(&self.base, &self.entry, &a, &e))
+            .unwrap_or(false)
+    }
+
+    /// The head was swung by someone else. When gc's compaction rewrote the
+    /// version this writer is based on (same version, same bytes, new root),
+    /// move onto the rewritten one — the unflushed changes apply to it as they
+    /// are — and return `true`; otherwise `false` (a real conflict).
+    fn rebase_on_rewrite(&mut self) -> Result<bool> {
+        let (found, token) = read_head(&self.store)?;
+        if found.version != self.head.version || found.root == self.head.root {
+            return Ok(false);
+        }
+        let (archive, entry) = open_snapshot(
+            &self.store,
+            &self.registry,
+            found.version,
+            &found.root_hash(),
+        )?;
+        if !retain::same_bytes(&self.base, &self.entry, &archive, &entry)? {
+            return Ok(false);
+        }
+        self.base = archive;
+        self.entry = entry;
+        self.head = found;
+        self.token = Some(token);
+        if let Some(path) = self.options.wal.clone() {
+            // The log again, based on the rewritten version: the overlay's state.
+            let mut ops = vec![WalOp::Truncate(self.clean_limit), WalOp::Truncate(self.len)];
+            for (&block, data) in &self.blocks {
+                let start = block * BLOCK;
+                let n = (self.len.saturating_sub(start)).min(BLOCK) as usize;
+                ops.push(WalOp::Write {
+                    offset: start,
+                    data: data[..n].to_vec(),
+                });
+            }
+            self.wal = Some(Wal::replace(
+                &path,
+                self.head.version,
+                &self.head.root_hash(),
+                &self.url,
+                &ops,
+            )?);
+        }
+        Ok(true)
+    }
+
     /// The root hash of `version` (at most the current one), from the chain.
     fn root_of_version(&self, version: u64) -> Result<Hash32> {
         let back = self.head.version.saturating_sub(version);
@@ -613,6 +693,7 @@ impl Volume {
             .ok_or(VolumeError::NoSuchVersion {
                 volume: self.url.clone(),
                 version,
+                oldest: self.head.version.saturating_sub(parents.len() as u64),
                 latest: self.head.version,
             })
     }
@@ -650,6 +731,39 @@ impl Volume {
     /// Unflushed bytes held in memory (whole blocks).
     pub fn dirty_bytes(&self) -> u64 {
         self.blocks.len() as u64 * BLOCK
+    }
+
+    /// Flush, then apply `retention` to this volume ([`gc_with`]: versions it
+    /// does not keep are dropped, the kept ones rewritten) and go on from the
+    /// new head, which holds the same bytes.
+    pub fn gc(&mut self, grace: Duration, retention: &Retention) -> Result<GcReport> {
+        self.check_writable()?;
+        self.flush()?;
+        let report = gc_with(&self.url, &self.registry, &self.options, grace, retention)?;
+        let (head, token) = read_head(&self.store)?;
+        if head.version == self.head.version && head.root != self.head.root {
+            // Rewritten by the compaction: same version, same bytes.
+            let (base, entry) =
+                open_snapshot(&self.store, &self.registry, head.version, &head.root_hash())?;
+            self.base = base;
+            self.entry = entry;
+            self.head = head;
+            self.token = Some(token);
+            if let Some(path) = self.options.wal.clone() {
+                self.wal = Some(Wal::reset(
+                    &path,
+                    self.head.version,
+                    &self.head.root_hash(),
+                    &self.url,
+                )?);
+            }
+        }
+        Ok(report)
+    }
+
+    /// What the last [`flush`](Self::flush) of this handle did (zeros before one).
+    pub fn last_flush(&self) -> FlushStats {
+        self.last_flush
     }
 
     /// Whether there are unflushed changes.
@@ -823,27 +937,19 @@ impl Volume {
         if !self.is_dirty() {
             return Ok(self.head.root_hash());
         }
-        // The chain: the current snapshot, then its ancestors, nearest first.
-        let mut chain = vec![ParentArchive {
-            hint: head::snapshot_name(&self.base.root_hash()),
-            archive: self.base.clone(),
-        }];
-        for i in 0..self.base.parents()?.len() {
-            let archive = self.base.parent((i + 1) as u16)?;
-            chain.push(ParentArchive {
-                hint: head::snapshot_name(&archive.root_hash()),
-                archive,
-            });
-        }
-        let mut writer =
-            ArchiveWriter::new(Vec::new(), writer_options(&self.registry, &self.options)?)?;
-        writer.set_parents(ParentSet::new(chain)?)?;
-        let mut image = ImageReader {
-            volume: self,
-            pos: 0,
+        let meta = EntryMeta {
+            mtime: now_secs(),
+            ..snapshot_meta()
         };
-        writer.add_file(ENTRY_NAME, &mut image, snapshot_meta())?;
-        let (bytes, summary) = writer.finish()?;
+        let (bytes, summary, stats) = flush::write_child(
+            &self.base,
+            &self.entry,
+            self,
+            writer_options(&self.registry, &self.options)?,
+            meta,
+            self.head.version + 1,
+        )?;
+        self.last_flush = stats;
         let root = summary.root_hash;
         let key = head::snapshot_key(&root);
         let location = self.store.location_of(&key);
@@ -858,6 +964,9 @@ impl Volume {
             .store
             .swing_head(self.token.as_ref(), encoded.clone())?
         {
+            if self.rebase_on_rewrite()? {
+                return self.flush();
+            }
             let found = read_head(&self.store).map(|(h, _)| h.version).unwrap_or(0);
             return Err(VolumeError::Conflict {
                 volume: self.url.clone(),
@@ -890,31 +999,18 @@ impl Volume {
     }
 }
 
+/// Seconds since 1970 (0 if the clock is before it): a version's commit time,
+/// recorded as the mtime of its `volume.img`.
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 fn snapshot_meta() -> EntryMeta {
     EntryMeta {
         mode: 0o100_644,
         ..EntryMeta::default()
-    }
-}
-
-/// The whole volume as a stream, for the writer.
-struct ImageReader<'a> {
-    volume: &'a Volume,
-    pos: u64,
-}
-
-impl Read for ImageReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.volume.len - self.pos;
-        let n = (buf.len() as u64).min(left).min(4 << 20) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        self.volume
-            .read_at(self.pos, &mut buf[..n])
-            .map_err(io::Error::other)?;
-        self.pos += n as u64;
-        Ok(n)
     }
 }
 
@@ -938,22 +1034,40 @@ pub fn log(url: &str, registry: &Registry, options: &VolumeOptions) -> Result<Ve
         .collect())
 }
 
-/// Remove the snapshots of the volume at `url` that no retained version needs.
-///
-/// Retained: every version reachable from the head (the head's snapshot and all
-/// its ancestors: a later version stores only its changed chunks, so every older
-/// snapshot of the chain holds chunks the head reads). Removed: snapshots outside
-/// that chain — left by a crash before the head swing or by a writer that lost a
-/// conflict — and stray temporary files, once older than `grace` (a writer may be
-/// between writing its snapshot and swinging the head). Readers of retained
-/// versions are never affected, since nothing in the chain is touched.
+/// Remove the snapshots of the volume at `url` that no version needs: every
+/// version is kept ([`gc_with`] applies a retention policy).
 pub fn gc(
     url: &str,
     registry: &Registry,
     options: &VolumeOptions,
     grace: Duration,
 ) -> Result<GcReport> {
+    gc_with(url, registry, options, grace, &Retention::default())
+}
+
+/// Drop the versions `retention` does not keep and remove the snapshots no kept
+/// version needs.
+///
+/// Kept: the versions `retention` keeps (all of them when it has no rule): the
+/// head's snapshot and its ancestors down to the oldest kept version. When
+/// versions are dropped, the kept ones are first rewritten so that they no
+/// longer need the dropped ones ([`retain`]: the oldest kept version becomes
+/// self-contained; one conditional head swing commits). Removed: snapshots
+/// outside the head's chain — dropped or rewritten versions, snapshots left by
+/// a crash before a head swing or by a writer that lost a conflict, and stray
+/// temporary files — once unreferenced for longer than `grace`: their own age,
+/// or the time since the last compaction when that is shorter (a writer may be
+/// between writing its snapshot and swinging the head; a reader may still be
+/// reading a version a compaction rewrote).
+pub fn gc_with(
+    url: &str,
+    registry: &Registry,
+    options: &VolumeOptions,
+    grace: Duration,
+    retention: &Retention,
+) -> Result<GcReport> {
     let store = Store::open(url, options.s3.as_ref())?;
+    let compaction = retain::compact(&store, registry, options, retention)?;
     let (head, _) = read_head(&store)?;
     let (archive, _) = open_snapshot(&store, registry, head.version, &head.root_hash())?;
     let mut keep: Vec<String> = vec![head::snapshot_name(&archive.root_hash())];
@@ -963,15 +1077,30 @@ pub fn gc(
             .iter()
             .map(|p| head::snapshot_name(&p.root_hash)),
     );
+    let objects = store.list_snapshots()?;
+    // The chain's root was written by the last compaction (or by `create`):
+    // nothing became unreferenced before it.
+    let chain_root = keep.last().cloned().unwrap_or_default();
+    let compacted_at = objects
+        .iter()
+        .find(|o| o.name == chain_root)
+        .and_then(|o| o.modified);
     let now = SystemTime::now();
-    let mut report = GcReport::default();
-    for object in store.list_snapshots()? {
+    let mut report = GcReport {
+        oldest_version: head.version.saturating_sub(keep.len() as u64 - 1),
+        compaction,
+        ..GcReport::default()
+    };
+    for object in objects {
         if keep.contains(&object.name) {
             report.kept += 1;
             continue;
         }
-        let age = object
-            .modified
+        let since = match (object.modified, compacted_at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let age = since
             .and_then(|m| now.duration_since(m).ok())
             .unwrap_or(Duration::ZERO);
         if age < grace {

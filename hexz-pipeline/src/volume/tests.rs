@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use super::store::Store;
 use super::*;
 use proptest::prelude::*;
 
@@ -73,7 +74,11 @@ fn writes_reads_flushes_and_travels_in_time_on_a_local_folder() {
     ));
     assert!(matches!(
         Volume::open_version(&url, 4, &r, &small()),
-        Err(VolumeError::NoSuchVersion { latest: 3, .. })
+        Err(VolumeError::NoSuchVersion {
+            latest: 3,
+            oldest: 1,
+            ..
+        })
     ));
     assert!(matches!(
         v.read(299_999, 2),
@@ -279,6 +284,8 @@ proptest! {
         v.flush().unwrap();
         let again = Volume::open(&url, &r, small()).unwrap();
         prop_assert!(again.read(0, model.len()).unwrap() == model);
+        // Incremental flushes chunk the volume as a full rebuild would.
+        prop_assert!(chunking(&again.base) == chunking(&rebuilt(&model)));
     }
 }
 
@@ -289,4 +296,425 @@ fn a_volume_can_be_sent_and_shared() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Volume>();
     send_sync::<VolumeError>();
+}
+
+/// A `memory://` transport that counts the bytes read through it.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn crate::registry::Transport>,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Debug)]
+struct CountingSource {
+    inner: Arc<dyn hexz_format::ReadAt>,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl hexz_format::ReadAt for CountingSource {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.read
+            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+}
+
+impl crate::registry::Transport for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    fn schemes(&self) -> Vec<String> {
+        vec!["memory".into()]
+    }
+    fn open(
+        &self,
+        url: &str,
+    ) -> std::result::Result<Arc<dyn hexz_format::ReadAt>, crate::registry::BoxError> {
+        Ok(Arc::new(CountingSource {
+            inner: self.inner.open(url)?,
+            read: Arc::clone(&self.read),
+        }))
+    }
+}
+
+/// Chunk boundaries and ids of the whole volume, as (offset, length, id).
+fn chunking(a: &Archive) -> Vec<(u64, u32, [u8; 32])> {
+    a.chunk_records(0, a.len())
+        .unwrap()
+        .iter()
+        .map(|r| (r.logical_offset, r.raw_len, r.id))
+        .collect()
+}
+
+/// The same bytes written from scratch (no parents), opened.
+fn rebuilt(bytes: &[u8]) -> Archive {
+    let r = registry();
+    let mut w = ArchiveWriter::new(Vec::new(), writer_options(&r, &small()).unwrap()).unwrap();
+    w.add_bytes(ENTRY_NAME, bytes, snapshot_meta()).unwrap();
+    let (out, _) = w.finish().unwrap();
+    Archive::open(
+        Arc::new(MemorySource::new(out, "rebuilt")),
+        &r,
+        ReadOptions::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_small_write_reads_and_stores_only_around_it() {
+    let url = format!("memory://volume-small-write-{}", std::process::id());
+    let size = 8 << 20;
+    let mut model = noise(size, 21);
+    {
+        let mut v = Volume::create(&url, size as u64, &registry(), small()).unwrap();
+        v.write_at(0, &model).unwrap();
+        v.flush().unwrap();
+    }
+    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut r = registry();
+    let memory = r.transport_for("memory://x").unwrap().unwrap();
+    r.register_transport(Arc::new(Counting {
+        inner: memory,
+        read: Arc::clone(&read),
+    }));
+    // Everything read from the store, from opening to the end of the flush:
+    // the snapshot's tail and index pages, the chunks under the two writes
+    // (64 KiB blocks are completed from the snapshot) and the chunks next to
+    // them the flush chunks again.
+    let mut v = Volume::open(&url, &r, small()).unwrap();
+    for (at, data) in [(3_000_000usize, &b"a small change"[..]), (6_500_001, b"!")] {
+        v.write_at(at as u64, data).unwrap();
+        model[at..at + data.len()].copy_from_slice(data);
+    }
+    v.flush().unwrap();
+    let during = read.load(std::sync::atomic::Ordering::SeqCst);
+    let stats = v.last_flush();
+    // Two dirty 64 KiB blocks, extended to chunk boundaries: well under 1 MiB
+    // read (chunk index pages included) and rechunked; the rest reused.
+    assert!(during < 1 << 20, "flush read {during} bytes: {stats:?}");
+    assert!(stats.rechunked_bytes < 600_000, "{stats:?}");
+    assert_eq!(stats.rechunked_bytes + stats.reused_bytes, size as u64);
+    assert!(stats.reused_chunks > 300, "{stats:?}");
+    let versions = log(&url, &r, &small()).unwrap();
+    assert!(
+        versions[0].own_chunk_bytes.unwrap() < 300_000,
+        "{versions:?}"
+    );
+    // Byte-identical to the model, and chunked exactly as a full rebuild.
+    let again = Volume::open(&url, &registry(), small()).unwrap();
+    assert_eq!(again.read(0, size).unwrap(), model);
+    assert_eq!(chunking(&again.base), chunking(&rebuilt(&model)));
+}
+
+#[test]
+fn flushed_chains_verify_squash_diff_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("v").display().to_string();
+    let r = registry();
+    let mut v = Volume::create(&url, 600_000, &r, small()).unwrap();
+    let mut model = vec![0u8; 600_000];
+    let edits: [(usize, usize, u64); 5] = [
+        (0, 600_000, 5),
+        (100_000, 10, 6),
+        (599_990, 30_000, 7), // grows
+        (65_536, 65_536, 8),  // one whole block
+        (300_000, 1, 9),
+    ];
+    for (at, len, seed) in edits {
+        let data = noise(len, seed);
+        v.write_at(at as u64, &data).unwrap();
+        if model.len() < at + len {
+            model.resize(at + len, 0);
+        }
+        model[at..at + len].copy_from_slice(&data);
+        v.flush().unwrap();
+    }
+    v.truncate(400_000).unwrap();
+    model.truncate(400_000);
+    v.flush().unwrap();
+    assert_eq!(v.version(), 7);
+    let head = crate::open_archive(
+        &format!("{url}/snapshots/{}.hxz", v.root()),
+        &r,
+        ReadOptions::default(),
+    )
+    .unwrap();
+    let report = head.verify_with(true).unwrap();
+    assert!(report.chunks > 0, "{report:?}");
+    assert_eq!(
+        head.read_entry(&head.entry(ENTRY_NAME).unwrap()).unwrap(),
+        model
+    );
+    assert_eq!(chunking(&head), chunking(&rebuilt(&model)));
+    // Every version verifies and reads back.
+    for version in 1..=7 {
+        let old = Volume::open_version(&url, version, &r, &small()).unwrap();
+        old.base.verify_with(true).unwrap();
+        assert_eq!(
+            old.read(0, old.len() as usize).unwrap().len() as u64,
+            old.len()
+        );
+    }
+    let out = dir.path().join("squashed.hxz");
+    crate::squash(&head, &out, &r).unwrap();
+    let squashed = crate::open_archive_path(&out, &r, ReadOptions::default()).unwrap();
+    assert!(!squashed.is_thin());
+    assert_eq!(
+        squashed
+            .read_entry(&squashed.entry(ENTRY_NAME).unwrap())
+            .unwrap(),
+        model
+    );
+    let v6 = Volume::open_version(&url, 6, &r, &small()).unwrap();
+    let d = crate::diff(&v6.base, &head).unwrap();
+    assert!(serde_json::to_string(&d).unwrap().contains("volume.img"));
+    let links = crate::thin::log(&head).unwrap();
+    assert_eq!(links.len(), 7);
+    assert!(links.iter().all(|l| l.status == "ok"), "{links:?}");
+}
+
+#[test]
+fn changed_chunking_parameters_still_flush_correctly() {
+    let url = format!("memory://volume-rechunk-{}", std::process::id());
+    let r = registry();
+    let mut model = noise(2 << 20, 31);
+    let mut v = Volume::create(&url, 0, &r, small()).unwrap();
+    v.write_at(0, &model).unwrap();
+    v.flush().unwrap();
+    let other = VolumeOptions {
+        chunking: hexz_format::ChunkParams {
+            min: 8 * 1024,
+            avg: 32 * 1024,
+            max: 128 * 1024,
+        },
+        ..small()
+    };
+    let mut v = Volume::open(&url, &r, other).unwrap();
+    v.write_at(1_000_000, b"cuts no longer meet").unwrap();
+    model[1_000_000..1_000_019].copy_from_slice(b"cuts no longer meet");
+    v.flush().unwrap();
+    let stats = v.last_flush();
+    // The region is ended at a base boundary after RESYNC_CHUNKS clean chunks.
+    assert!(stats.rechunked_bytes < 1 << 20, "{stats:?}");
+    assert_eq!(
+        Volume::open(&url, &r, small())
+            .unwrap()
+            .read(0, 2 << 20)
+            .unwrap(),
+        model
+    );
+}
+
+/// Bytes of the snapshots the store holds.
+fn stored_bytes(url: &str) -> u64 {
+    let store = Store::open(url, None).unwrap();
+    store.list_snapshots().unwrap().iter().map(|o| o.size).sum()
+}
+
+/// Versions 2..=5 of a 1 MiB volume: v2 writes A over all of it, v3 writes B
+/// over all of it, v4 and v5 change a few bytes. Returns each version's bytes
+/// (index = version).
+fn four_versions(url: &str, r: &Registry) -> Vec<Vec<u8>> {
+    let size = 1 << 20;
+    let mut v = Volume::create(url, size as u64, r, small()).unwrap();
+    let mut models = vec![Vec::new(), vec![0u8; size]];
+    let mut model = vec![0u8; size];
+    for (at, data) in [
+        (0usize, noise(size, 41)),
+        (0, noise(size, 42)),
+        (500_000, b"four".to_vec()),
+        (900_000, b"five".to_vec()),
+    ] {
+        v.write_at(at as u64, &data).unwrap();
+        model[at..at + data.len()].copy_from_slice(&data);
+        v.flush().unwrap();
+        models.push(model.clone());
+    }
+    assert_eq!(v.version(), 5);
+    models
+}
+
+#[test]
+fn keep_last_drops_old_versions_and_frees_their_storage() {
+    for url in [
+        tempfile::tempdir()
+            .unwrap()
+            .keep()
+            .join("v")
+            .display()
+            .to_string(),
+        format!("memory://volume-keep-last-{}", std::process::id()),
+    ] {
+        let r = registry();
+        let models = four_versions(&url, &r);
+        let before = stored_bytes(&url);
+        // A reader on the head and a writer, both opened before the gc.
+        let reader = Volume::open_version(&url, 5, &r, &small()).unwrap();
+        let mut writer = Volume::open(&url, &r, small()).unwrap();
+        let retention = Retention {
+            keep_last: Some(2),
+            keep_within: None,
+        };
+        let report = gc_with(&url, &r, &small(), DEFAULT_GC_GRACE, &retention).unwrap();
+        let compaction = report.compaction.clone().unwrap();
+        assert_eq!(compaction.dropped, Some((1, 3)), "{url}");
+        assert_eq!(
+            compaction
+                .rewritten
+                .iter()
+                .map(|w| w.version)
+                .collect::<Vec<_>>(),
+            vec![4, 5]
+        );
+        // Within the grace period nothing old is deleted: the reader goes on.
+        assert_eq!((report.kept, report.removed.len()), (2, 0), "{report:?}");
+        assert_eq!(report.young, 5);
+        assert_eq!(reader.read(0, 1 << 20).unwrap(), models[5]);
+        // The writer opened before the compaction: its version was rewritten
+        // with the same bytes, so its flush moves onto the new chain.
+        writer.write_at(0, b"late").unwrap();
+        writer.flush().unwrap();
+        assert_eq!(writer.version(), 6);
+        let mut six = models[5].clone();
+        six[..4].copy_from_slice(b"late");
+        // Same versions, same bytes, new chain; older versions are gone.
+        for version in [4, 5] {
+            let old = Volume::open_version(&url, version, &r, &small()).unwrap();
+            assert_eq!(old.read(0, 1 << 20).unwrap(), models[version as usize]);
+            old.base.verify_with(true).unwrap();
+        }
+        assert!(matches!(
+            Volume::open_version(&url, 3, &r, &small()),
+            Err(VolumeError::NoSuchVersion {
+                oldest: 4,
+                latest: 6,
+                ..
+            })
+        ));
+        let versions = log(&url, &r, &small()).unwrap();
+        assert_eq!(
+            versions.iter().map(|x| x.version).collect::<Vec<_>>(),
+            vec![6, 5, 4]
+        );
+        assert!(versions.iter().all(|x| x.status == "ok"), "{versions:?}");
+        // After the grace period the 5 old snapshots go (and the one the late
+        // writer's first attempt wrote): A (1 MiB of noise, needed by no kept
+        // version) is freed.
+        let report = gc(&url, &r, &small(), Duration::ZERO).unwrap();
+        assert_eq!((report.kept, report.removed.len()), (3, 6), "{report:?}");
+        let after = stored_bytes(&url);
+        assert!(
+            after < before - 900_000 && after < 1_300_000,
+            "{url}: {before} -> {after}"
+        );
+        assert_eq!(
+            Volume::open(&url, &r, small())
+                .unwrap()
+                .read(0, 1 << 20)
+                .unwrap(),
+            six
+        );
+        // Version 6 pushes version 4 out; then there is nothing to drop.
+        let report = gc_with(&url, &r, &small(), Duration::ZERO, &retention).unwrap();
+        assert_eq!(report.compaction.unwrap().dropped, Some((4, 4)));
+        let report = gc_with(&url, &r, &small(), Duration::ZERO, &retention).unwrap();
+        assert!(report.compaction.is_none(), "{report:?}");
+        assert_eq!((report.kept, report.oldest_version), (2, 5));
+        assert_eq!(
+            Volume::open_version(&url, 5, &r, &small())
+                .unwrap()
+                .read(0, 1 << 20)
+                .unwrap(),
+            models[5]
+        );
+    }
+}
+
+#[test]
+fn a_logged_writer_survives_a_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("v").display().to_string();
+    let wal = dir.path().join("v.wal");
+    let r = registry();
+    let models = four_versions(&url, &r);
+    let with_wal = VolumeOptions {
+        wal: Some(wal.clone()),
+        ..small()
+    };
+    {
+        let mut v = Volume::open(&url, &r, with_wal.clone()).unwrap();
+        v.write_at(7, b"logged").unwrap();
+        v.truncate(900_000).unwrap();
+        // Crash: nothing flushed.
+    }
+    let keep_one = Retention {
+        keep_last: Some(1),
+        keep_within: None,
+    };
+    let report = gc_with(&url, &r, &small(), DEFAULT_GC_GRACE, &keep_one).unwrap();
+    assert_eq!(report.compaction.unwrap().dropped, Some((1, 4)));
+    // The log is based on the old root of version 5, still in the store: the
+    // writes apply to the rewritten version 5 and the log moves onto it.
+    let v = Volume::open(&url, &r, with_wal.clone()).unwrap();
+    let mut model = models[5][..900_000].to_vec();
+    model[7..13].copy_from_slice(b"logged");
+    assert_eq!(
+        (v.version(), v.read(0, 900_000).unwrap()),
+        (5, model.clone())
+    );
+    drop(v);
+    let report = gc(&url, &r, &small(), Duration::ZERO).unwrap();
+    assert_eq!(report.removed.len(), 5);
+    let mut v = Volume::open(&url, &r, with_wal).unwrap();
+    assert_eq!(v.read(0, 900_000).unwrap(), model);
+    v.flush().unwrap();
+    assert_eq!(
+        Volume::open(&url, &r, small())
+            .unwrap()
+            .read(0, 900_000)
+            .unwrap(),
+        model
+    );
+}
+
+#[test]
+fn keep_within_and_the_volume_handle() {
+    let url = format!("memory://volume-keep-within-{}", std::process::id());
+    let r = registry();
+    let models = four_versions(&url, &r);
+    // Everything was committed within the last hour: nothing dropped.
+    let hour = Retention {
+        keep_last: None,
+        keep_within: Some(Duration::from_secs(3600)),
+    };
+    let report = gc_with(&url, &r, &small(), Duration::ZERO, &hour).unwrap();
+    assert!(report.compaction.is_none());
+    assert_eq!((report.kept, report.oldest_version), (5, 1));
+    // Through the handle, with a write pending: it is flushed, then only the
+    // head is kept (nothing is within 0 s but the head), and the handle writes on.
+    let mut v = Volume::open(&url, &r, small()).unwrap();
+    v.write_at(10, b"pending").unwrap();
+    let now = Retention {
+        keep_last: None,
+        keep_within: Some(Duration::ZERO),
+    };
+    let report = v.gc(Duration::ZERO, &now).unwrap();
+    assert_eq!(report.compaction.unwrap().dropped, Some((1, 5)));
+    assert_eq!((report.kept, report.oldest_version), (1, 6));
+    assert_eq!(v.version(), 6);
+    let mut six = models[5].clone();
+    six[10..17].copy_from_slice(b"pending");
+    assert_eq!(v.read(0, 1 << 20).unwrap(), six);
+    assert!(!v.base.is_thin());
+    v.write_at(20, b"more").unwrap();
+    v.flush().unwrap();
+    six[20..24].copy_from_slice(b"more");
+    let again = Volume::open(&url, &r, small()).unwrap();
+    assert_eq!((again.version(), again.read(0, 1 << 20).unwrap()), (7, six));
 }

@@ -95,6 +95,18 @@ impl Wal {
         base_root: &Hash32,
         volume: &str,
     ) -> Result<Self, super::VolumeError> {
+        Self::replace(path, base_version, base_root, volume, &[])
+    }
+
+    /// Replace the log at `path`, atomically, with one based on `base_version`
+    /// holding `ops` (a log moved to a rewritten base, see [`super::retain`]).
+    pub fn replace(
+        path: &Path,
+        base_version: u64,
+        base_root: &Hash32,
+        volume: &str,
+        ops: &[WalOp],
+    ) -> Result<Self, super::VolumeError> {
         let err = io_err(path);
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -109,8 +121,11 @@ impl Wal {
             .suffix(".tmp")
             .tempfile_in(&dir)
             .map_err(&err)?;
-        temp.write_all(&header(base_version, base_root, volume))
-            .map_err(&err)?;
+        let mut bytes = header(base_version, base_root, volume);
+        for op in ops {
+            encode_op(&mut bytes, op);
+        }
+        temp.write_all(&bytes).map_err(&err)?;
         temp.as_file().sync_all().map_err(&err)?;
         temp.persist(path).map_err(|e| err(e.error))?;
         File::open(&dir).and_then(|d| d.sync_all()).map_err(&err)?;
@@ -136,18 +151,22 @@ impl Wal {
     /// Append `op` and sync it to disk.
     pub fn append(&mut self, op: &WalOp) -> Result<(), super::VolumeError> {
         let mut rec = Vec::new();
-        match op {
-            WalOp::Write { offset, data } => {
-                for (i, piece) in data.chunks(MAX_RECORD).enumerate() {
-                    encode(&mut rec, 1, offset + (i * MAX_RECORD) as u64, piece);
-                }
-            }
-            WalOp::Truncate(len) => encode(&mut rec, 2, *len, &[]),
-            WalOp::Committing(root) => encode(&mut rec, 3, 0, &root.0),
-        }
+        encode_op(&mut rec, op);
         let err = io_err(&self.path);
         self.file.write_all(&rec).map_err(&err)?;
         self.file.sync_data().map_err(&err)
+    }
+}
+
+fn encode_op(out: &mut Vec<u8>, op: &WalOp) {
+    match op {
+        WalOp::Write { offset, data } => {
+            for (i, piece) in data.chunks(MAX_RECORD).enumerate() {
+                encode(out, 1, offset + (i * MAX_RECORD) as u64, piece);
+            }
+        }
+        WalOp::Truncate(len) => encode(out, 2, *len, &[]),
+        WalOp::Committing(root) => encode(out, 3, 0, &root.0),
     }
 }
 
