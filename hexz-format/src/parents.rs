@@ -554,11 +554,15 @@ impl ParentSet {
     /// parent list (nearest first; counts are filled in by the writer) and the
     /// blobs a child may reference (any order; one per id is kept, the nearest).
     /// For writers that derive both from the direct parent alone (a writable
-    /// volume: its parents section plus its own chunk records).
+    /// volume: its parents section plus its own chunk records). `direct_parent`,
+    /// the opened archive of `refs[0]`, lends the child its whole index leaves as
+    /// delta bases (FORMAT.md §14.3.5); its own delta leaves give none (that would
+    /// need the ancestors opened), so those child leaves are stored whole.
     pub fn from_parts(
         refs: Vec<ParentRef>,
         mut chunks: Vec<ParentChunk>,
         hasher: ChunkHasher,
+        direct_parent: &Archive,
     ) -> Result<Self> {
         let bad = |detail: String| Error::InvalidSetting {
             setting: "parents",
@@ -603,12 +607,23 @@ impl ParentSet {
                 refs.len()
             )));
         }
+        if refs[0].root_hash != direct_parent.root_hash() {
+            return Err(bad(format!(
+                "the direct parent is {}, the parents list starts with {}",
+                direct_parent.root_hash(),
+                refs[0].root_hash
+            )));
+        }
         chunks.sort_unstable_by_key(|c| (c.id, c.source));
         chunks.dedup_by(|later, first| later.id == first.id);
+        let page_bases = Arc::new(crate::delta::BaseCandidates::from_chain(
+            std::slice::from_ref(direct_parent),
+        )?);
         Ok(Self {
             refs,
             chunks,
             hasher,
+            page_bases,
         })
     }
 

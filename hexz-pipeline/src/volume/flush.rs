@@ -155,7 +155,7 @@ pub(super) fn write_child(
             flags: r.flags,
         })
         .collect();
-    let set = ParentSet::from_parts(refs, table, base.chunk_hasher())?;
+    let set = ParentSet::from_parts(refs, table, base.chunk_hasher(), base)?;
     let mut writer = ArchiveWriter::new(Vec::new(), writer)?;
     writer.set_parents(set)?;
     let mut pieces = Pieces {
