@@ -396,10 +396,10 @@ class Writer:
         s3 = _take_s3(options)
         if isinstance(parent, Reader):
             parent_arg: Any = parent._archive
-        elif parent is not None:
+        elif isinstance(parent, (str, os.PathLike)):
             parent_arg = os.fspath(parent)
         else:
-            parent_arg = None
+            parent_arg = parent  # None, or refused by the extension
         self._w = _hexz.Writer(
             self.path,
             compression,

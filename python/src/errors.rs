@@ -205,6 +205,7 @@ fn pipeline(e: PipelineError) -> PyErr {
         | P::UnknownColumn { .. }
         | P::Shard(_)
         | P::Exists { .. }
+        | P::ParentIsOutput { .. }
         | P::SymlinkLoop { .. }
         | P::DanglingSymlink { .. } => InvalidInputError::new_err(message),
         P::Records(_) => InvalidInputError::new_err(message),
