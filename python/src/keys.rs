@@ -133,10 +133,6 @@ fn one_or_many<'py>(v: &Bound<'py, PyAny>) -> Vec<Bound<'py, PyAny>> {
     }
 }
 
-fn read_source(field: &str, source: &PassphraseSource) -> Result<Zeroizing<Vec<u8>>> {
-    source.read().map_err(|d| invalid(field, d))
-}
-
 fn kdf(v: &Bound<'_, PyAny>) -> Result<KdfParams> {
     let mut kdf = KdfParams::default();
     for (k, v) in items("encrypt.kdf", v, &KDF_KEYS)? {
@@ -187,115 +183,198 @@ fn kdf(v: &Bound<'_, PyAny>) -> Result<KdfParams> {
     Ok(kdf)
 }
 
-/// An X25519 recipient: a `hexz-x25519 …` line, the path of a `.pub` file, or
-/// 32 raw bytes.
-fn recipient(field: &str, v: &Bound<'_, PyAny>) -> Result<[u8; 32]> {
+/// A passphrase: given, or read from a file or variable when the keys load.
+enum Passphrase {
+    Given(Zeroizing<Vec<u8>>),
+    From(String, PassphraseSource),
+}
+
+impl Passphrase {
+    fn read(self) -> Result<Zeroizing<Vec<u8>>> {
+        match self {
+            Self::Given(p) => Ok(p),
+            Self::From(field, source) => source.read().map_err(|d| invalid(&field, d)),
+        }
+    }
+}
+
+/// An X25519 recipient: 32 raw bytes, or a `hexz-x25519 …` line or `.pub` path.
+enum Recipient {
+    Raw([u8; 32]),
+    Load(String, String),
+}
+
+/// `encrypt=` as given: files are read (and keys checked) by [`EncryptSpec::load`],
+/// which runs without the GIL.
+pub struct EncryptSpec {
+    passphrases: Vec<Passphrase>,
+    key_files: Vec<PathBuf>,
+    keys: Vec<(String, Zeroizing<Vec<u8>>)>,
+    recipients: Vec<Recipient>,
+    kdf: KdfParams,
+}
+
+impl std::fmt::Debug for EncryptSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptSpec")
+            .field("passphrases", &self.passphrases.len())
+            .field("key_files", &self.key_files)
+            .field("keys", &self.keys.len())
+            .field("recipients", &self.recipients.len())
+            .field("kdf", &self.kdf)
+            .finish()
+    }
+}
+
+fn recipient(field: &str, v: &Bound<'_, PyAny>) -> Result<Recipient> {
     if let Ok(b) = v.cast::<PyBytes>()
         && let Ok(raw) = <[u8; 32]>::try_from(b.as_bytes())
     {
-        return Ok(raw);
+        return Ok(Recipient::Raw(raw));
     }
-    let arg = match v.extract::<PathBuf>() {
-        Ok(p) => p.to_string_lossy().into_owned(),
-        Err(_) => return Err(invalid(field, "a key line, a .pub path or 32 raw bytes")),
-    };
-    let key = PublicKey::load(&arg)
-        .and_then(|k| k.expect(PublicKeyKind::X25519))
-        .map_err(|e| invalid(field, e))?;
-    Ok(key.bytes)
+    match v.extract::<PathBuf>() {
+        Ok(p) => Ok(Recipient::Load(
+            field.to_string(),
+            p.to_string_lossy().into_owned(),
+        )),
+        Err(_) => Err(invalid(field, "a key line, a .pub path or 32 raw bytes")),
+    }
 }
 
-/// `encrypt=`: the key slots to write (at least one).
-pub fn encrypt_keys(v: &Bound<'_, PyAny>) -> Result<EncryptKeys> {
+/// `encrypt=`: its keys, checked for shape (at least one key slot).
+pub fn encrypt_spec(v: &Bound<'_, PyAny>) -> Result<EncryptSpec> {
     let given = items("encrypt", v, &ENCRYPT_KEYS)?;
-    let mut kdf_params = KdfParams::default();
-    for (k, v) in &given {
-        if k == "kdf" {
-            kdf_params = kdf(v)?;
-        }
-    }
-    let mut slots = Vec::new();
-    let mut unlock = Unlock::default();
-    let mut passphrase = |p: Zeroizing<Vec<u8>>, slots: &mut Vec<SlotSpec>| {
-        unlock = std::mem::take(&mut unlock).passphrase(p.to_vec());
-        slots.push(SlotSpec::Passphrase {
-            passphrase: p,
-            kdf: kdf_params,
-        });
+    let mut spec = EncryptSpec {
+        passphrases: Vec::new(),
+        key_files: Vec::new(),
+        keys: Vec::new(),
+        recipients: Vec::new(),
+        kdf: KdfParams::default(),
     };
-    let mut keys: Vec<Zeroizing<[u8; 32]>> = Vec::new();
     for (k, v) in &given {
         let field = format!("encrypt.{k}");
         match k.as_str() {
             "passphrase" => {
                 for (i, p) in one_or_many(v).iter().enumerate() {
-                    passphrase(secret(&format!("{field}[{i}]"), p)?, &mut slots);
+                    let p = secret(&format!("{field}[{i}]"), p)?;
+                    spec.passphrases.push(Passphrase::Given(p));
                 }
             }
-            "passphrase_file" => {
-                let source = PassphraseSource::File(path(&field, v)?);
-                passphrase(read_source(&field, &source)?, &mut slots);
-            }
-            "passphrase_env" => {
-                let source = PassphraseSource::Env(text(&field, v)?);
-                passphrase(read_source(&field, &source)?, &mut slots);
-            }
-            "key_file" => {
-                let p = path(&field, v)?;
-                keys.push(hexz_pipeline::crypto::read_key_file(&p)?);
-            }
+            "passphrase_file" => spec.passphrases.push(Passphrase::From(
+                field.clone(),
+                PassphraseSource::File(path(&field, v)?),
+            )),
+            "passphrase_env" => spec.passphrases.push(Passphrase::From(
+                field.clone(),
+                PassphraseSource::Env(text(&field, v)?),
+            )),
+            "key_file" => spec.key_files.push(path(&field, v)?),
             "key" => {
                 let raw = secret(&field, v)?;
-                keys.push(parse_raw_key(&raw, &field).map_err(PipelineError::from)?);
+                spec.keys.push((field, raw));
             }
             "recipients" => {
                 for (i, r) in one_or_many(v).iter().enumerate() {
-                    slots.push(SlotSpec::Recipient(recipient(&format!("{field}[{i}]"), r)?));
+                    spec.recipients
+                        .push(recipient(&format!("{field}[{i}]"), r)?);
                 }
             }
-            _ => {}
+            _ => spec.kdf = kdf(v)?,
         }
     }
-    for key in keys {
-        unlock = unlock.key_file(*key);
-        slots.push(SlotSpec::KeyFile(key));
-    }
-    if slots.is_empty() {
+    if spec.passphrases.is_empty()
+        && spec.key_files.is_empty()
+        && spec.keys.is_empty()
+        && spec.recipients.is_empty()
+    {
         return Err(invalid(
             "encrypt",
             "names no key; give `passphrase`, `passphrase_file`, `passphrase_env`, `key_file`, \
              `key` or `recipients` (one key slot each)",
         ));
     }
-    Ok(EncryptKeys { slots, unlock })
+    Ok(spec)
+}
+
+impl EncryptSpec {
+    /// Read the secrets (files, variables) and check the keys: the key slots.
+    pub fn load(self) -> Result<EncryptKeys> {
+        let mut slots = Vec::new();
+        let mut unlock = Unlock::default();
+        for p in self.passphrases {
+            let passphrase = p.read()?;
+            unlock = unlock.passphrase(passphrase.to_vec());
+            slots.push(SlotSpec::Passphrase {
+                passphrase,
+                kdf: self.kdf,
+            });
+        }
+        let mut keys = Vec::new();
+        for path in &self.key_files {
+            keys.push(hexz_pipeline::crypto::read_key_file(path)?);
+        }
+        for (field, raw) in &self.keys {
+            keys.push(parse_raw_key(raw, field).map_err(PipelineError::from)?);
+        }
+        for key in keys {
+            unlock = unlock.key_file(*key);
+            slots.push(SlotSpec::KeyFile(key));
+        }
+        for r in self.recipients {
+            slots.push(SlotSpec::Recipient(match r {
+                Recipient::Raw(raw) => raw,
+                Recipient::Load(field, arg) => {
+                    PublicKey::load(&arg)
+                        .and_then(|k| k.expect(PublicKeyKind::X25519))
+                        .map_err(|e| invalid(&field, e))?
+                        .bytes
+                }
+            }));
+        }
+        Ok(EncryptKeys { slots, unlock })
+    }
+}
+
+/// `sign=` as given; [`SignSpec::load`] reads and decrypts the key (no GIL).
+pub struct SignSpec {
+    key: PathBuf,
+    passphrase: Option<Passphrase>,
+    /// Write `<path>.sig` instead of embedding the signature.
+    pub detached: bool,
+}
+
+impl std::fmt::Debug for SignSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignSpec")
+            .field("key", &self.key)
+            .field("passphrase", &self.passphrase.is_some())
+            .field("detached", &self.detached)
+            .finish()
+    }
 }
 
 /// `sign=`: a dict (see the module docs) or just the secret key's path.
-pub fn signing(v: &Bound<'_, PyAny>) -> Result<(Signing, PublicKey)> {
+pub fn sign_spec(v: &Bound<'_, PyAny>) -> Result<SignSpec> {
     let given = if v.is_instance_of::<PyDict>() {
         items("sign", v, &SIGN_KEYS)?
     } else {
         vec![("key".to_string(), v.clone())]
     };
     let mut key = None;
-    let mut pass: Option<Zeroizing<Vec<u8>>> = None;
+    let mut passphrase = None;
     let mut detached = false;
     for (k, v) in &given {
         let field = format!("sign.{k}");
         match k.as_str() {
             "key" => key = Some(path(&field, v)?),
-            "passphrase" => pass = Some(secret(&field, v)?),
+            "passphrase" => passphrase = Some(Passphrase::Given(secret(&field, v)?)),
             "passphrase_file" => {
-                pass = Some(read_source(
-                    &field,
-                    &PassphraseSource::File(path(&field, v)?),
-                )?);
+                let source = PassphraseSource::File(path(&field, v)?);
+                passphrase = Some(Passphrase::From(field, source));
             }
             "passphrase_env" => {
-                pass = Some(read_source(
-                    &field,
-                    &PassphraseSource::Env(text(&field, v)?),
-                )?);
+                let source = PassphraseSource::Env(text(&field, v)?);
+                passphrase = Some(Passphrase::From(field, source));
             }
             _ => {
                 detached = v
@@ -304,42 +383,56 @@ pub fn signing(v: &Bound<'_, PyAny>) -> Result<(Signing, PublicKey)> {
             }
         }
     }
-    let key = key.ok_or_else(|| invalid("sign", "`key` (the secret key file) is needed"))?;
-    let text =
-        Zeroizing::new(
-            std::fs::read_to_string(&key).map_err(|error| PipelineError::Io {
-                path: key.clone(),
-                error,
-            })?,
-        );
-    if SecretKeyFile::is_protected(&text) && pass.is_none() {
-        return Err(invalid(
-            "sign.key",
-            format!(
-                "{} is passphrase-protected; add `passphrase` (or `passphrase_file`, \
-                 `passphrase_env`) to sign=",
-                key.display()
-            ),
-        ));
+    Ok(SignSpec {
+        key: key.ok_or_else(|| invalid("sign", "`key` (the secret key file) is needed"))?,
+        passphrase,
+        detached,
+    })
+}
+
+impl SignSpec {
+    /// Read (and, when protected, decrypt) the Ed25519 key: the writer's signing
+    /// settings and the signer's public key.
+    pub fn load(self) -> Result<(Signing, PublicKey)> {
+        let key = self.key;
+        let text =
+            Zeroizing::new(
+                std::fs::read_to_string(&key).map_err(|error| PipelineError::Io {
+                    path: key.clone(),
+                    error,
+                })?,
+            );
+        let pass = self.passphrase.map(Passphrase::read).transpose()?;
+        if SecretKeyFile::is_protected(&text) && pass.is_none() {
+            return Err(invalid(
+                "sign.key",
+                format!(
+                    "{} is passphrase-protected; add `passphrase` (or `passphrase_file`, \
+                     `passphrase_env`) to sign=",
+                    key.display()
+                ),
+            ));
+        }
+        let secret = SecretKeyFile::decode(&text, pass.as_deref().map(Vec::as_slice))
+            .map_err(PipelineError::from)?;
+        if secret.kind != PublicKeyKind::Ed25519 {
+            return Err(invalid(
+                "sign.key",
+                format!(
+                    "{}: an Ed25519 signing key is needed (hexz keygen), this is an X25519 \
+                     identity",
+                    key.display()
+                ),
+            ));
+        }
+        let public = secret.public();
+        let signing_key = secret.signing_key().map_err(PipelineError::from)?;
+        Ok((
+            Signing {
+                key: Arc::new(signing_key),
+                detached: self.detached,
+            },
+            public,
+        ))
     }
-    let secret = SecretKeyFile::decode(&text, pass.as_deref().map(Vec::as_slice))
-        .map_err(PipelineError::from)?;
-    if secret.kind != PublicKeyKind::Ed25519 {
-        return Err(invalid(
-            "sign.key",
-            format!(
-                "{}: an Ed25519 signing key is needed (hexz keygen), this is an X25519 identity",
-                key.display()
-            ),
-        ));
-    }
-    let public = secret.public();
-    let signing_key = secret.signing_key().map_err(PipelineError::from)?;
-    Ok((
-        Signing {
-            key: Arc::new(signing_key),
-            detached,
-        },
-        public,
-    ))
 }

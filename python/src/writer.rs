@@ -192,11 +192,11 @@ impl Writer {
         };
         let encrypt = encrypt
             .filter(|e| !e.is_none())
-            .map(|e| keys::encrypt_keys(&e))
+            .map(|e| keys::encrypt_spec(&e))
             .transpose()?;
-        let signing = sign
+        let sign = sign
             .filter(|s| !s.is_none())
-            .map(|s| keys::signing(&s))
+            .map(|s| keys::sign_spec(&s))
             .transpose()?;
         let parent = match parent.filter(|p| !p.is_none()) {
             None => None,
@@ -216,11 +216,13 @@ impl Writer {
         };
         let dest = path.clone();
         let encrypted = encrypt.is_some();
-        let (detached, signer) = match &signing {
-            Some((s, public)) => (s.detached, Some(public.to_string())),
-            None => (false, None),
-        };
+        let detached = sign.as_ref().is_some_and(|s| s.detached);
         let state = py.detach(move || -> Result<State> {
+            // Key files are read, passphrase-protected signing keys decrypted
+            // (Argon2id), here without the GIL.
+            let encrypt = encrypt.map(keys::EncryptSpec::load).transpose()?;
+            let signing = sign.map(keys::SignSpec::load).transpose()?;
+            let signer = signing.as_ref().map(|(_, public)| public.to_string());
             // Thin child: the parent chain's chunk ids, read before anything is
             // written (an encrypted parent opened with the child's keys).
             let unlock = encrypt

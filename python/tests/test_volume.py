@@ -262,3 +262,12 @@ def test_concurrent_reads_and_writes(tmp_path):
     assert v.read_at(SIZE, 100_000) == b"w" * 100_000
     v.flush()
     v.close()
+
+
+def test_dropping_unflushed_writes_warns(tmp_path):
+    v = hexz.Volume.create(tmp_path / "vol", 1000)
+    v.write_at(0, b"never flushed")
+    with pytest.warns(ResourceWarning, match="unflushed writes"):
+        v.__del__()
+    v.discard()
+    v.close()
