@@ -672,7 +672,10 @@ class Volume:
         """Write ``data`` (bytes or any buffer: bytearray, memoryview, NumPy array)
         at ``offset``; past the end the volume grows, with zeros in any gap.
         Returns the byte count. The buffer is read in place (bytes and writable
-        buffers are not copied)."""
+        buffers are not copied). Acknowledged when this returns (synced to the
+        write-ahead log first, if there is one). When the unflushed bytes pass
+        ``dirty_limit``, the write flushes before returning (and can raise
+        :class:`ConflictError` like :meth:`flush`; the write is kept then)."""
         if isinstance(data, bytes):
             self._v.write_at(offset, data)
             return len(data)

@@ -243,12 +243,6 @@ impl Writer {
                 (None, _) => None,
             };
             options.signing = signing.map(|(s, _)| s);
-            if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|error| PipelineError::Io {
-                    path: dir.to_path_buf(),
-                    error,
-                })?;
-            }
             let mut writer = ArchiveWriter::create(&dest, options)?;
             let thin = parents.is_some();
             if let Some(p) = parents {
