@@ -104,6 +104,11 @@ def test_encrypted_thin_chain(tmp_path):
     assert s2["thin"] and s2["encrypted"]
     assert s2["archive_size"] < full["archive_size"] / 5, (s2, full)
     check(tmp_path / "v2.hxz", v2, passphrase="correct horse")
+    # The parent as a Reader opened with the keys.
+    with hexz.open(tmp_path / "v1.hxz", passphrase="correct horse") as parent:
+        s2r = write(tmp_path / "v2r.hxz", v2, parent=parent, encrypt=keys)
+    assert s2r["thin"] and s2r["archive_size"] < full["archive_size"] / 5
+    check(tmp_path / "v2r.hxz", v2, passphrase="correct horse")
     with pytest.raises(hexz.BadKeyError):
         hexz.open(tmp_path / "v2.hxz")
     with pytest.raises(hexz.BadKeyError, match="wrong key"):
