@@ -98,6 +98,25 @@ pub fn parent_set(
             location: parent.to_string(),
             error: Box::new(e),
         })?;
+    parent_set_of(direct, output)
+}
+
+/// [`parent_set`] for a parent already open (with the keys it needs): `direct`
+/// and every ancestor it names, hints made relative to `output` where both are
+/// local.
+pub fn parent_set_of(direct: Archive, output: &Path) -> Result<ParentSet> {
+    let location = direct.source_name();
+    if url_scheme(&location).is_none()
+        && let (Ok(p), Ok(o)) = (
+            std::fs::canonicalize(&location),
+            std::fs::canonicalize(output),
+        )
+        && p == o
+    {
+        return Err(PipelineError::ParentIsOutput {
+            path: PathBuf::from(location),
+        });
+    }
     let ancestors = direct.parents()?;
     let mut chain = Vec::with_capacity(ancestors.len() + 1);
     chain.push(ParentArchive {

@@ -28,9 +28,10 @@ import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _hexz
-from ._buffer import writable_address
+from ._buffer import readable_address, writable_address
 from ._hexz import (
     BadKeyError,
+    ConflictError,
     CorruptError,
     HexzError,
     InvalidInputError,
@@ -47,6 +48,7 @@ __version__: str = _hexz.__version__
 __all__ = [
     "AsyncReader",
     "BadKeyError",
+    "ConflictError",
     "CorruptError",
     "Dataset",
     "EntryFile",
@@ -59,6 +61,7 @@ __all__ = [
     "SignatureError",
     "StorageError",
     "UnsupportedError",
+    "Volume",
     "Writer",
     "build",
     "open",
@@ -78,6 +81,17 @@ _OPEN_OPTIONS = (
     "key",
     "trusted_public_keys",
 ) + tuple("s3_" + k for k in _S3_KEYS)
+
+
+def _take_s3(options: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """Remove ``s3=`` and the ``s3_*`` keys from ``options``; the S3 settings dict
+    they make (None when there are none)."""
+    s3 = dict(options.pop("s3", None) or {})
+    for k in _S3_KEYS:
+        v = options.pop("s3_" + k, None)
+        if v is not None:
+            s3[k] = v
+    return s3 or None
 
 
 def _open_archive(location: PathLike, options: Dict[str, Any]) -> "_hexz.Archive":
@@ -343,6 +357,29 @@ class Writer:
     ``columns``: ``[(name, type), ...]`` with types ``bool``, ``int64``, ``float64``,
     ``utf8``, ``bytes`` (otherwise inferred from the first ``add_bytes`` with
     columns). ``chunk_min``/``chunk_avg``/``chunk_max``: FastCDC bounds in bytes.
+
+    The recipe stages ``parent:``, ``encrypt:`` and ``sign:`` (docs/RECIPES.md), with
+    the same keys:
+
+    - ``parent``: a path, a URL (``s3://``, ``https://``, ``file://``) or an open
+      :class:`Reader`: write a *thin child* that stores only the chunks the
+      parent's chain lacks (it records each ancestor by root hash plus a location
+      hint; readers open them when needed). Keep the parent's chunk sizes to
+      share chunks. ``s3=``/``s3_*`` settings (as for :func:`open`) reach S3
+      parents.
+    - ``encrypt``: ``{"passphrase": str|bytes (or a list), "passphrase_file": path,
+      "passphrase_env": "VAR", "key_file": path, "key": 32 bytes or 64 hex digits,
+      "recipients": [X25519 public key line, .pub path or 32 bytes, ...],
+      "kdf": {"memory": "64MiB", "iterations": 3, "lanes": 1}}``: one key slot
+      per key given; any one opens the archive (``hexz.open(..., passphrase=,
+      key=)``). A thin child of an encrypted parent must be encrypted with the
+      parent's keys (the chain shares its dedup key); a plain child of an
+      encrypted parent, or the reverse, raises ``InvalidInputError``.
+    - ``sign``: ``{"key": path of an Ed25519 secret key (hexz keygen),
+      "passphrase"/"passphrase_file"/"passphrase_env": for a protected key,
+      "detached": False}`` (or just the key's path): sign the manifest, embedded,
+      or with ``detached`` written to ``<path>.sig`` next to the archive (which
+      ``hexz.open(..., trusted_public_keys=[...])`` finds).
     """
 
     def __init__(
@@ -352,14 +389,24 @@ class Writer:
         level: Optional[int] = None,
         *,
         columns: Optional[Sequence[Tuple[str, str]]] = None,
+        parent: Union[PathLike, "Reader", None] = None,
         **options: Any,
     ) -> None:
         self.path = os.fspath(path)
+        s3 = _take_s3(options)
+        if isinstance(parent, Reader):
+            parent_arg: Any = parent._archive
+        elif isinstance(parent, (str, os.PathLike)):
+            parent_arg = os.fspath(parent)
+        else:
+            parent_arg = parent  # None, or refused by the extension
         self._w = _hexz.Writer(
             self.path,
             compression,
             level,
             columns=list(columns) if columns is not None else None,
+            parent=parent_arg,
+            s3=s3,
             **options,
         )
         self.summary: Optional[Dict[str, Any]] = None
@@ -399,8 +446,10 @@ class Writer:
         self._w.add_bytes(name, data, columns or None)
 
     def finish(self) -> Dict[str, Any]:
-        """Complete the archive and move it into place; returns a summary
-        (path, root_hash, entries, logical_bytes, archive_size)."""
+        """Complete the archive and move it into place (and its detached signature
+        next to it); returns a summary (path, root_hash, entries, logical_bytes,
+        archive_size, stored_chunk_bytes, thin, encrypted, signed_by,
+        signature_file)."""
         self.summary = self._w.finish()
         return self.summary
 
@@ -518,3 +567,236 @@ class AsyncReader:
         if self._reader is None:
             raise ValueError("AsyncReader is not open yet (use `async with` or `await r.open()`)")
         return self._reader.size
+
+
+_VOLUME_OPTIONS = ("compression", "level", "dirty_limit", "wal")
+
+
+class Volume:
+    """A writable volume: a byte range on a local folder or any store hexz reads
+    (``s3://bucket/prefix``, ``file:///abs``, ``memory://name``), written at any
+    offset and length, every :meth:`flush` an immutable version (a thin snapshot
+    whose parent is the previous one; see ``hexz volume`` in the README).
+
+    ``hexz.Volume(url)`` opens the latest version for reading and writing;
+    ``hexz.Volume(url, create=True, size=N)`` (or :meth:`Volume.create`) makes a
+    new one of ``N`` zero bytes; ``hexz.Volume(url, version=K)`` (or :meth:`at`)
+    opens version ``K`` read-only (time travel).
+
+    Options: ``wal=path`` (a local write-ahead log: every write is synced there
+    before :meth:`write_at` returns and replayed when the volume is opened again
+    with the same log, so acknowledged writes survive a crash), ``dirty_limit``
+    (unflushed bytes kept in memory before an automatic flush, default 64 MiB),
+    ``compression``/``level`` (of new snapshots), and the storage options of
+    :func:`open` (``s3={...}`` or ``s3_endpoint=``, ``s3_region=``, ...).
+
+    Reads see unflushed writes. :meth:`flush` commits them atomically and returns
+    the new version's id (its root hash). If another writer committed first, it
+    raises :class:`ConflictError` (``.expected``, ``.found``): nothing is
+    committed and the writes stay in this object (and the log).
+
+    As a context manager, and on :meth:`close`, the volume behaves like a file:
+    leaving the block flushes, **also when an exception is propagating** (writes
+    that were acknowledged are committed, never silently dropped; every earlier
+    version stays readable by time travel). Call :meth:`discard` first to throw
+    unflushed changes away instead. If that flush fails, its error is added to the
+    propagating exception as a note and the volume stays open.
+    """
+
+    def __init__(
+        self,
+        url: PathLike,
+        *,
+        create: bool = False,
+        size: Optional[int] = None,
+        version: Optional[int] = None,
+        **options: Any,
+    ) -> None:
+        self.url = os.fspath(url)
+        self._storage = {k: v for k, v in options.items() if k == "s3" or k.startswith("s3_")}
+        s3 = _take_s3(options)
+        unknown = sorted(set(options) - set(_VOLUME_OPTIONS))
+        if unknown:
+            known = _VOLUME_OPTIONS + ("s3",) + tuple("s3_" + k for k in _S3_KEYS)
+            raise TypeError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        wal = options.get("wal")
+        settings = dict(
+            compression=options.get("compression", "zstd"),
+            level=options.get("level"),
+            dirty_limit=options.get("dirty_limit"),
+            wal=os.fspath(wal) if wal is not None else None,
+            s3=s3,
+        )
+        if create:
+            if size is None:
+                raise TypeError("Volume(create=True) needs size= (bytes)")
+            if version is not None:
+                raise TypeError("a new volume has only version 1; do not pass version= with create=True")
+            self._v = _hexz.Volume.create(self.url, size, **settings)
+        else:
+            if size is not None:
+                raise TypeError("size= is for create=True; resize an existing volume with truncate()")
+            self._v = _hexz.Volume.open(self.url, version=version, **settings)
+
+    @classmethod
+    def create(cls, url: PathLike, size: int, **options: Any) -> "Volume":
+        """Create a volume of ``size`` zero bytes (version 1) at ``url`` and open
+        it; ``InvalidInputError`` if there is one already."""
+        return cls(url, create=True, size=size, **options)
+
+    @classmethod
+    def open(cls, url: PathLike, version: Optional[int] = None, **options: Any) -> "Volume":
+        """Open the latest version (writable), or ``version`` read-only."""
+        return cls(url, version=version, **options)
+
+    def at(self, version: int) -> "Volume":
+        """Version ``version`` of this volume, read-only (time travel), opened with
+        the same storage options."""
+        return Volume(self.url, version=version, **self._storage)
+
+    # -- data ----------------------------------------------------------------
+    def read_at(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset``; the range must lie within :attr:`size`."""
+        return self._v.read_at(offset, length)
+
+    def readinto_at(self, offset: int, buffer: Any) -> int:
+        """Fill a writable buffer (bytearray, memoryview, NumPy array) from
+        ``offset`` without an intermediate copy; returns its length."""
+        address, nbytes, keep = writable_address(buffer)
+        if nbytes:
+            self._v.read_into_address(offset, address, nbytes)
+        del keep
+        return nbytes
+
+    def write_at(self, offset: int, data: Any) -> int:
+        """Write ``data`` (bytes or any buffer: bytearray, memoryview, NumPy array)
+        at ``offset``; past the end the volume grows, with zeros in any gap.
+        Returns the byte count. The buffer is read in place (bytes and writable
+        buffers are not copied). Acknowledged when this returns (synced to the
+        write-ahead log first, if there is one). When the unflushed bytes pass
+        ``dirty_limit``, the write flushes before returning (and can raise
+        :class:`ConflictError` like :meth:`flush`; the write is kept then)."""
+        if isinstance(data, bytes):
+            self._v.write_at(offset, data)
+            return len(data)
+        address, nbytes, keep = readable_address(data)
+        if nbytes:
+            self._v.write_from_address(offset, address, nbytes)
+        del keep
+        return nbytes
+
+    def truncate(self, size: int) -> None:
+        """Set the length: shrink (the bytes past ``size`` are dropped) or grow
+        with zeros (sparse: they cost nothing)."""
+        self._v.truncate(size)
+
+    def flush(self) -> str:
+        """Commit the unflushed changes as a new version; returns its id (root
+        hash, hex), the current one when nothing changed. Raises
+        :class:`ConflictError` when another writer committed first."""
+        return self._v.flush()
+
+    def discard(self) -> None:
+        """Throw the unflushed changes away (and empty the write-ahead log): the
+        volume reads as its current version again."""
+        self._v.discard()
+
+    def close(self) -> None:
+        """Flush (see the class docs) and release the volume. Idempotent."""
+        if self._v.closed:
+            return
+        if not self._v.read_only():
+            self._v.flush()
+        self._v.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._v.closed
+
+    # -- state ---------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Length in bytes (unflushed writes and truncates included)."""
+        return self._v.size()
+
+    def __len__(self) -> int:
+        return self._v.size()
+
+    @property
+    def version(self) -> int:
+        """The version opened, or the one unflushed changes apply to."""
+        return self._v.version()
+
+    @property
+    def id(self) -> str:
+        """That version's id: the root hash (hex) of its snapshot."""
+        return self._v.root()
+
+    @property
+    def read_only(self) -> bool:
+        """True for an older version opened by number."""
+        return self._v.read_only()
+
+    @property
+    def dirty(self) -> bool:
+        """Whether there are unflushed changes."""
+        return self._v.dirty()
+
+    @property
+    def dirty_bytes(self) -> int:
+        """Unflushed bytes held in memory (whole 64 KiB blocks)."""
+        return self._v.dirty_bytes()
+
+    def log(self) -> List[Dict[str, Any]]:
+        """Every version, newest first: version, id, status (``ok``, ``missing``,
+        ``mismatch``), size, snapshot_bytes, own_chunk_bytes (what the version
+        stored itself), date."""
+        return _hexz.volume_log(self.url, s3=_take_s3(dict(self._storage)))
+
+    @staticmethod
+    def gc(url: PathLike, grace_seconds: float = 900.0, **storage: Any) -> Dict[str, Any]:
+        """Remove the snapshots no version reachable from the head needs (left by a
+        crash before a commit, or by a writer that lost a conflict), once older
+        than ``grace_seconds``; safe while readers have versions open. Returns
+        kept, removed (names), removed_bytes, young."""
+        s3 = _take_s3(storage)
+        if storage:
+            raise TypeError(f"unknown option(s) {', '.join(sorted(storage))}")
+        return _hexz.volume_gc(os.fspath(url), grace_seconds=grace_seconds, s3=s3)
+
+    # -- context manager -----------------------------------------------------
+    def __enter__(self) -> "Volume":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._v.closed:
+            return
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except HexzError as flush_error:
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"hexz.Volume: flushing on exit failed too: {flush_error}")
+
+    def __del__(self) -> None:
+        v = getattr(self, "_v", None)
+        try:
+            if v is not None and not v.closed and v.dirty():
+                import warnings
+
+                warnings.warn(
+                    f"hexz.Volume {self.url!r} was dropped with unflushed writes, which are lost "
+                    "(unless a write-ahead log keeps them); call flush() or close(), or use `with`",
+                    ResourceWarning,
+                    stacklevel=2,
+                )
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        if self._v.closed:
+            return f"hexz.Volume({self.url!r}, closed)"
+        ro = ", read-only" if self._v.read_only() else ""
+        return f"hexz.Volume({self.url!r}, version={self._v.version()}, size={self._v.size()}{ro})"

@@ -424,7 +424,7 @@ pub enum KeyText {
 }
 
 impl KeyText {
-    fn into_bytes(self) -> Vec<u8> {
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
         match self {
             Self::Text(s) => s.into_bytes(),
             Self::Bytes(b) => b,

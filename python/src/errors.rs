@@ -12,13 +12,16 @@
 //! | `RecipeError` | an invalid recipe (the message names file, line and column) |
 //! | `InvalidInputError` | bad arguments: names, settings, codecs, columns, shards |
 //! | `UnsupportedError` | a feature this build of hexz does not implement |
+//! | `ConflictError` | a volume flush lost to another writer (`.expected`, `.found` versions) |
 
 use std::io;
 
 use hexz_pipeline::PipelineError;
+use hexz_pipeline::volume::VolumeError;
 use pyo3::PyErr;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
 
 create_exception!(
     hexz,
@@ -75,6 +78,15 @@ create_exception!(
     "A feature this build of hexz does not implement."
 );
 
+create_exception!(
+    hexz,
+    ConflictError,
+    HexzError,
+    "Another writer committed a version of the volume first: nothing was committed and the \
+     unflushed writes are kept. Attributes: volume, expected (the version these writes \
+     apply to), found (the version now current)."
+);
+
 /// A Rust error on its way to Python. Functions return `Result<T, Error>`; PyO3
 /// converts through `From<Error> for PyErr`.
 #[derive(Debug)]
@@ -88,6 +100,16 @@ pub enum Error {
     Invalid(String),
     /// A feature not built yet.
     Unsupported(String),
+    /// An operation on a closed object (Python's `ValueError`, as for files).
+    Closed(String),
+    /// From a writable volume; boxed, so results stay small.
+    Volume(Box<VolumeError>),
+}
+
+impl From<VolumeError> for Error {
+    fn from(e: VolumeError) -> Self {
+        Self::Volume(Box::new(e))
+    }
 }
 
 impl From<PipelineError> for Error {
@@ -112,6 +134,8 @@ impl From<Error> for PyErr {
             Error::Format(e) => format(*e),
             Error::Invalid(m) => InvalidInputError::new_err(m),
             Error::Unsupported(m) => UnsupportedError::new_err(m),
+            Error::Closed(m) => pyo3::exceptions::PyValueError::new_err(m),
+            Error::Volume(e) => volume(*e),
         }
     }
 }
@@ -158,6 +182,12 @@ fn pipeline(e: PipelineError) -> PyErr {
     let message = e.to_string();
     match e {
         P::Format(e) => format(e),
+        // A parent that cannot be opened: the class of the cause (missing, wrong
+        // key, corrupt...), the message naming the parent.
+        P::Parent { error, .. } => {
+            let cause = pipeline(*error);
+            Python::attach(|py| PyErr::from_type(cause.get_type(py), message))
+        }
         P::Recipe(_) => RecipeError::new_err(message),
         P::Transport { error, .. } => {
             let kind = error
@@ -175,9 +205,51 @@ fn pipeline(e: PipelineError) -> PyErr {
         | P::UnknownColumn { .. }
         | P::Shard(_)
         | P::Exists { .. }
+        | P::ParentIsOutput { .. }
         | P::SymlinkLoop { .. }
         | P::DanglingSymlink { .. } => InvalidInputError::new_err(message),
         P::Records(_) => InvalidInputError::new_err(message),
         _ => HexzError::new_err(message),
     }
+}
+
+fn volume(e: VolumeError) -> PyErr {
+    use VolumeError as V;
+    let message = e.to_string();
+    match e {
+        V::Conflict {
+            volume,
+            expected,
+            found,
+        } => conflict(message, Some(volume), expected, found),
+        V::WalConflict { wal_base, head, .. } => conflict(message, None, wal_base, head),
+        V::NotFound { .. } | V::NoSuchVersion { .. } => NotFoundError::new_err(message),
+        V::BadHead { .. }
+        | V::SnapshotMismatch { .. }
+        | V::NotASnapshot { .. }
+        | V::BadWal { .. } => CorruptError::new_err(message),
+        V::Exists { .. }
+        | V::ReadOnly { .. }
+        | V::OutOfRange { .. }
+        | V::Overflow { .. }
+        | V::WalMismatch { .. } => InvalidInputError::new_err(message),
+        V::Io { error, .. } => io_error(error.kind(), message),
+        V::Store { error, .. } => io_error(error.io_kind(), message),
+        V::Archive(e) => format(*e),
+        V::Pipeline(e) => pipeline(*e),
+    }
+}
+
+/// A `ConflictError` carrying the versions.
+fn conflict(message: String, volume: Option<String>, expected: u64, found: u64) -> PyErr {
+    Python::attach(|py| {
+        let err = ConflictError::new_err(message);
+        let value = err.value(py);
+        // Setting attributes on a fresh exception instance cannot fail short of
+        // memory exhaustion; the message carries the same facts anyway.
+        let _ = value.setattr("volume", volume);
+        let _ = value.setattr("expected", expected);
+        let _ = value.setattr("found", found);
+        err
+    })
 }

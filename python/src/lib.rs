@@ -5,17 +5,20 @@
 //! [`hexz_format::ArchiveWriter`], opened by URL through the
 //! [`hexz_pipeline::Registry`], built from recipes by [`hexz_pipeline::build`],
 //! batched for Arrow by [`hexz_pipeline::batches`] and sharded for loaders by
-//! [`hexz_pipeline::sampler`]. Every call that reads, decompresses or hashes
+//! [`hexz_pipeline::sampler`]; writable volumes are
+//! [`hexz_pipeline::volume::Volume`]. Every call that reads, decompresses or hashes
 //! releases the GIL. The Python-facing API (`hexz.open`, `Reader`, `Writer`,
 //! datasets) lives in `python/hexz/*.py` on top of this module.
 
 mod archive;
 mod arrow;
 mod errors;
+mod keys;
 mod options;
 mod pool;
 mod prefetch;
 mod raw_buffer;
+mod volume;
 mod writer;
 
 use std::path::PathBuf;
@@ -62,6 +65,9 @@ fn _hexz(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<archive::Archive>()?;
     m.add_class::<writer::Writer>()?;
+    m.add_class::<volume::Volume>()?;
+    m.add_function(wrap_pyfunction!(volume::volume_log, m)?)?;
+    m.add_function(wrap_pyfunction!(volume::volume_gc, m)?)?;
     m.add_class::<arrow::ArrowStream>()?;
     m.add_class::<prefetch::Prefetcher>()?;
     m.add_function(wrap_pyfunction!(build, m)?)?;
@@ -82,5 +88,6 @@ fn _hexz(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "UnsupportedError",
         py.get_type::<errors::UnsupportedError>(),
     )?;
+    m.add("ConflictError", py.get_type::<errors::ConflictError>())?;
     Ok(())
 }

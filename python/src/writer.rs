@@ -3,15 +3,18 @@
 //! leaves no file.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use hexz_format::columns::{Column, ColumnSchema, ColumnType, Value};
-use hexz_format::{ArchiveWriter, ChunkParams, EntryMeta, PendingFile, WriterOptions};
-use hexz_pipeline::Registry;
+use hexz_format::{ArchiveWriter, ChunkParams, Encryption, EntryMeta, PendingFile, WriterOptions};
+use hexz_pipeline::{OpendalTransport, PipelineError, Registry, thin};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyString};
 
+use crate::archive::Archive;
 use crate::errors::{Error, Result};
+use crate::keys;
+use crate::options::s3_options;
 
 /// Regular file, rw-r--r--.
 const BYTES_MODE: u32 = 0o100_644;
@@ -21,6 +24,50 @@ struct State {
     writer: ArchiveWriter<PendingFile>,
     schema: Option<ColumnSchema>,
     entries: u64,
+    /// Write the signature to `<path>.sig` after `finish`.
+    detached: bool,
+    /// The signer's public key line.
+    signer: Option<String>,
+    encrypted: bool,
+    /// A thin child (written with a parent chain).
+    thin: bool,
+}
+
+/// `parent=`: where to open it, or an archive already open.
+enum ParentArg {
+    Location(String),
+    Open(hexz_format::Archive),
+}
+
+const MIXED_PLAIN_CHILD: &str = "the parent is encrypted: its thin children must be encrypted \
+     too; pass encrypt= with the parent's keys (a chain shares its dedup key)";
+
+/// A plain child of an encrypted parent is refused as a mixed chain (the
+/// parent cannot even be opened without keys): an `InvalidInputError`, not a
+/// missing key.
+fn mixed_chain(e: PipelineError, encrypted: bool) -> Error {
+    let key_required = |e: &PipelineError| {
+        matches!(
+            e,
+            PipelineError::Format(hexz_format::Error::KeyRequired { .. })
+        )
+    };
+    match &e {
+        PipelineError::Parent { location, error } if !encrypted && key_required(error) => {
+            Error::Invalid(format!("parent {location}: {MIXED_PLAIN_CHILD}"))
+        }
+        _ => e.into(),
+    }
+}
+
+/// The writer's refusal of a chain whose dedup keys differ, named as such.
+fn mixed_chain_format(e: hexz_format::Error) -> Error {
+    match e {
+        hexz_format::Error::InvalidSetting { detail, .. } => {
+            Error::Invalid(format!("mixed chain: {detail}"))
+        }
+        other => other.into(),
+    }
 }
 
 /// An archive being written.
@@ -99,7 +146,7 @@ impl Writer {
 #[pymethods]
 impl Writer {
     #[new]
-    #[pyo3(signature = (path, compression="zstd", level=None, *, chunk_min=None, chunk_avg=None, chunk_max=None, threads=None, columns=None, parent=None, encrypt=None, sign=None))]
+    #[pyo3(signature = (path, compression="zstd", level=None, *, chunk_min=None, chunk_avg=None, chunk_max=None, threads=None, columns=None, parent=None, encrypt=None, sign=None, s3=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -114,19 +161,12 @@ impl Writer {
         parent: Option<Bound<'_, PyAny>>,
         encrypt: Option<Bound<'_, PyAny>>,
         sign: Option<Bound<'_, PyAny>>,
+        s3: Option<Bound<'_, PyDict>>,
     ) -> Result<Self> {
-        for (what, given) in [
-            ("parent (thin snapshots)", parent.is_some()),
-            ("encrypt", encrypt.is_some()),
-            ("sign", sign.is_some()),
-        ] {
-            if given {
-                return Err(Error::Unsupported(format!(
-                    "Writer option {what} is not available in this build of hexz yet"
-                )));
-            }
+        let mut registry = Registry::default();
+        if let Some(s3) = &s3 {
+            registry.register_transport(Arc::new(OpendalTransport::with_s3(s3_options(s3)?)));
         }
-        let registry = Registry::default();
         let compressor = registry.compressor(compression, level)?;
         let mut options = WriterOptions::new(compressor);
         let d = ChunkParams::default();
@@ -150,9 +190,64 @@ impl Writer {
             ),
             None => None,
         };
+        let encrypt = encrypt
+            .filter(|e| !e.is_none())
+            .map(|e| keys::encrypt_spec(&e))
+            .transpose()?;
+        let sign = sign
+            .filter(|s| !s.is_none())
+            .map(|s| keys::sign_spec(&s))
+            .transpose()?;
+        let parent = match parent.filter(|p| !p.is_none()) {
+            None => None,
+            Some(p) => Some(match p.cast::<Archive>() {
+                Ok(a) => ParentArg::Open(a.get().inner.clone()),
+                Err(_) => ParentArg::Location(
+                    p.extract::<PathBuf>()
+                        .map_err(|_| {
+                            Error::Invalid(
+                                "parent: a path, a URL or an open hexz.Reader is needed".into(),
+                            )
+                        })?
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
+            }),
+        };
         let dest = path.clone();
+        let encrypted = encrypt.is_some();
+        let detached = sign.as_ref().is_some_and(|s| s.detached);
         let state = py.detach(move || -> Result<State> {
+            // Key files are read, passphrase-protected signing keys decrypted
+            // (Argon2id), here without the GIL.
+            let encrypt = encrypt.map(keys::EncryptSpec::load).transpose()?;
+            let signing = sign.map(keys::SignSpec::load).transpose()?;
+            let signer = signing.as_ref().map(|(_, public)| public.to_string());
+            // Thin child: the parent chain's chunk ids, read before anything is
+            // written (an encrypted parent opened with the child's keys).
+            let unlock = encrypt
+                .as_ref()
+                .map(|e| e.unlock.clone())
+                .unwrap_or_default();
+            let parents = match parent {
+                None => None,
+                Some(ParentArg::Open(archive)) => Some(thin::parent_set_of(archive, &dest)?),
+                Some(ParentArg::Location(location)) => Some(
+                    thin::parent_set(&location, &dest, &registry, &unlock)
+                        .map_err(|e| mixed_chain(e, encrypted))?,
+                ),
+            };
+            options.encryption = match (&encrypt, &parents) {
+                (Some(e), Some(p)) => Some(Encryption::with_hasher(&e.slots, p.chunk_hasher())?),
+                (Some(e), None) => Some(Encryption::new(&e.slots)?),
+                (None, _) => None,
+            };
+            options.signing = signing.map(|(s, _)| s);
             let mut writer = ArchiveWriter::create(&dest, options)?;
+            let thin = parents.is_some();
+            if let Some(p) = parents {
+                writer.set_parents(p).map_err(mixed_chain_format)?;
+            }
             if let Some(s) = &schema {
                 writer.set_columns(s.clone())?;
             }
@@ -160,6 +255,10 @@ impl Writer {
                 writer,
                 schema,
                 entries: 0,
+                detached,
+                signer,
+                encrypted,
+                thin,
             })
         })?;
         Ok(Self {
@@ -284,13 +383,43 @@ impl Writer {
                     self.path.display()
                 ))
             })?;
-        let (_, summary) = py.detach(|| state.writer.finish()).map_err(Error::from)?;
+        let State {
+            writer,
+            detached,
+            signer,
+            encrypted,
+            thin,
+            ..
+        } = state;
+        let path = &self.path;
+        let (summary, signature_file) = py.detach(|| -> Result<_> {
+            let (_, summary) = writer.finish()?;
+            let signature_file = match (&summary.signature, detached) {
+                (Some(block), true) => {
+                    match hexz_pipeline::crypto::write_detached(path, block) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            // Signing was asked for: no unsigned archive is left.
+                            let _ = std::fs::remove_file(path);
+                            return Err(e.into());
+                        }
+                    }
+                }
+                _ => None,
+            };
+            Ok((summary, signature_file))
+        })?;
         let d = PyDict::new(py);
         d.set_item("path", &self.path)?;
         d.set_item("root_hash", summary.root_hash.to_string())?;
         d.set_item("entries", summary.stats.entry_count)?;
         d.set_item("logical_bytes", summary.stats.logical_size)?;
         d.set_item("archive_size", summary.archive_size)?;
+        d.set_item("stored_chunk_bytes", summary.stats.stored_chunk_bytes)?;
+        d.set_item("thin", thin)?;
+        d.set_item("encrypted", encrypted)?;
+        d.set_item("signed_by", signer)?;
+        d.set_item("signature_file", signature_file)?;
         Ok(d)
     }
 

@@ -48,11 +48,17 @@ def s3_endpoint() -> str:
     return endpoint
 
 
+def s3_bucket(endpoint: str) -> str:
+    """Create a fresh bucket on the moto server; returns its name."""
+    bucket = "hexz-py-" + uuid.uuid4().hex[:12]
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", data=b"", method="PUT"), timeout=30).read()
+    return bucket
+
+
 def s3_upload(endpoint: str, local_path: str) -> str:
     """Create a fresh bucket on the moto server and upload the file; returns s3:// URL.
     moto does not check signatures, so PUTs with a dummy SigV4 header do."""
-    bucket = "hexz-py-" + uuid.uuid4().hex[:12]
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", data=b"", method="PUT"), timeout=30).read()
+    bucket = s3_bucket(endpoint)
     with open(local_path, "rb") as f:
         data = f.read()
     headers = {

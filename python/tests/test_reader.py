@@ -195,10 +195,13 @@ def test_failed_writer_leaves_no_file(tmp_path):
         w.add_bytes("b", b"y")
 
 
-def test_unsupported_writer_options_are_refused(tmp_path):
+def test_writer_chain_options_are_checked(tmp_path):
+    """parent=, encrypt= and sign= (tests in test_writer_chains.py) refuse values
+    of the wrong kind, leaving no file."""
     for option in ("encrypt", "sign", "parent"):
-        with pytest.raises(hexz.UnsupportedError):
+        with pytest.raises(hexz.InvalidInputError):
             hexz.Writer(tmp_path / "x.hxz", **{option: True})
+    assert os.listdir(tmp_path) == []
 
 
 def test_build_recipe(tmp_path, tree):

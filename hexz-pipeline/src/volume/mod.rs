@@ -1007,6 +1007,27 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+impl Volume {
+    /// Drop the unflushed writes and truncates: the volume reads as its current
+    /// version again, and the write-ahead log (if any) is emptied. For a caller
+    /// that decided not to commit what it wrote.
+    pub fn discard(&mut self) -> Result<()> {
+        self.check_writable()?;
+        self.blocks.clear();
+        self.len = self.entry.size;
+        self.clean_limit = self.len;
+        if let Some(path) = self.options.wal.clone() {
+            self.wal = Some(Wal::reset(
+                &path,
+                self.head.version,
+                &self.head.root_hash(),
+                &self.url,
+            )?);
+        }
+        Ok(())
+    }
+}
+
 fn snapshot_meta() -> EntryMeta {
     EntryMeta {
         mode: 0o100_644,

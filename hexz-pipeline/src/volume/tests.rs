@@ -718,3 +718,34 @@ fn keep_within_and_the_volume_handle() {
     let again = Volume::open(&url, &r, small()).unwrap();
     assert_eq!((again.version(), again.read(0, 1 << 20).unwrap()), (7, six));
 }
+
+#[test]
+fn discard_drops_unflushed_changes_and_empties_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("vol").display().to_string();
+    let wal = dir.path().join("vol.wal");
+    let r = registry();
+    let options = VolumeOptions {
+        wal: Some(wal.clone()),
+        ..small()
+    };
+    let mut v = Volume::create(&url, 100_000, &r, options.clone()).unwrap();
+    v.write_at(10, b"kept").unwrap();
+    v.flush().unwrap();
+    v.write_at(70_000, &noise(50_000, 7)).unwrap();
+    v.truncate(90_000).unwrap();
+    assert!(v.is_dirty());
+    v.discard().unwrap();
+    assert!(!v.is_dirty());
+    assert_eq!(v.len(), 100_000);
+    let mut model = vec![0u8; 100_000];
+    model[10..14].copy_from_slice(b"kept");
+    assert_eq!(v.read(0, 100_000).unwrap(), model);
+    drop(v);
+    // Nothing is replayed from the log.
+    let v = Volume::open(&url, &r, options).unwrap();
+    assert!(!v.is_dirty());
+    assert_eq!((v.version(), v.read(0, 100_000).unwrap()), (2, model));
+    let mut old = Volume::open_version(&url, 1, &r, &small()).unwrap();
+    assert!(matches!(old.discard(), Err(VolumeError::ReadOnly { .. })));
+}
