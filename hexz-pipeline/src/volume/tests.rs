@@ -284,8 +284,21 @@ proptest! {
         v.flush().unwrap();
         let again = Volume::open(&url, &r, small()).unwrap();
         prop_assert!(again.read(0, model.len()).unwrap() == model);
-        // Incremental flushes chunk the volume as a full rebuild would.
-        prop_assert!(chunking(&again.base) == chunking(&rebuilt(&model)));
+        // Incremental flushes chunk the volume as a full rebuild would — except
+        // across a run of zeros longer than the largest chunk: FastCDC cuts such
+        // a run by length alone, so its cuts depend on where chunking started and
+        // the flush's cuts need not meet the old ones (it then restarts at an old
+        // boundary, FORMAT.md §14.6; the bytes are the same, zero chunks store
+        // nothing).
+        let max = small().chunking.max as usize;
+        let longest_zero_run = model
+            .split(|&b| b != 0)
+            .map(<[u8]>::len)
+            .max()
+            .unwrap_or(0);
+        if longest_zero_run <= max {
+            prop_assert!(chunking(&again.base) == chunking(&rebuilt(&model)));
+        }
     }
 }
 
