@@ -239,9 +239,13 @@ impl Store {
 /// Write `name` in `dir` through a synced temporary file renamed into place, then
 /// sync the folder: after a crash the name holds the old or the new bytes.
 fn write_file_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    // 0o666 less the umask, like an archive `hexz build` writes (tempfile's
+    // default is 0o600, which would hide a volume from the other readers of a
+    // shared folder).
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;

@@ -27,6 +27,26 @@ fn small() -> VolumeOptions {
 }
 
 #[test]
+fn local_volume_files_get_the_umask_mode_like_any_new_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("vol").display().to_string();
+    let mut v = Volume::create(&url, 1000, &registry(), small()).unwrap();
+    v.write_at(0, b"shared").unwrap();
+    v.flush().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // What 0o666 becomes under this process's umask.
+    let plain = dir.path().join("plain");
+    std::fs::File::create(&plain).unwrap();
+    let expected = mode(&plain);
+    let vol = dir.path().join("vol");
+    assert_eq!(mode(&vol.join("HEAD")), expected);
+    for snapshot in std::fs::read_dir(vol.join("snapshots")).unwrap() {
+        assert_eq!(mode(&snapshot.unwrap().path()), expected);
+    }
+}
+
+#[test]
 fn writes_reads_flushes_and_travels_in_time_on_a_local_folder() {
     let dir = tempfile::tempdir().unwrap();
     let url = dir.path().join("vol").display().to_string();
