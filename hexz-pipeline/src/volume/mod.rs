@@ -549,12 +549,7 @@ impl Volume {
             return Ok(());
         };
         let Some(contents) = wal::read(&path)? else {
-            self.wal = Some(Wal::reset(
-                &path,
-                self.head.version,
-                &self.head.root_hash(),
-                &self.url,
-            )?);
+            self.reset_wal()?;
             return Ok(());
         };
         let mismatch = |detail: String| VolumeError::WalMismatch {
@@ -619,12 +614,7 @@ impl Volume {
                 head: self.head.version,
             });
         }
-        self.wal = Some(Wal::reset(
-            &path,
-            self.head.version,
-            &self.head.root_hash(),
-            &self.url,
-        )?);
+        self.reset_wal()?;
         Ok(())
     }
 
@@ -749,14 +739,7 @@ impl Volume {
             self.entry = entry;
             self.head = head;
             self.token = Some(token);
-            if let Some(path) = self.options.wal.clone() {
-                self.wal = Some(Wal::reset(
-                    &path,
-                    self.head.version,
-                    &self.head.root_hash(),
-                    &self.url,
-                )?);
-            }
+            self.reset_wal()?;
         }
         Ok(report)
     }
@@ -992,9 +975,8 @@ impl Volume {
         self.head = new_head;
         self.blocks.clear();
         self.clean_limit = self.len;
-        if let Some(path) = self.options.wal.clone() {
-            self.wal = Some(Wal::reset(&path, self.head.version, &root, &self.url)?);
-        }
+        debug_assert_eq!(self.head.root_hash(), root);
+        self.reset_wal()?;
         Ok(root)
     }
 }
@@ -1008,14 +990,9 @@ fn now_secs() -> i64 {
 }
 
 impl Volume {
-    /// Drop the unflushed writes and truncates: the volume reads as its current
-    /// version again, and the write-ahead log (if any) is emptied. For a caller
-    /// that decided not to commit what it wrote.
-    pub fn discard(&mut self) -> Result<()> {
-        self.check_writable()?;
-        self.blocks.clear();
-        self.len = self.entry.size;
-        self.clean_limit = self.len;
+    /// Start an empty write-ahead log on the current version (when one is
+    /// configured): nothing unflushed is left to replay.
+    fn reset_wal(&mut self) -> Result<()> {
         if let Some(path) = self.options.wal.clone() {
             self.wal = Some(Wal::reset(
                 &path,
@@ -1024,6 +1001,18 @@ impl Volume {
                 &self.url,
             )?);
         }
+        Ok(())
+    }
+
+    /// Drop the unflushed writes and truncates: the volume reads as its current
+    /// version again, and the write-ahead log (if any) is emptied. For a caller
+    /// that decided not to commit what it wrote.
+    pub fn discard(&mut self) -> Result<()> {
+        self.check_writable()?;
+        self.blocks.clear();
+        self.len = self.entry.size;
+        self.clean_limit = self.len;
+        self.reset_wal()?;
         Ok(())
     }
 }

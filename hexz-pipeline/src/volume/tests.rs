@@ -26,6 +26,20 @@ fn small() -> VolumeOptions {
     }
 }
 
+/// A volume URL in a fresh local folder (kept: some tests leave readers open
+/// past the end of the scope) and one in memory, for tests run on both.
+fn local_and_memory(name: &str) -> [String; 2] {
+    [
+        tempfile::tempdir()
+            .unwrap()
+            .keep()
+            .join("v")
+            .display()
+            .to_string(),
+        format!("memory://{name}-{}", std::process::id()),
+    ]
+}
+
 #[test]
 fn local_volume_files_get_the_umask_mode_like_any_new_file() {
     use std::os::unix::fs::PermissionsExt;
@@ -112,15 +126,7 @@ fn writes_reads_flushes_and_travels_in_time_on_a_local_folder() {
 
 #[test]
 fn second_writer_gets_a_conflict_and_keeps_its_writes() {
-    for url in [
-        tempfile::tempdir()
-            .unwrap()
-            .keep()
-            .join("v")
-            .display()
-            .to_string(),
-        format!("memory://volume-conflict-{}", std::process::id()),
-    ] {
+    for url in local_and_memory("volume-conflict") {
         let r = registry();
         Volume::create(&url, 1000, &r, small()).unwrap();
         let mut a = Volume::open(&url, &r, small()).unwrap();
@@ -575,15 +581,7 @@ fn four_versions(url: &str, r: &Registry) -> Vec<Vec<u8>> {
 
 #[test]
 fn keep_last_drops_old_versions_and_frees_their_storage() {
-    for url in [
-        tempfile::tempdir()
-            .unwrap()
-            .keep()
-            .join("v")
-            .display()
-            .to_string(),
-        format!("memory://volume-keep-last-{}", std::process::id()),
-    ] {
+    for url in local_and_memory("volume-keep-last") {
         let r = registry();
         let models = four_versions(&url, &r);
         let before = stored_bytes(&url);
