@@ -72,6 +72,14 @@ impl Setup {
         ]));
         self.p("out/a.hxz")
     }
+
+    /// Build out/a.hxz sealed with data.key and signed with sign.key.
+    fn build_sealed_signed(&self) -> PathBuf {
+        self.build(&format!(
+            "encrypt:\n  key_file: data.key\nsign:\n  key: {}\n",
+            self.s("sign.key")
+        ))
+    }
 }
 
 fn args<'a>(list: &'a [&'a str]) -> Vec<&'a str> {
@@ -213,10 +221,7 @@ fn encrypted_archives_need_the_right_key_and_say_so() {
 #[test]
 fn verify_exit_codes_tell_signature_problems_apart() {
     let s = Setup::new();
-    let signed = s.build(&format!(
-        "encrypt:\n  key_file: data.key\nsign:\n  key: {}\n",
-        s.s("sign.key")
-    ));
+    let signed = s.build_sealed_signed();
     let a = signed.to_str().unwrap();
     let kf = s.s("data.key");
     let good = s.s("sign.key.pub");
@@ -330,10 +335,7 @@ fn verify_exit_codes_tell_signature_problems_apart() {
 #[test]
 fn a_flipped_chunk_byte_fails_deep_verify_and_trusted_reads() {
     let s = Setup::new();
-    let archive = s.build(&format!(
-        "encrypt:\n  key_file: data.key\nsign:\n  key: {}\n",
-        s.s("sign.key")
-    ));
+    let archive = s.build_sealed_signed();
     let a = archive.to_str().unwrap();
     let kf = s.s("data.key");
     let good = s.s("sign.key.pub");
