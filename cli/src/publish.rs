@@ -26,6 +26,10 @@ pub struct PublishArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Keys that open an encrypted thin child, whose sealed parents list is
+    /// checked at the destination (other archives publish without a key).
+    #[command(flatten)]
+    pub keys: crate::unlock::KeyArgs,
 }
 
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
@@ -40,6 +44,8 @@ pub fn run(args: PublishArgs, registry: &Registry, out: &mut dyn Write) -> Resul
             part_size: usize::try_from(args.part_size).context("--part-size is too large")?,
             concurrency: args.jobs,
         },
+        unlock: args.keys.unlock()?,
+        self_contained: false,
     };
     let report = hexz_pipeline::publish(Path::new(&args.archive), &args.url, registry, &options)?;
     if args.json {

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hexz_format::crypto::envelope::read_tail;
 use hexz_format::{Archive, FileSource, Hash32, ReadAt, ReadOptions};
 
 use crate::build::{BuildOptions, BuildReport};
@@ -38,6 +39,16 @@ pub struct PublishOptions {
     pub quiet: bool,
     /// Part size and parallelism of the upload.
     pub put: PutOptions,
+    /// Keys that open the archive. Root hashes come from the tails, which need
+    /// no key, but an encrypted archive's parents list is sealed: without a key
+    /// that opens it, publishing it fails with `KeyRequired` unless the caller
+    /// knows it has no parents (`self_contained`).
+    pub unlock: hexz_format::crypto::Unlock,
+    /// The caller knows the archive is not a thin child (a recipe without
+    /// `parent:`): the parents check at the destination is skipped, so an
+    /// archive sealed only to X25519 recipients publishes from a machine that
+    /// cannot open it.
+    pub self_contained: bool,
 }
 
 /// What [`publish`] did.
@@ -80,16 +91,8 @@ pub fn publish(
 ) -> Result<PublishReport> {
     let started = Instant::now();
     let url = destination_url(url)?;
-    let small = ReadOptions {
-        chunk_cache_bytes: 1 << 20,
-        page_cache_bytes: 1 << 20,
-        readahead_bytes: 0,
-        verify_chunks: false,
-        ..ReadOptions::default()
-    };
     let source: Arc<dyn ReadAt> = Arc::new(FileSource::open(archive)?);
-    let local = Archive::open(Arc::clone(&source), registry, small.clone())?;
-    let root_hash = local.root_hash();
+    let root_hash = read_tail(source.as_ref())?.root;
     let size = source.size();
     let transport = registry
         .transport_for(&url)?
@@ -108,8 +111,10 @@ pub fn publish(
         uploaded: false,
         elapsed: Duration::ZERO,
     };
-    check_remote_parents(&local, archive, &url, registry, &small)?;
-    match remote_state(registry, &url, size, root_hash, &small)? {
+    if !options.self_contained {
+        check_remote_parents(&source, archive, &url, registry, &options.unlock)?;
+    }
+    match remote_state(registry, &url, size, root_hash)? {
         Remote::Same => {
             report.elapsed = started.elapsed();
             return Ok(report);
@@ -129,7 +134,7 @@ pub fn publish(
     bar.finish_and_clear();
     let put = put?;
     // Read back what the store now holds: size and root hash must match.
-    match remote_state(registry, &url, size, root_hash, &small)? {
+    match remote_state(registry, &url, size, root_hash)? {
         Remote::Same => {}
         Remote::Missing | Remote::Different => {
             return Err(PipelineError::Publish {
@@ -187,6 +192,8 @@ pub fn build_and_publish(
                     part_size: p.part_size,
                     concurrency: p.concurrency,
                 },
+                unlock: crate::crypto::unlock(plan)?,
+                self_contained: plan.parent.is_none(),
             },
         )?),
         None => None,
@@ -206,51 +213,51 @@ fn destination_url(dest: &str) -> Result<String> {
 
 /// A thin child publishes only itself: each parent it reads chunks from must
 /// already be where readers of the published child will look (its location hint
-/// resolved against `url`), with the root hash the child names. One `stat` and
-/// one tail read per parent.
+/// resolved against `url`), with the size and root hash the child names. One
+/// `stat` and one tail read per parent (no key needed for the parents).
 fn check_remote_parents(
-    local: &Archive,
+    source: &Arc<dyn ReadAt>,
     archive: &Path,
     url: &str,
     registry: &Registry,
-    options: &ReadOptions,
+    unlock: &hexz_format::crypto::Unlock,
 ) -> Result<()> {
+    let options = ReadOptions {
+        chunk_cache_bytes: 1 << 20,
+        page_cache_bytes: 1 << 20,
+        readahead_bytes: 0,
+        verify_chunks: false,
+        unlock: unlock.clone(),
+        ..ReadOptions::default()
+    };
+    // An encrypted archive's parents list is sealed: opening it needs a key
+    // (`KeyRequired` / `WrongKey` name the archive and say so).
+    let local = Archive::open(Arc::clone(source), registry, options)?;
     for parent in local.parents()?.iter().filter(|p| p.chunks > 0) {
         let location = hexz_format::parents::resolve_hint(url, &parent.hint);
-        let missing = |reason: String| PipelineError::PublishParent {
+        let reason = match remote_state(registry, &location, parent.archive_size, parent.root_hash)?
+        {
+            Remote::Same => continue,
+            Remote::Missing => "nothing there".to_string(),
+            Remote::Different => format!(
+                "another archive is there (not {} bytes with root {})",
+                parent.archive_size, parent.root_hash
+            ),
+        };
+        return Err(PipelineError::PublishParent {
             archive: archive.to_path_buf(),
             url: url.to_string(),
             root: Box::new(parent.root_hash),
-            location: location.clone(),
+            location,
             reason,
-        };
-        let source = match registry.open_source(&location) {
-            Ok(source) => source,
-            Err(PipelineError::NotFound { .. }) => return Err(missing("nothing there".into())),
-            Err(e) => return Err(e),
-        };
-        match Archive::open(source, registry, options.clone()) {
-            Ok(found) if found.root_hash() == parent.root_hash => {}
-            Ok(found) => {
-                return Err(missing(format!(
-                    "another archive is there, root {}",
-                    found.root_hash()
-                )));
-            }
-            Err(e) => return Err(missing(format!("not a readable archive: {e}"))),
-        }
+        });
     }
     Ok(())
 }
 
-/// Costs one `stat`, plus the tail read when the sizes agree.
-fn remote_state(
-    registry: &Registry,
-    url: &str,
-    size: u64,
-    root_hash: Hash32,
-    options: &ReadOptions,
-) -> Result<Remote> {
+/// What `url` holds compared with an archive of `size` bytes and `root_hash`.
+/// Costs one `stat`, plus a tail read (no key needed) when the sizes agree.
+fn remote_state(registry: &Registry, url: &str, size: u64, root_hash: Hash32) -> Result<Remote> {
     let source = match registry.open_source(url) {
         Ok(source) => source,
         Err(PipelineError::NotFound { .. }) => return Ok(Remote::Missing),
@@ -261,8 +268,8 @@ fn remote_state(
     }
     // A different archive of the same size (or not an archive at all) is
     // replaced, not an error.
-    match Archive::open(source, registry, options.clone()) {
-        Ok(remote) if remote.root_hash() == root_hash => Ok(Remote::Same),
+    match read_tail(source.as_ref()) {
+        Ok(tail) if tail.root == root_hash => Ok(Remote::Same),
         _ => Ok(Remote::Different),
     }
 }

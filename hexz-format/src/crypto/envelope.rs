@@ -272,42 +272,74 @@ pub struct Tail {
     pub envelope: Option<Envelope>,
 }
 
-fn trailer_of(source: &dyn crate::source::ReadAt) -> Result<Trailer> {
-    let size = source.size();
-    if size < (crate::layout::HEADER_LEN + TRAILER_LEN) as u64 {
-        return Err(Error::Truncated {
-            what: "archive (header and trailer)",
-            offset: 0,
-            end: (crate::layout::HEADER_LEN + TRAILER_LEN) as u64,
-            size,
-        });
-    }
-    let at = size - TRAILER_LEN as u64;
-    let bytes = crate::source::read_vec(source, "trailer", at, TRAILER_LEN)?;
-    let mut fixed = [0u8; TRAILER_LEN];
-    fixed.copy_from_slice(&bytes);
-    Trailer::decode(&fixed, at)
+/// The last [`OPEN_TAIL_LEN`](crate::layout::OPEN_TAIL_LEN) bytes of an archive,
+/// fetched with one read (as `Archive::open` does): the trailer, and usually the
+/// directory and envelope, come from it without another request.
+struct TailRead<'a> {
+    source: &'a dyn crate::source::ReadAt,
+    start: u64,
+    bytes: Vec<u8>,
 }
 
-fn envelope_of(source: &dyn crate::source::ReadAt, trailer: &Trailer) -> Result<Option<Envelope>> {
-    if trailer.envelope_len == 0 {
-        return Ok(None);
+impl<'a> TailRead<'a> {
+    fn new(source: &'a dyn crate::source::ReadAt) -> Result<Self> {
+        let size = source.size();
+        let min = (crate::layout::HEADER_LEN + TRAILER_LEN) as u64;
+        if size < min {
+            return Err(Error::Truncated {
+                what: "archive (header and trailer)",
+                offset: 0,
+                end: min,
+                size,
+            });
+        }
+        let len = size.min(crate::layout::OPEN_TAIL_LEN);
+        let start = size - len;
+        let bytes = crate::source::read_vec(source, "archive tail", start, len as usize)?;
+        Ok(Self {
+            source,
+            start,
+            bytes,
+        })
     }
-    let env = crate::source::read_vec(
-        source,
-        "envelope",
-        trailer.envelope_offset,
-        trailer.envelope_len as usize,
-    )?;
-    Envelope::decode(&env, trailer.envelope_offset).map(Some)
+
+    /// `len` bytes at `at`: from the tail when they lie in it, else read.
+    fn get(&self, what: &'static str, at: u64, len: usize) -> Result<Vec<u8>> {
+        if at >= self.start {
+            let from = (at - self.start) as usize;
+            if let Some(b) = self.bytes.get(from..from.saturating_add(len)) {
+                return Ok(b.to_vec());
+            }
+        }
+        crate::source::read_vec(self.source, what, at, len)
+    }
+
+    fn trailer(&self) -> Result<Trailer> {
+        let mut fixed = [0u8; TRAILER_LEN];
+        fixed.copy_from_slice(&self.bytes[self.bytes.len() - TRAILER_LEN..]);
+        Trailer::decode(&fixed, self.source.size() - TRAILER_LEN as u64)
+    }
+
+    fn envelope(&self, trailer: &Trailer) -> Result<Option<Envelope>> {
+        if trailer.envelope_len == 0 {
+            return Ok(None);
+        }
+        let env = self.get(
+            "envelope",
+            trailer.envelope_offset,
+            trailer.envelope_len as usize,
+        )?;
+        Envelope::decode(&env, trailer.envelope_offset).map(Some)
+    }
 }
 
 /// Read the trailer, the stored directory (CRC checked, hashed into the root hash,
-/// not decrypted or decoded) and the envelope of the archive in `source`.
+/// not decrypted or decoded) and the envelope of the archive in `source`: one
+/// read of the tail when the directory and envelope lie in its last 64 KiB.
 pub fn read_tail(source: &dyn crate::source::ReadAt) -> Result<Tail> {
-    let trailer = trailer_of(source)?;
-    let dir = crate::source::read_vec(
-        source,
+    let tail = TailRead::new(source)?;
+    let trailer = tail.trailer()?;
+    let dir = tail.get(
         "directory",
         trailer.directory_offset,
         trailer.directory_len as usize,
@@ -323,7 +355,7 @@ pub fn read_tail(source: &dyn crate::source::ReadAt) -> Result<Tail> {
     }
     Ok(Tail {
         root: crate::error::Hash32(*blake3::hash(&dir).as_bytes()),
-        envelope: envelope_of(source, &trailer)?,
+        envelope: tail.envelope(&trailer)?,
         trailer,
     })
 }
@@ -331,6 +363,6 @@ pub fn read_tail(source: &dyn crate::source::ReadAt) -> Result<Tail> {
 /// Read just the envelope of the archive in `source` (trailer, then envelope),
 /// without opening the archive: key slots are listed without any key.
 pub fn read_envelope(source: &dyn crate::source::ReadAt) -> Result<Option<Envelope>> {
-    let trailer = trailer_of(source)?;
-    envelope_of(source, &trailer)
+    let tail = TailRead::new(source)?;
+    tail.envelope(&tail.trailer()?)
 }

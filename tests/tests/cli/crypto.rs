@@ -447,3 +447,53 @@ fn a_remote_archive_is_read_under_trust_with_its_detached_signature() {
     );
     fs::remove_file(&served).unwrap();
 }
+
+#[test]
+fn an_encrypted_archive_publishes_with_its_key_or_from_its_recipe() {
+    let s = Setup::new();
+    let archive = s.build_sealed_signed();
+    let a = archive.to_str().unwrap();
+    let dest = s.p("published/a.hxz");
+    let d = dest.to_str().unwrap();
+    // Its parents list is sealed: without a key, publish says what it needs.
+    let err = fails_with(&run(args(&["publish", a, d, "--quiet"])), 7);
+    assert!(err.contains("encrypted"), "{err}");
+    assert!(!dest.exists());
+    ok(&run(args(&[
+        "publish",
+        a,
+        d,
+        "--quiet",
+        "--key-file",
+        &s.s("data.key"),
+    ])));
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(&archive).unwrap());
+    // Again: found there (root hash from the tail), nothing uploaded.
+    let again = json(&run(args(&[
+        "publish",
+        a,
+        d,
+        "--json",
+        "--key-file",
+        &s.s("data.key"),
+    ])));
+    assert_eq!(again["uploaded"], false, "{again}");
+    // A recipe's publish stage needs no key for an archive without parents.
+    let recipe = write_recipe(
+        s.dir.path(),
+        &format!(
+            "inputs:\n  - path: data/\noutput: out/b.hxz\nencrypt:\n  recipients: [{}]\npublish:\n  url: file://{}\n",
+            s.s("id.key.pub"),
+            s.s("published/b.hxz")
+        ),
+    );
+    ok(&run([
+        "build".as_ref(),
+        recipe.as_os_str(),
+        "--quiet".as_ref(),
+    ]));
+    assert_eq!(
+        fs::read(s.p("published/b.hxz")).unwrap(),
+        fs::read(s.p("out/b.hxz")).unwrap()
+    );
+}

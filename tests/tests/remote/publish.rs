@@ -56,6 +56,7 @@ fn options() -> PublishOptions {
             part_size: 5 << 20,
             concurrency: 3,
         },
+        ..PublishOptions::default()
     }
 }
 
