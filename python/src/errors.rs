@@ -165,7 +165,12 @@ fn format(e: hexz_format::Error) -> PyErr {
             BadKeyError::new_err(message)
         }
         F::Unsigned { .. } | F::BadSignature { .. } => SignatureError::new_err(message),
-        F::ParentUnavailable { .. } => NotFoundError::new_err(message),
+        F::ParentUnavailable { .. } | F::ParentNotAttached { .. } => {
+            NotFoundError::new_err(message)
+        }
+        // Another archive where a parent should be: wrong bytes, as the CLI's
+        // exit 3 says.
+        F::ParentMismatch { .. } => CorruptError::new_err(message),
         F::OutOfRange { .. }
         | F::InvalidName { .. }
         | F::DuplicateName { .. }

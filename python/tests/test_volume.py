@@ -253,7 +253,17 @@ def test_concurrent_reads_and_writes(tmp_path):
         for i in range(100):
             v.write_at(SIZE + i * 1000, b"w" * 1000)
 
-    threads = [threading.Thread(target=reader, args=(k,)) for k in range(4)] + [threading.Thread(target=writer)]
+    def guarded(body, *args):
+        # An exception in a thread only reaches threading.excepthook: record it.
+        def run():
+            try:
+                body(*args)
+            except BaseException as e:  # noqa: BLE001 - reported by the assert below
+                errors.append(e)
+
+        return threading.Thread(target=run)
+
+    threads = [guarded(reader, k) for k in range(4)] + [guarded(writer)]
     for t in threads:
         t.start()
     for t in threads:

@@ -19,9 +19,11 @@
 //! the swing the old snapshots are unreferenced but kept for the grace period,
 //! counted from the compaction (the rewritten oldest snapshot, the chain's root,
 //! is written last, right before the swing, and its date is the compaction's):
-//! readers still open on old roots keep working that long. A writer opened before
-//! the compaction gets [`VolumeError::Conflict`] on its next flush: its writes are
-//! kept, reopen and write again.
+//! readers still open on old roots keep working that long. A writer (or a
+//! write-ahead log) opened before the compaction on a version the compaction
+//! rewrote moves onto the rewrite at its next flush (same version, same chunks,
+//! checked); on anything else it gets [`VolumeError::Conflict`] and keeps its
+//! writes.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -92,8 +94,22 @@ fn commit_time(archive: &Archive, entry: &hexz_format::Entry) -> Option<SystemTi
 /// The chain of the head: `(version, root)`, newest first.
 fn chain(head: &Head, archive: &Archive) -> Result<Vec<(u64, Hash32)>> {
     let mut out = vec![(head.version, head.root_hash())];
-    for (k, p) in archive.parents()?.iter().enumerate() {
-        out.push((head.version - 1 - k as u64, p.root_hash));
+    let parents = archive.parents()?;
+    for (k, p) in parents.iter().enumerate() {
+        // A head of version v has at most v - 1 ancestors; more is a damaged or
+        // foreign snapshot, not a reason to wrap around.
+        let Some(version) = head.version.checked_sub(1 + k as u64).filter(|v| *v >= 1) else {
+            return Err(VolumeError::BadHead {
+                volume: archive.source_name(),
+                detail: format!(
+                    "version {} names {} ancestors (at most {})",
+                    head.version,
+                    parents.len(),
+                    head.version.saturating_sub(1)
+                ),
+            });
+        };
+        out.push((version, p.root_hash));
     }
     Ok(out)
 }
