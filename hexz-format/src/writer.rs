@@ -330,6 +330,9 @@ impl<W: Sink> ArchiveWriter<W> {
     /// Write an archive into `sink`.
     pub fn new(sink: W, options: WriterOptions) -> Result<Self> {
         options.validate()?;
+        if let Some(e) = &options.encryption {
+            e.claim()?;
+        }
         let batch_bytes = options.batch_bytes;
         let headroom = options.chunking.max as usize;
         let hasher = options

@@ -642,3 +642,29 @@ fn golden_sealed_signed_archive_reads_with_each_key_under_trust() {
             .unwrap();
     assert_eq!(report.manifest.root, roots[0]);
 }
+
+#[test]
+fn one_encryption_value_seals_one_archive() {
+    // Nonces come from offsets: a second archive under the same data key would
+    // reuse them, so a second writer with the same settings (or a clone) is refused.
+    let mut o = small_options(zstd());
+    o.encryption = Some(Encryption::new(&[SlotSpec::KeyFile(Zeroizing::new([5; 32]))]).unwrap());
+    let again = o.clone();
+    let _first = build(&sample_files(), o);
+    let err = hexz_format::ArchiveWriter::new(Vec::new(), again).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            hexz_format::Error::InvalidSetting {
+                setting: "encryption",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Fresh settings are fine.
+    let mut fresh = small_options(zstd());
+    fresh.encryption =
+        Some(Encryption::new(&[SlotSpec::KeyFile(Zeroizing::new([5; 32]))]).unwrap());
+    let _second = build(&sample_files(), fresh);
+}

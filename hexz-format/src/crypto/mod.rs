@@ -167,11 +167,15 @@ impl ArchiveKeys {
 }
 
 /// Encryption settings of a writer: the archive's keys and its key slots, already
-/// wrapped. Cheap to clone.
+/// wrapped. Cheap to clone, but one archive per value: clones share the data key,
+/// and a second writer started with it (or a clone) is refused, since nonces are
+/// derived from offsets and two archives under one data key would reuse them.
 #[derive(Clone)]
 pub struct Encryption {
     pub(crate) keys: ArchiveKeys,
     pub(crate) slots: Arc<Vec<keyslot::KeySlot>>,
+    /// Set by the first writer that seals with these keys.
+    used: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for Encryption {
@@ -216,7 +220,21 @@ impl Encryption {
         Ok(Self {
             keys,
             slots: Arc::new(wrapped),
+            used: Arc::default(),
         })
+    }
+
+    /// Claim the data key for one archive; fails if a writer already used it.
+    pub(crate) fn claim(&self) -> Result<()> {
+        if self.used.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::InvalidSetting {
+                setting: "encryption",
+                detail: "these encryption settings already sealed an archive; make new ones \
+                         (Encryption::new) for each archive, so that no two share a data key"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     /// The chunk-id hasher of archives written with these settings.
