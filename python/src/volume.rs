@@ -60,14 +60,19 @@ impl Volume {
         Error::Closed(format!("the volume {} is closed", self.url))
     }
 
+    // The lock is taken on the calling thread (GIL released), never inside the
+    // pool: a pool thread that waits in a parallel read steals other queued
+    // calls, and one of them blocking on this lock behind a waiting writer
+    // would deadlock the pool (seen with readers and a writer on 5 threads).
     fn read<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&RsVolume) -> Result<T> + Send,
     ) -> Result<T> {
-        pool::run(py, || {
+        py.detach(|| {
             let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
-            f(guard.as_ref().ok_or_else(|| self.closed_error())?)
+            let v = guard.as_ref().ok_or_else(|| self.closed_error())?;
+            pool::in_pool(|| f(v))
         })
     }
 
@@ -76,9 +81,10 @@ impl Volume {
         py: Python<'_>,
         f: impl FnOnce(&mut RsVolume) -> Result<T> + Send,
     ) -> Result<T> {
-        pool::run(py, || {
+        py.detach(|| {
             let mut guard = self.inner.write().unwrap_or_else(|p| p.into_inner());
-            f(guard.as_mut().ok_or_else(|| self.closed_error())?)
+            let v = guard.as_mut().ok_or_else(|| self.closed_error())?;
+            pool::in_pool(|| f(v))
         })
     }
 
