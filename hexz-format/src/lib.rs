@@ -39,7 +39,7 @@ pub use layout::{ChunkParams, Entry, EntryKind, Owner, Stats};
 pub use parents::{ParentArchive, ParentRef, ParentResolver, ParentSet};
 pub use reader::{Archive, Entries, EntryReader, ReadOptions, VerifyReport};
 pub use sign::{Manifest, SignatureBlock, SignatureReport, Signing, TrustPolicy};
-pub use source::{FileSource, MemorySource, ReadAt};
+pub use source::{FileSource, MemorySource, PrimedSource, ReadAt};
 pub use space::{SectionSpace, SpaceReport};
 pub use writer::{
     ArchiveWriter, EntryMeta, PendingFile, Piece, Sink, Summary, WriteProgress, WriterOptions,

@@ -30,11 +30,12 @@ use crate::layout::{
 use crate::page::{Key, Page, TreeKind, decode_page};
 use crate::parents::ParentLinks;
 use crate::sign::TrustPolicy;
-use crate::source::{FileSource, ReadAt, read_vec};
+use crate::source::{FileSource, PrimedSource, ReadAt, read_vec};
 
 mod batch;
 mod preload;
 mod ranges;
+mod snapshot;
 
 /// Reader settings.
 #[derive(Debug, Clone)]
@@ -105,6 +106,9 @@ pub struct Archive {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) source: Arc<dyn ReadAt>,
+    /// The same source, with the bytes it keeps in memory (see
+    /// [`PrimedSource`]).
+    primed: Arc<PrimedSource>,
     trailer: Trailer,
     pub(crate) directory: Directory,
     root_hash: Hash32,
@@ -150,6 +154,18 @@ impl Archive {
         codecs: &dyn CodecProvider,
         options: ReadOptions,
     ) -> Result<Self> {
+        Self::open_primed(source, Vec::new(), codecs, options)
+    }
+
+    /// Open `source` with the byte ranges `primed` (stored bytes of the archive,
+    /// see [`PrimedSource`]) already in memory: reads inside them cost no
+    /// request, and are checked like any other.
+    fn open_primed(
+        source: Arc<dyn ReadAt>,
+        primed: Vec<(u64, Vec<u8>)>,
+        codecs: &dyn CodecProvider,
+        options: ReadOptions,
+    ) -> Result<Self> {
         let size = source.size();
         let min = (HEADER_LEN + TRAILER_LEN) as u64;
         if size < min {
@@ -160,14 +176,10 @@ impl Archive {
                 size,
             });
         }
+        let mut primed = PrimedSource::new(source, primed);
         let tail_len = size.min(OPEN_TAIL_LEN);
         let tail_start = size - tail_len;
-        let tail = read_vec(
-            source.as_ref(),
-            "archive tail",
-            tail_start,
-            tail_len as usize,
-        )?;
+        let tail = read_vec(&primed, "archive tail", tail_start, tail_len as usize)?;
         if tail_start == 0 {
             decode_header(&tail)?;
         }
@@ -178,13 +190,12 @@ impl Archive {
         if tail_start == 0 {
             check_header(&tail, &trailer)?;
         }
+        // The tail stays in memory: the directory and envelope usually lie in
+        // it, and so do the pages written last (tree roots).
+        primed.keep(vec![(tail_start, tail)]);
+        let source: Arc<PrimedSource> = Arc::new(primed);
         let from_tail = |what, start: u64, len: usize| -> Result<Vec<u8>> {
-            if start >= tail_start {
-                let at = (start - tail_start) as usize;
-                Ok(tail[at..at + len].to_vec())
-            } else {
-                read_vec(source.as_ref(), what, start, len)
-            }
+            read_vec(source.as_ref(), what, start, len)
         };
         let envelope = match trailer.envelope_len {
             0 => None,
@@ -288,7 +299,8 @@ impl Archive {
         );
         let archive = Self {
             inner: Arc::new(Inner {
-                source,
+                source: source.clone(),
+                primed: source,
                 trailer,
                 directory,
                 root_hash,

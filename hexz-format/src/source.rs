@@ -2,6 +2,7 @@
 //! implementations. Remote backends (OpenDAL) implement the same trait in their own
 //! crate.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -157,5 +158,131 @@ impl ReadAt for MemorySource {
 
     fn name(&self) -> String {
         self.name.clone()
+    }
+}
+
+/// A source with some of its byte ranges already in memory: a read that lies
+/// inside one of them is served from there, any other goes to the wrapped
+/// source.
+///
+/// The archive reader keeps the tail it fetched at open this way (pages written
+/// near the end, such as tree roots, then cost no request), and a metadata
+/// snapshot taken by another handle on the same archive
+/// ([`Archive::metadata_snapshot`](crate::Archive::metadata_snapshot)) primes a
+/// new open with the pages it needs. Either way the reader checks the bytes
+/// (CRC32, BLAKE3, seals, signatures) exactly as if they had been fetched.
+#[derive(Debug)]
+pub struct PrimedSource {
+    inner: Arc<dyn ReadAt>,
+    /// Kept ranges by first byte; they do not overlap.
+    kept: BTreeMap<u64, Arc<[u8]>>,
+}
+
+impl PrimedSource {
+    /// `inner` with `ranges` (`(offset, bytes)`, each within `inner`'s size) in
+    /// memory. Overlapping ranges are merged (where they overlap, the earlier
+    /// range's bytes are kept).
+    pub fn new(inner: Arc<dyn ReadAt>, ranges: Vec<(u64, Vec<u8>)>) -> Self {
+        let mut source = Self {
+            inner,
+            kept: BTreeMap::new(),
+        };
+        source.keep(ranges);
+        source
+    }
+
+    /// Add `ranges` to the kept ones (see [`PrimedSource::new`]).
+    pub(crate) fn keep(&mut self, mut ranges: Vec<(u64, Vec<u8>)>) {
+        let size = self.inner.size();
+        ranges.retain(|(o, b)| {
+            !b.is_empty() && o.checked_add(b.len() as u64).is_some_and(|e| e <= size)
+        });
+        let mut all: Vec<(u64, Vec<u8>)> = std::mem::take(&mut self.kept)
+            .into_iter()
+            .map(|(o, b)| (o, b.to_vec()))
+            .collect();
+        all.extend(ranges);
+        all.sort_by_key(|(o, _)| *o);
+        let mut merged: Vec<(u64, Vec<u8>)> = Vec::with_capacity(all.len());
+        for (offset, bytes) in all {
+            if let Some((start, last)) = merged.last_mut() {
+                let end = *start + last.len() as u64;
+                if offset <= end {
+                    let new_end = offset + bytes.len() as u64;
+                    if new_end > end {
+                        let skip = (end - offset) as usize;
+                        last.extend_from_slice(&bytes[skip..]);
+                    }
+                    continue;
+                }
+            }
+            merged.push((offset, bytes));
+        }
+        self.kept = merged.into_iter().map(|(o, b)| (o, b.into())).collect();
+    }
+
+    /// The wrapped source.
+    pub fn inner(&self) -> &Arc<dyn ReadAt> {
+        &self.inner
+    }
+
+    /// The kept ranges, in offset order.
+    pub fn kept(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.kept.iter().map(|(o, b)| (*o, &b[..]))
+    }
+
+    /// The kept bytes of `[offset, offset + len)`, when one range holds them all.
+    fn lookup(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let (start, bytes) = self.kept.range(..=offset).next_back()?;
+        let from = usize::try_from(offset - start).ok()?;
+        bytes.get(from..from.checked_add(len)?)
+    }
+}
+
+impl ReadAt for PrimedSource {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        match self.lookup(offset, buf.len()) {
+            Some(kept) => {
+                buf.copy_from_slice(kept);
+                Ok(())
+            }
+            None => self.inner.read_exact_at(offset, buf),
+        }
+    }
+
+    fn read_ranges(&self, ranges: &[(u64, usize)]) -> io::Result<Vec<Vec<u8>>> {
+        let mut out: Vec<Option<Vec<u8>>> = ranges
+            .iter()
+            .map(|&(o, l)| self.lookup(o, l).map(<[u8]>::to_vec))
+            .collect();
+        let missing: Vec<usize> = (0..ranges.len()).filter(|&i| out[i].is_none()).collect();
+        if !missing.is_empty() {
+            let asked: Vec<(u64, usize)> = missing.iter().map(|&i| ranges[i]).collect();
+            let fetched = self.inner.read_ranges(&asked)?;
+            if fetched.len() != asked.len() {
+                return Err(io::Error::other(format!(
+                    "{}: {} ranges asked, {} returned",
+                    self.inner.name(),
+                    asked.len(),
+                    fetched.len()
+                )));
+            }
+            for (i, bytes) in missing.into_iter().zip(fetched) {
+                out[i] = Some(bytes);
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn modified(&self) -> Option<std::time::SystemTime> {
+        self.inner.modified()
     }
 }

@@ -9,4 +9,5 @@ mod golden;
 mod malformed;
 mod ranges;
 mod roundtrip;
+mod snapshot;
 mod thin;

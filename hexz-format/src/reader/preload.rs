@@ -19,34 +19,57 @@ impl Archive {
     /// of the page reads (a failed preload leaves the pages to later reads).
     pub fn preload_catalog(&self) -> Result<()> {
         let tree = self.inner.directory.catalog_tree;
-        self.inner.preload_tree(&tree, TreeKind::Catalog)
+        let budget = self.inner.options.page_cache_bytes / 4;
+        self.inner
+            .preload_tree(&tree, TreeKind::Catalog, budget, None)
     }
 
     /// Load the chunk index's pages in a few batched requests, if they fit in a
     /// quarter of the page cache.
     pub fn preload_chunk_index(&self) -> Result<()> {
         let tree = self.inner.directory.chunk_tree;
-        self.inner.preload_tree(&tree, TreeKind::Chunks)
+        let budget = self.inner.options.page_cache_bytes / 4;
+        self.inner
+            .preload_tree(&tree, TreeKind::Chunks, budget, None)
     }
 }
 
 impl Inner {
-    fn preload_tree(&self, tree: &TreeRoot, kind: TreeKind) -> Result<()> {
+    /// Load `tree` level by level, each level's pages with one batched read,
+    /// while the pages loaded so far fit in `budget` bytes (decoded size; with
+    /// `keep`, stored size). Each page is checked and decoded as a walk would,
+    /// and cached. With `keep`, every page of the loaded levels is fetched, even
+    /// a cached one, and its stored bytes are pushed there as `(offset, bytes)`.
+    pub(super) fn preload_tree(
+        &self,
+        tree: &TreeRoot,
+        kind: TreeKind,
+        budget: u64,
+        mut keep: Option<&mut Vec<(u64, Vec<u8>)>>,
+    ) -> Result<()> {
         if tree.depth == 0 {
             return Ok(());
         }
-        let budget = self.options.page_cache_bytes / 4;
         let mut level = tree.depth - 1;
         let mut refs: Vec<(PageRef, Option<Key>)> = vec![(tree.root, None)];
         let mut total = 0u64;
         loop {
-            total += refs.iter().map(|(r, _)| u64::from(r.raw_len)).sum::<u64>();
+            total += refs
+                .iter()
+                .map(|(r, _)| {
+                    u64::from(if keep.is_some() {
+                        r.stored_len
+                    } else {
+                        r.raw_len
+                    })
+                })
+                .sum::<u64>();
             if total > budget {
                 return Ok(());
             }
             let missing: Vec<&(PageRef, Option<Key>)> = refs
                 .iter()
-                .filter(|(r, _)| !self.pages.contains_key(&r.offset))
+                .filter(|(r, _)| keep.is_some() || !self.pages.contains_key(&r.offset))
                 .collect();
             if !missing.is_empty() {
                 let ranges: Vec<(u64, usize)> = missing
@@ -63,6 +86,7 @@ impl Inner {
                             error,
                         })?;
                 for ((r, key), bytes) in missing.into_iter().zip(stored) {
+                    let kept = keep.as_ref().map(|_| bytes.clone());
                     let raw = self.blob_from_stored(r, bytes, kind.what(), BlobRole::Page)?;
                     let first = match key {
                         Some(Key::Catalog { id, .. }) => Some(*id),
@@ -73,6 +97,9 @@ impl Inner {
                         check_first_key(&page, key).map_err(|d| self.corrupt(kind.what(), d))?;
                     }
                     self.pages.insert(r.offset, Arc::new(page));
+                    if let (Some(keep), Some(bytes)) = (keep.as_deref_mut(), kept) {
+                        keep.push((r.offset, bytes));
+                    }
                 }
             }
             if level == 0 {
