@@ -6,8 +6,9 @@
 #   source tests/servers.sh
 #   start_test_servers [access-log|off]     # default: an access log (the tests count requests)
 #
-# exports HEXZ_TEST_HTTP_URL, HEXZ_TEST_HTTP_DIR, HEXZ_TEST_HTTP_LOG and
-# HEXZ_TEST_S3_ENDPOINT; tests without them (plain `cargo test`) skip.
+# exports HEXZ_TEST_HTTP_URL, HEXZ_TEST_HTTP_DIR, HEXZ_TEST_HTTP_LOG,
+# HEXZ_TEST_S3_ENDPOINT and HEXZ_TEST_S3_LOG (moto's request log); tests without
+# them (plain `cargo test`) skip.
 
 SERVERS_DIR=$(mktemp -d)
 SERVER_PIDS=()
@@ -71,5 +72,6 @@ EOF
   export HEXZ_TEST_HTTP_DIR="$SERVERS_DIR/www"
   export HEXZ_TEST_HTTP_LOG="$access_log"
   export HEXZ_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+  export HEXZ_TEST_S3_LOG="$SERVERS_DIR/moto.log"
   echo "nginx $HEXZ_TEST_HTTP_URL, moto $HEXZ_TEST_S3_ENDPOINT"
 }

@@ -2,6 +2,7 @@
 vs WebDataset, from local disk and from a loopback S3 server (moto), in one run.
 
 usage: python bench/python/dataloader.py IMAGE_DIR S3_ENDPOINT [--workers 2] [--batch 64] [--epochs 2]
+                                        [--s3-log MOTO_LOG]
 
 Every system gets the same files (every *.png under IMAGE_DIR, sorted), stored without
 recompression (PNGs do not compress), the same DataLoader (num_workers, batch_size,
@@ -11,6 +12,9 @@ alone) and a shuffled epoch. Reported per system and location: time to first sam
 fresh worker processes, empty local cache for remote data) and samples/s over the
 whole epoch (including that start). Every epoch is checked to deliver each sample
 exactly once (hexz, Streaming) or all samples (WebDataset, whose shuffle is a buffer).
+With ``--s3-log`` (the S3 server's request log, as moto writes it) the requests each
+system sent for its objects are counted: while its dataset object is built (before
+the clock starts) and per epoch (timed).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import glob
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,8 +94,31 @@ def name_of(sample):
     return name.decode() if isinstance(name, bytes) else name
 
 
-def run_epoch(make_loader, expect, exact):
+class RequestLog:
+    """Requests for one system's S3 objects in moto's log (werkzeug's access lines,
+    ``"GET /bucket/key HTTP/1.1" 206``), counted from where the last count stopped."""
+
+    def __init__(self, path):
+        self.path = path
+        self.pos = os.path.getsize(path) if path else 0
+
+    def take(self, prefix):
+        if not self.path:
+            return None
+        time.sleep(0.2)  # the server writes its line after the response
+        with open(self.path, "rb") as f:
+            f.seek(self.pos)
+            text = f.read().decode(errors="replace")
+            self.pos = f.tell()
+        text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # werkzeug colours its lines
+        return sum(1 for line in text.splitlines() for m in ("GET", "HEAD") if f'"{m} /{prefix}' in line)
+
+
+def run_epoch(make_loader, expect, exact, log=None, prefix=None):
+    t_setup = time.perf_counter()
     loader = make_loader()
+    t_setup = time.perf_counter() - t_setup
+    setup = log.take(prefix) if log else None
     t0 = time.perf_counter()
     it = iter(loader)
     first = next(it)
@@ -99,12 +127,13 @@ def run_epoch(make_loader, expect, exact):
     for batch in it:
         seen.extend(name_of(x) for x in batch)
     total = time.perf_counter() - t0
+    epoch = log.take(prefix) if log else None
     names = sorted(seen)
     if exact:
         assert names == expect, "every sample exactly once"
     else:
         assert len(names) == len(expect) and set(names) == set(expect)
-    return t_first, len(seen) / total
+    return t_setup, t_first, len(seen) / total, setup, epoch
 
 
 def main():
@@ -117,6 +146,7 @@ def main():
     ap.add_argument("--shuffle-block", type=int, default=1024,
                     help="hexz: shuffle runs of this many neighbouring samples (1: the whole epoch)")
     ap.add_argument("--json", help="write results here")
+    ap.add_argument("--s3-log", help="the S3 server's request log: count each system's requests")
     a = ap.parse_args()
 
     files = files_of(a.images)
@@ -170,23 +200,36 @@ def main():
         ("streaming (MDS)", "s3", lambda e: mds_loader(None, f"s3://{bucket}/mds", e), True),
         ("webdataset", "s3", lambda e: wds_loader(curl, e), False),
     ]
+    prefixes = {"hexz": f"{bucket}/hexz/", "streaming (MDS)": f"{bucket}/mds/", "webdataset": f"{bucket}/wds/"}
+    log = RequestLog(a.s3_log) if a.s3_log else None
     results = []
     for name, where, make, exact in systems:
-        firsts, rates = [], []
+        builds, firsts, rates, setups, epochs = [], [], [], [], []
         for epoch in range(a.epochs):
-            t_first, rate = run_epoch(make(epoch), expect, exact)
+            remote = log if where == "s3" else None
+            t_build, t_first, rate, setup, reqs = run_epoch(make(epoch), expect, exact, remote, prefixes[name])
+            builds.append(t_build)
             firsts.append(t_first)
             rates.append(rate)
-        r = {"system": name, "where": where, "first_s": min(firsts), "samples_per_s": max(rates)}
+            setups.append(setup)
+            epochs.append(reqs)
+        r = {"system": name, "where": where, "build_s": min(builds), "first_s": min(firsts), "samples_per_s": max(rates),
+             "setup_requests": setups, "epoch_requests": epochs}
         results.append(r)
-        print(f"{name:16s} {where:5s}  first sample {r['first_s']:.3f} s   {r['samples_per_s']:9.0f} samples/s", flush=True)
+        reqs = f"   requests: {setups} building, {epochs} per epoch" if where == "s3" and log else ""
+        print(f"{name:16s} {where:5s}  dataset built in {r['build_s']:.3f} s, first sample {r['first_s']:.3f} s   "
+              f"{r['samples_per_s']:9.0f} samples/s{reqs}",
+              flush=True)
 
-    print("\n| system | where | time to first sample (s) | samples/s | hexz speed-up |")
-    print("|---|---|---:|---:|---:|")
+    print("\n| system | where | dataset built (s) | time to first sample (s) | samples/s | hexz speed-up "
+          "| S3 requests: building + per epoch |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in results:
         base = next(x for x in results if x["system"] == "hexz" and x["where"] == r["where"])
-        print(f"| {r['system']} | {r['where']} | {r['first_s']:.3f} | {r['samples_per_s']:.0f} | "
-              f"{base['samples_per_s'] / r['samples_per_s']:.2f}× rate, {r['first_s'] / base['first_s']:.2f}× first |")
+        reqs = (f"{max(r['setup_requests'])} + {max(r['epoch_requests'])}"
+                if r["where"] == "s3" and log else "–")
+        print(f"| {r['system']} | {r['where']} | {r['build_s']:.3f} | {r['first_s']:.3f} | {r['samples_per_s']:.0f} | "
+              f"{base['samples_per_s'] / r['samples_per_s']:.2f}× rate, {r['first_s'] / base['first_s']:.2f}× first | {reqs} |")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"files": len(files), "bytes": nbytes, "workers": W, "batch": B, "results": results}, f, indent=1)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run bench/python/dataloader.py end to end: images (fetch-images.sh), a virtualenv
 # with the release build of hexz, torch, mosaicml-streaming, webdataset and boto3
-# (target/pyvenv-bench), and a moto S3 server on a loopback port for the run.
+# (target/pyvenv-bench), and the test servers' S3 (moto, tests/servers.sh) for the
+# run, whose request log counts each system's requests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bench/python/fetch-images.sh
@@ -9,9 +10,7 @@ VENV=$(realpath -m "${HEXZ_BENCH_VENV:-target/pyvenv-bench}")
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.16,<2" torch mosaicml-streaming webdataset boto3 "moto[server]"
 (cd python && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" maturin develop --release --locked)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
-MOTO=$!
-trap 'kill $MOTO' EXIT
-sleep 2
-"$VENV/bin/python" bench/python/dataloader.py bench/work/images "http://127.0.0.1:$PORT" "$@"
+export PATH="$VENV/bin:$PATH"  # the venv's moto_server
+source tests/servers.sh
+start_test_servers off
+"$VENV/bin/python" bench/python/dataloader.py bench/work/images "$HEXZ_TEST_S3_ENDPOINT" --s3-log "$HEXZ_TEST_S3_LOG" "$@"

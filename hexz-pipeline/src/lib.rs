@@ -60,6 +60,24 @@ pub fn open_archive(location: &str, registry: &Registry, options: ReadOptions) -
     Ok(Archive::open(source, registry, options)?.with_parent_resolver(resolver))
 }
 
+/// [`open_archive`] primed with `snapshot`, taken by
+/// [`Archive::metadata_snapshot`] on another handle on the same archive (a
+/// loader's parent process): the tail and index pages it holds are not
+/// fetched again, and are checked as a normal open checks them.
+pub fn open_archive_with_metadata(
+    location: &str,
+    registry: &Registry,
+    options: ReadOptions,
+    snapshot: &[u8],
+) -> Result<Archive> {
+    let source = registry.open_source(location)?;
+    let resolver = resolver(registry, &options);
+    Ok(
+        Archive::open_with_metadata(source, registry, options, snapshot)?
+            .with_parent_resolver(resolver),
+    )
+}
+
 /// [`open_archive`] with an on-disk cache for remote archives: pages and chunks
 /// read from a URL are kept in `cache` (keyed by the archive's root hash) and
 /// read from there next time. Plain paths are opened as in [`open_archive`],

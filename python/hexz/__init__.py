@@ -94,8 +94,12 @@ def _take_s3(options: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     return s3 or None
 
 
-def _open_archive(location: PathLike, options: Dict[str, Any]) -> "_hexz.Archive":
-    """Map the keyword options users pass to ``hexz.open`` onto the extension."""
+def _open_archive(
+    location: PathLike, options: Dict[str, Any], metadata: Optional[bytes] = None
+) -> "_hexz.Archive":
+    """Map the keyword options users pass to ``hexz.open`` onto the extension.
+    ``metadata``: a snapshot from ``Archive.metadata_snapshot`` on another handle
+    on the same archive (see ``hexz.Dataset``)."""
     unknown = sorted(set(options) - set(_OPEN_OPTIONS))
     if unknown:
         raise TypeError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(_OPEN_OPTIONS)}")
@@ -122,6 +126,7 @@ def _open_archive(location: PathLike, options: Dict[str, Any]) -> "_hexz.Archive
         passphrase=options.get("passphrase"),
         key=key,
         trusted_public_keys=options.get("trusted_public_keys"),
+        metadata=metadata,
     )
 
 

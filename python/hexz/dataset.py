@@ -2,7 +2,13 @@
 
 No PyTorch needed; ``hexz.torch.Dataset`` is the same class registered as a
 ``torch.utils.data.Dataset``. Each process (DataLoader workers included) opens its
-own handle on first use, so datasets can be pickled and forked.
+own handle on first use, so datasets can be pickled and forked. The handle the
+dataset opened at construction hands its metadata to those (a snapshot of the
+archive's tail and chunk index, ``Archive.metadata_snapshot``, travelling with
+the pickled or forked dataset): a worker's open and its sample lookups fetch no
+metadata — on remote storage its first sample costs only its data request. The
+worker checks the snapshot exactly as a fresh open would (checksums, root hash,
+key slots, signatures under ``trusted_public_keys``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,10 @@ from array import array
 from typing import Any, Callable, Dict, List, Optional
 
 from . import _hexz
+
+# Stored bytes of chunk-index pages a dataset hands to its worker processes at
+# most (deeper levels are then loaded by each worker).
+_SNAPSHOT_BYTES = 16 << 20
 
 
 class Dataset:
@@ -37,7 +47,10 @@ class Dataset:
             self._options["cache_size"] = cache_size
         self._archive_pid: Optional[int] = None
         self._archive_handle: Optional[_hexz.Archive] = None
-        names, offsets, sizes = self._archive().data_entries()
+        self._metadata: Optional[bytes] = None
+        archive = self._archive()
+        names, offsets, sizes = archive.data_entries()
+        self._metadata = archive.metadata_snapshot(_SNAPSHOT_BYTES)
         self.names: List[str] = names
         self._offsets = array("Q", offsets)
         self._sizes = array("Q", sizes)
@@ -47,7 +60,7 @@ class Dataset:
         if self._archive_handle is None or self._archive_pid != os.getpid():
             from . import _open_archive
 
-            self._archive_handle = _open_archive(self.url, self._options)
+            self._archive_handle = _open_archive(self.url, self._options, self._metadata)
             self._archive_pid = os.getpid()
         return self._archive_handle
 

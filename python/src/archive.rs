@@ -98,8 +98,10 @@ impl Archive {
     /// Open `location`. Cache and read-ahead sizes in bytes; `s3` holds S3
     /// settings (`endpoint`, `region`, `access_key_id`, `secret_access_key`,
     /// `session_token`, `virtual_host_style`) that replace the AWS environment.
+    /// `metadata`: a snapshot from `metadata_snapshot` on a handle on the same
+    /// archive (checked like fetched bytes; see `hexz_format::Archive::open_with_metadata`).
     #[staticmethod]
-    #[pyo3(signature = (location, *, cache_bytes=None, page_cache_bytes=None, readahead_bytes=None, verify_chunks=false, s3=None, passphrase=None, key=None, trusted_public_keys=None))]
+    #[pyo3(signature = (location, *, cache_bytes=None, page_cache_bytes=None, readahead_bytes=None, verify_chunks=false, s3=None, passphrase=None, key=None, trusted_public_keys=None, metadata=None))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -112,6 +114,7 @@ impl Archive {
         passphrase: Option<KeyText>,
         key: Option<KeyText>,
         trusted_public_keys: Option<Vec<KeyText>>,
+        metadata: Option<Vec<u8>>,
     ) -> Result<Self> {
         let keys = KeyOptions {
             passphrase: passphrase.map(KeyText::into_bytes),
@@ -140,7 +143,12 @@ impl Archive {
         let location = location.to_string();
         let inner = pool::run(py, move || -> Result<_> {
             keys.apply(&location, &registry, &mut options)?;
-            Ok(hexz_pipeline::open_archive(&location, &registry, options)?)
+            Ok(match &metadata {
+                Some(snapshot) => hexz_pipeline::open_archive_with_metadata(
+                    &location, &registry, options, snapshot,
+                )?,
+                None => hexz_pipeline::open_archive(&location, &registry, options)?,
+            })
         })?;
         Ok(Self { inner })
     }
@@ -301,6 +309,21 @@ impl Archive {
             }
             Ok((names, offsets, sizes))
         })
+    }
+
+    /// The archive's tail and chunk index (at most `max_bytes` of its pages) as
+    /// stored, for `open(..., metadata=)` in another process: a dataset hands it
+    /// to its loader workers (see `hexz_format::Archive::metadata_snapshot`).
+    #[pyo3(signature = (max_bytes=16 << 20))]
+    fn metadata_snapshot<'py>(
+        &self,
+        py: Python<'py>,
+        max_bytes: u64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let archive = &self.inner;
+        let snapshot =
+            pool::run(py, || archive.metadata_snapshot(max_bytes)).map_err(Error::from)?;
+        Ok(PyBytes::new(py, &snapshot))
     }
 
     /// `hexz info --json`, as a JSON string.

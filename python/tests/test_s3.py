@@ -100,3 +100,30 @@ def test_block_shuffle_fetches_each_run_with_one_request(tmp_path, counting_s3):
     single = archive.prefetch([index._offsets[i] for i in ids], [index._sizes[i] for i in ids], window=1)
     assert list(single) == [sample_bytes(i) for i in ids]
     assert len(counting_s3.gets) - before >= n // 2
+
+
+def test_loader_workers_fetch_no_metadata(tmp_path, counting_s3):
+    """The dataset hands its archive's tail and chunk index to the DataLoader's
+    workers: their opens and lookups fetch no metadata, only sample data."""
+    path = str(tmp_path / "loader.hxz")
+    n = 256
+    with hexz.Writer(path, compression="none", chunk_min=256, chunk_avg=1024, chunk_max=4096) as w:
+        for i in range(n):
+            w.add_bytes(f"s/{i:04d}", sample_bytes(i))
+    size = os.path.getsize(path)
+    url = s3_upload(counting_s3.endpoint, path)
+    counting_s3.path_part = url.split("/", 3)[3]
+    opts = dict(s3_endpoint=counting_s3.endpoint, **S3_KEYS)
+    ds = htorch.IterableDataset(url, seed=2, batch_size=8, shuffle_block=64, with_names=True, **opts)
+    built = list(counting_s3.gets)
+    # The tail, read once by the dataset's own open.
+    tail = f"bytes={max(0, size - 65536)}-{size - 1}"
+    assert built.count(tail) == 1, built
+    loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2, collate_fn=lambda b: b, timeout=120)
+    names = [name for batch in loader for name, _ in batch]
+    assert sorted(names) == [f"s/{i:04d}" for i in range(n)]
+    assert names == [ds._index.names[i] for i in ds.rank_order(2)]
+    gets = counting_s3.gets[len(built) :]
+    assert tail not in gets, gets
+    # Sample data only: at most one request per run of 64 samples.
+    assert 2 <= len(gets) <= n // 64, gets

@@ -220,3 +220,25 @@ def test_prefetch_batches_bounds_and_failures(samples_archive, tmp_path):
             pass
     with pytest.raises(hexz.HexzError):
         it.next_batch(8)
+
+
+def test_pickled_dataset_opens_with_the_parents_metadata(samples_archive):
+    """A pickled dataset (a spawned worker) carries its parent's metadata snapshot
+    and opens with it; a damaged snapshot is refused, never trusted."""
+    import pickle
+
+    ds = htorch.IterableDataset(samples_archive, seed=3, batch_size=4, with_names=True)
+    assert isinstance(ds._index._metadata, bytes) and len(ds._index._metadata) > 0
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy._index._metadata == ds._index._metadata
+    assert copy._index._archive_handle is None
+    assert list(copy) == list(ds)
+    assert copy._index._archive().root_hash() == ds._index._archive().root_hash()
+    m = htorch.Dataset(samples_archive)
+    bad = pickle.loads(pickle.dumps(m))
+    bad._metadata = bad._metadata[:-1] + bytes([bad._metadata[-1] ^ 1])
+    with pytest.raises(hexz.CorruptError):
+        bad[0]
+    bad._metadata = b"not a snapshot"
+    with pytest.raises(hexz.CorruptError, match="metadata snapshot"):
+        bad[0]

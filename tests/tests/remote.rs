@@ -148,11 +148,12 @@ fn request_counts(registry: &Registry, url: &str) -> (u64, u64) {
     let archive = Archive::open(counting.clone(), registry, no_readahead()).unwrap();
     let open = counting.reads.load(Ordering::SeqCst);
     // The first read loads the index page (and a chunk); a far-away chunk covered
-    // by the same page then costs exactly one ranged read.
+    // by the same page then costs exactly one ranged read. (The middle of the
+    // stream: the last chunks may lie in the tail the open keeps in memory.)
     let mut byte = [0; 1];
     archive.read_at(0, &mut byte).unwrap();
     let before = counting.reads.load(Ordering::SeqCst);
-    archive.read_at(archive.len() - 1, &mut byte).unwrap();
+    archive.read_at(archive.len() / 2, &mut byte).unwrap();
     let cold = counting.reads.load(Ordering::SeqCst) - before;
     eprintln!("{url}: open = {open} reads (+1 stat), cold chunk = {cold} read");
     (open, cold)

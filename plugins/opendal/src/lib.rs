@@ -58,8 +58,11 @@ pub use location::{Location, S3Options};
 pub use upload::{UploadOptions, UploadReport, delete, object_size, upload};
 
 /// Ranges closer than this are fetched by one request (the gap is read and
-/// dropped): a round trip costs more than a few KiB of transfer.
-pub const COALESCE_GAP: u64 = 64 * 1024;
+/// dropped): a round trip (tens of ms to S3) costs more than 256 KiB of
+/// transfer. The writer places index pages (up to 64 KiB each, a few in a row)
+/// between batches of chunks, so a smaller gap would cut a run of neighbouring
+/// chunks into several requests at each of them.
+pub const COALESCE_GAP: u64 = 256 * 1024;
 /// A merged request never grows past this.
 pub const COALESCE_MAX: u64 = 16 * 1024 * 1024;
 /// Reads larger than this are split into pieces of this size fetched in parallel
