@@ -41,10 +41,12 @@ fn a_second_epoch_reads_only_what_it_lacks() {
         .iter()
         .filter(|e| e.kind == hexz_format::EntryKind::File)
         .collect();
-    // Epoch 1 reads half the files: they come from the server.
+    // Epoch 1 reads half the files (not `sub/big.bin`, the first: the rest then
+    // has bytes outside the tail the open keeps in memory): they come from the
+    // server.
     let before = lines(&log);
     let a = open_archive_cached(&url, &registry, ReadOptions::default(), &cache).unwrap();
-    for e in files.iter().step_by(2) {
+    for e in files.iter().skip(1).step_by(2) {
         assert_eq!(a.read_entry(e).unwrap(), reference.read_entry(e).unwrap());
     }
     let first = lines(&log) - before;
@@ -53,7 +55,7 @@ fn a_second_epoch_reads_only_what_it_lacks() {
     // open reaches the server.
     let before = lines(&log);
     let b = open_archive_cached(&url, &registry, ReadOptions::default(), &cache).unwrap();
-    for e in files.iter().step_by(2) {
+    for e in files.iter().skip(1).step_by(2) {
         assert_eq!(b.read_entry(e).unwrap(), reference.read_entry(e).unwrap());
     }
     let second = lines(&log) - before;

@@ -39,12 +39,14 @@ fn reads_cost_few_requests_at_the_server() {
         ..ReadOptions::default()
     };
 
-    // Cold random read of one chunk, index page cached: exactly one GET.
+    // Cold random read of one chunk, index page cached: exactly one GET. (In
+    // the middle of the stream: the last chunks may lie in the tail the open
+    // keeps in memory, and cost none.)
     let a = open_archive(&url, &registry, no_readahead.clone()).unwrap();
     let mut byte = [0; 1];
     a.read_at(0, &mut byte).unwrap();
     let before = gets(&log).len();
-    a.read_at(a.len() - 1, &mut byte).unwrap();
+    a.read_at(a.len() / 2, &mut byte).unwrap();
     assert_eq!(gets(&log).len() - before, 1);
 
     // A large read (every chunk of big.bin, ~200 chunks): adjacent blobs are
