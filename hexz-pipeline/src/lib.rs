@@ -63,14 +63,17 @@ pub fn open_archive(location: &str, registry: &Registry, options: ReadOptions) -
 /// [`open_archive`] primed with `snapshot`, taken by
 /// [`Archive::metadata_snapshot`] on another handle on the same archive (a
 /// loader's parent process): the tail and index pages it holds are not
-/// fetched again, and are checked as a normal open checks them.
+/// fetched again, and are checked as a normal open checks them. The archive's
+/// size comes from the snapshot too, so a remote open sends no request
+/// ([`Registry::open_source_sized`]).
 pub fn open_archive_with_metadata(
     location: &str,
     registry: &Registry,
     options: ReadOptions,
     snapshot: &[u8],
 ) -> Result<Archive> {
-    let source = registry.open_source(location)?;
+    let size = Archive::metadata_snapshot_size(snapshot)?;
+    let source = registry.open_source_sized(location, size)?;
     let resolver = resolver(registry, &options);
     Ok(
         Archive::open_with_metadata(source, registry, options, snapshot)?

@@ -93,6 +93,15 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// so callers can tell "absent" from "failed".
     fn open(&self, url: &str) -> Result<Arc<dyn ReadAt>, BoxError>;
 
+    /// Open `url`, whose size in bytes is known already (from a metadata
+    /// snapshot another handle on the same object took): transports that ask
+    /// the server for the size at open (an HTTP `HEAD`) skip that request.
+    /// The default opens as [`Transport::open`] does.
+    fn open_sized(&self, url: &str, size: u64) -> Result<Arc<dyn ReadAt>, BoxError> {
+        let _ = size;
+        self.open(url)
+    }
+
     /// Write all of `data` as the object at `url`, replacing any object there.
     ///
     /// Who calls: [`crate::publish`], once per archive published, from one thread.
@@ -154,6 +163,13 @@ impl Transport for OpendalTransport {
     fn open(&self, url: &str) -> Result<Arc<dyn ReadAt>, BoxError> {
         let s3 = self.s3_options();
         let source = hexz_opendal::OpendalSource::open_with(url, &s3).map_err(not_found_as_io)?;
+        Ok(Arc::new(source))
+    }
+
+    fn open_sized(&self, url: &str, size: u64) -> Result<Arc<dyn ReadAt>, BoxError> {
+        let s3 = self.s3_options();
+        let source =
+            hexz_opendal::OpendalSource::open_with_size(url, &s3, size).map_err(not_found_as_io)?;
         Ok(Arc::new(source))
     }
 
@@ -244,6 +260,16 @@ impl Registry {
     /// `pread` ([`hexz_format::FileSource`]); a URL goes to the transport
     /// registered for its scheme.
     pub fn open_source(&self, location: &str) -> Result<Arc<dyn ReadAt>> {
+        self.open_source_with(location, None)
+    }
+
+    /// [`Registry::open_source`] for an object whose size is known already
+    /// ([`Transport::open_sized`]: no `HEAD` for remote objects).
+    pub fn open_source_sized(&self, location: &str, size: u64) -> Result<Arc<dyn ReadAt>> {
+        self.open_source_with(location, Some(size))
+    }
+
+    fn open_source_with(&self, location: &str, size: Option<u64>) -> Result<Arc<dyn ReadAt>> {
         let Some(scheme) = url_scheme(location) else {
             let source = hexz_format::FileSource::open(location)?;
             return Ok(Arc::new(source));
@@ -256,7 +282,11 @@ impl Registry {
                     name: scheme.clone(),
                     known: self.transport_schemes(),
                 })?;
-        transport.open(location).map_err(|error| {
+        let opened = match size {
+            Some(size) => transport.open_sized(location, size),
+            None => transport.open(location),
+        };
+        opened.map_err(|error| {
             let missing = error
                 .downcast_ref::<std::io::Error>()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);

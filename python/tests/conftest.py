@@ -87,6 +87,7 @@ class CountingProxy:
 
         up = urllib.parse.urlparse(upstream)
         self.gets: list = []
+        self.heads = 0
         self.path_part = None
         proxy = self
 
@@ -101,6 +102,8 @@ class CountingProxy:
                 body = self.rfile.read(length) if length else None
                 if self.command == "GET" and proxy.path_part and proxy.path_part in self.path:
                     proxy.gets.append(self.headers.get("Range"))
+                if self.command == "HEAD" and proxy.path_part and proxy.path_part in self.path:
+                    proxy.heads += 1
                 conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 headers["Host"] = up.netloc

@@ -103,8 +103,9 @@ def test_block_shuffle_fetches_each_run_with_one_request(tmp_path, counting_s3):
 
 
 def test_loader_workers_fetch_no_metadata(tmp_path, counting_s3):
-    """The dataset hands its archive's tail and chunk index to the DataLoader's
-    workers: their opens and lookups fetch no metadata, only sample data."""
+    """The dataset hands its archive's tail and chunk index (and size) to the
+    DataLoader's workers: their opens send no request (no HEAD, no tail read)
+    and their lookups fetch no metadata, only sample data."""
     path = str(tmp_path / "loader.hxz")
     n = 256
     with hexz.Writer(path, compression="none", chunk_min=256, chunk_avg=1024, chunk_max=4096) as w:
@@ -116,6 +117,7 @@ def test_loader_workers_fetch_no_metadata(tmp_path, counting_s3):
     opts = dict(s3_endpoint=counting_s3.endpoint, **S3_KEYS)
     ds = htorch.IterableDataset(url, seed=2, batch_size=8, shuffle_block=64, with_names=True, **opts)
     built = list(counting_s3.gets)
+    heads = counting_s3.heads
     # The tail, read once by the dataset's own open.
     tail = f"bytes={max(0, size - 65536)}-{size - 1}"
     assert built.count(tail) == 1, built
@@ -125,5 +127,6 @@ def test_loader_workers_fetch_no_metadata(tmp_path, counting_s3):
     assert names == [ds._index.names[i] for i in ds.rank_order(2)]
     gets = counting_s3.gets[len(built) :]
     assert tail not in gets, gets
+    assert counting_s3.heads == heads
     # Sample data only: at most one request per run of 64 samples.
     assert 2 <= len(gets) <= n // 64, gets

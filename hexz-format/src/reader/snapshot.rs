@@ -8,8 +8,11 @@
 //! ([`PrimedSource`]) and checks them exactly as a normal open and page load
 //! do (trailer and directory CRC, root hash, key slots and seals, signatures
 //! under a trust policy, page CRC32 and BLAKE3, tree keys). A snapshot from a
-//! different object of the same size is caught by those checks like a replaced
-//! object would be; one from an object of another size is refused.
+//! different object is caught by those checks like a replaced object would be;
+//! one from an object of another size is refused when the source knows its own
+//! size (a remote source opened with the snapshot's size,
+//! [`Archive::metadata_snapshot_size`], saves its `HEAD` instead, and reads past
+//! the object's end fail).
 //!
 //! Encoding (in memory, never in an archive; all integers little-endian):
 //! the magic `HXZMETA1`, the archive size (u64), the range count (u32), then
@@ -82,6 +85,34 @@ impl Archive {
     }
 }
 
+impl Archive {
+    /// The size of the archive `snapshot` was taken from (what a transport
+    /// would otherwise ask the server for at open). The rest of the snapshot is
+    /// checked by [`Archive::open_with_metadata`].
+    pub fn metadata_snapshot_size(snapshot: &[u8]) -> Result<u64> {
+        header(snapshot).map(|(size, _)| size)
+    }
+}
+
+/// The archive size and range count of `snapshot`, after its magic.
+fn header(snapshot: &[u8]) -> Result<(u64, u32)> {
+    if snapshot.len() < MAGIC.len() + 12 || &snapshot[..MAGIC.len()] != MAGIC {
+        return Err(malformed(
+            0,
+            format!(
+                "{} bytes without the {:?} header",
+                snapshot.len(),
+                std::str::from_utf8(MAGIC).unwrap_or_default()
+            ),
+        ));
+    }
+    let mut size = [0; 8];
+    size.copy_from_slice(&snapshot[MAGIC.len()..MAGIC.len() + 8]);
+    let mut count = [0; 4];
+    count.copy_from_slice(&snapshot[MAGIC.len() + 8..MAGIC.len() + 12]);
+    Ok((u64::from_le_bytes(size), u32::from_le_bytes(count)))
+}
+
 fn malformed(offset: usize, detail: String) -> Error {
     Error::Corrupt {
         what: "metadata snapshot",
@@ -94,16 +125,7 @@ fn malformed(offset: usize, detail: String) -> Error {
 /// checked against the bytes present before anything is copied.
 fn decode(snapshot: &[u8], source: &dyn ReadAt) -> Result<Vec<(u64, Vec<u8>)>> {
     let head = MAGIC.len() + 12;
-    if snapshot.len() < head || &snapshot[..MAGIC.len()] != MAGIC {
-        return Err(malformed(
-            0,
-            format!(
-                "{} bytes without the {:?} header",
-                snapshot.len(),
-                std::str::from_utf8(MAGIC).unwrap_or_default()
-            ),
-        ));
-    }
+    let (size, count) = header(snapshot)?;
     let u64_at = |at: usize| {
         let mut b = [0; 8];
         b.copy_from_slice(&snapshot[at..at + 8]);
@@ -114,7 +136,6 @@ fn decode(snapshot: &[u8], source: &dyn ReadAt) -> Result<Vec<(u64, Vec<u8>)>> {
         b.copy_from_slice(&snapshot[at..at + 4]);
         u32::from_le_bytes(b)
     };
-    let size = u64_at(MAGIC.len());
     if size != source.size() {
         return Err(Error::InvalidSetting {
             setting: "metadata snapshot",
@@ -125,7 +146,7 @@ fn decode(snapshot: &[u8], source: &dyn ReadAt) -> Result<Vec<(u64, Vec<u8>)>> {
             ),
         });
     }
-    let count = u32_at(MAGIC.len() + 8) as usize;
+    let count = count as usize;
     // Each range takes at least its header: a count the bytes cannot hold is
     // refused before anything is allocated for it.
     if count > (snapshot.len() - head) / RANGE_HEADER {

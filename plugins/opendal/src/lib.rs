@@ -16,7 +16,8 @@
 //! | `gs://bucket/key` | Google Cloud Storage (feature `gcs`) |
 //! | `azblob://container/path` | Azure Blob Storage (feature `azblob`) |
 //!
-//! Costs: opening a source costs one `stat` (an HTTP `HEAD`); each
+//! Costs: opening a source costs one `stat` (an HTTP `HEAD`; none with
+//! [`OpendalSource::open_with_size`]); each
 //! [`ReadAt::read_exact_at`] is one ranged GET (reads over [`PARALLEL_PIECE`]
 //! are split into pieces fetched at once); [`ReadAt::read_ranges`] merges
 //! ranges that touch or lie within [`COALESCE_GAP`] of each other into one GET
@@ -140,6 +141,38 @@ impl OpendalSource {
 
     /// Open `url` through an OpenDAL service even for local files (one `stat`).
     pub fn open_generic(url: &str, s3: &S3Options) -> Result<Self, OpendalError> {
+        let service = Self::service(url, s3)?;
+        let meta = service
+            .op
+            .stat(&service.path)
+            .map_err(|e| OpendalError::backend(url, "stat", e))?;
+        Ok(Self {
+            backend: Backend::Service(Box::new(service)),
+            url: url.to_string(),
+            size: meta.content_length(),
+            modified: meta.last_modified().map(std::time::SystemTime::from),
+        })
+    }
+
+    /// Open `url`, whose size is known already (a metadata snapshot taken by
+    /// another handle on the same object carries it), without the `stat`: a
+    /// remote open costs no request. Local files are opened as by
+    /// [`OpendalSource::open_with`] (their size is free). Reads past the end of an
+    /// object that turns out shorter fail as short reads.
+    pub fn open_with_size(url: &str, s3: &S3Options, size: u64) -> Result<Self, OpendalError> {
+        if let Location::Fs { .. } = Location::parse(url)? {
+            return Self::open_with(url, s3);
+        }
+        Ok(Self {
+            backend: Backend::Service(Box::new(Self::service(url, s3)?)),
+            url: url.to_string(),
+            size,
+            modified: None,
+        })
+    }
+
+    /// The OpenDAL operators (blocking and async) for `url`.
+    fn service(url: &str, s3: &S3Options) -> Result<Service, OpendalError> {
         let location = Location::parse(url)?;
         let rt = runtime::get()?;
         let (async_op, path) = {
@@ -151,15 +184,7 @@ impl OpendalSource {
             blocking::Operator::new(async_op.clone())
                 .map_err(|e| OpendalError::backend(url, "configure", e))?
         };
-        let meta = op
-            .stat(&path)
-            .map_err(|e| OpendalError::backend(url, "stat", e))?;
-        Ok(Self {
-            backend: Backend::Service(Box::new(Service { op, async_op, path })),
-            url: url.to_string(),
-            size: meta.content_length(),
-            modified: meta.last_modified().map(std::time::SystemTime::from),
-        })
+        Ok(Service { op, async_op, path })
     }
 
     /// The URL this source was opened with.
@@ -431,6 +456,25 @@ mod tests {
         for (&(o, l), g) in ranges.iter().zip(&got) {
             assert_eq!(g.as_slice(), &bytes[o as usize..o as usize + l]);
         }
+    }
+
+    #[test]
+    fn a_sized_open_reads_without_a_stat() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        write_all("memory://unit/sized", bytes.clone()).unwrap();
+        let s3 = S3Options::default();
+        let source = OpendalSource::open_with_size("memory://unit/sized", &s3, 5000).unwrap();
+        assert_eq!(source.size(), 5000);
+        let mut buf = [0; 10];
+        source.read_exact_at(4990, &mut buf).unwrap();
+        assert_eq!(&buf, &bytes[4990..]);
+        // A missing object is found at the first read, not at open.
+        let missing = OpendalSource::open_with_size("memory://unit/none", &s3, 10).unwrap();
+        let err = missing.read_exact_at(0, &mut buf).unwrap_err();
+        assert!(err.to_string().contains("memory://unit/none"), "{err}");
+        // A size larger than the object: reads past its end fail as short reads.
+        let long = OpendalSource::open_with_size("memory://unit/sized", &s3, 6000).unwrap();
+        assert!(long.read_exact_at(4995, &mut buf).is_err());
     }
 
     #[test]
