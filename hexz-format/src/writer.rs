@@ -1400,7 +1400,7 @@ impl<W: Sink> WorkerState<W> {
             root_hash,
             catalog_hash,
             &sections,
-        );
+        )?;
         let envelope_offset = if envelope.is_empty() { 0 } else { blobs.pos };
         blobs.write(&envelope)?;
         let trailer = Trailer {
