@@ -17,7 +17,7 @@ use quick_cache::sync::GuardResult;
 use rayon::prelude::*;
 
 use super::Inner;
-use crate::layout::ChunkRecord;
+use crate::layout::{CHUNK_DELTA, ChunkRecord};
 
 /// Stored bytes fetched by one `read_ranges` call at most.
 const BATCH_BYTES: u64 = 16 << 20;
@@ -69,7 +69,17 @@ impl Inner {
                 .into_par_iter()
                 .zip(stored.into_par_iter())
                 .for_each(|((r, guard), stored)| {
-                    if let Ok(data) = self.chunk_from_stored(&r, stored, verify) {
+                    // A delta chunk's base comes from a parent, one read each.
+                    let base = if r.flags & CHUNK_DELTA != 0 {
+                        match self.delta_base(&r) {
+                            Ok(base) => Some(base),
+                            Err(_) => return,
+                        }
+                    } else {
+                        None
+                    };
+                    let base = base.as_deref().map(Vec::as_slice);
+                    if let Ok(data) = self.chunk_from_stored(&r, stored, base, verify) {
                         let _ = guard.insert(Arc::new(data));
                     }
                 });
