@@ -42,11 +42,11 @@
 use std::sync::Arc;
 
 use crate::bytes::{Cursor, PutLe};
+use crate::codec::Compressor;
 use crate::error::{Error, Result};
 use crate::layout::{
     CHUNK_DELTA, CHUNK_RAW, CHUNK_RECORD_LEN, ChunkRecord, MAX_PAGE_LEN, SECTION_CHUNK_BASES,
 };
-use crate::codec::Compressor;
 use crate::parents::{MAX_PARENTS, ParentRef, ParentSet};
 use crate::reader::{Archive, ChunkData, Inner};
 

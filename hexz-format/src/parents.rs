@@ -701,7 +701,11 @@ impl ParentSet {
     /// The base of the chain's delta blob (`source`, `blob_offset`), in the
     /// child's numbering: known for every delta blob [`lookup`](Self::lookup)
     /// returns.
-    pub fn chunk_base(&self, source: u16, blob_offset: u64) -> Option<crate::chunkdelta::ChunkBase> {
+    pub fn chunk_base(
+        &self,
+        source: u16,
+        blob_offset: u64,
+    ) -> Option<crate::chunkdelta::ChunkBase> {
         self.chunk_bases.base_of(source, blob_offset).copied()
     }
 

@@ -23,9 +23,9 @@ use crate::crypto::seal::{BlobRole, Place, Sealer};
 use crate::crypto::{ArchiveKeys, ChunkHasher, Unlock};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
-    BLOB_DELTA, BLOB_RAW, CHUNK_DELTA, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, HEADER_LEN,
-    OPEN_TAIL_LEN, PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot, check_header,
-    decode_header,
+    BLOB_DELTA, BLOB_RAW, CHUNK_DELTA, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED,
+    HEADER_LEN, OPEN_TAIL_LEN, PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot,
+    check_header, decode_header,
 };
 use crate::page::{Key, Page, TreeKind, decode_page};
 use crate::parents::ParentLinks;
@@ -845,7 +845,14 @@ impl Inner {
         if r.flags & BLOB_DELTA != 0 {
             return self.decode_delta(r, opened, what, role);
         }
-        self.decode_blob(opened, r.flags & BLOB_RAW != 0, None, r.raw_len, what, r.offset)
+        self.decode_blob(
+            opened,
+            r.flags & BLOB_RAW != 0,
+            None,
+            r.raw_len,
+            what,
+            r.offset,
+        )
     }
 
     /// The "open" step of every blob read (fetch → check → open → decompress):
@@ -890,17 +897,18 @@ impl Inner {
         }
         let mut out = Vec::with_capacity(raw_len as usize);
         match base {
-            Some(base) => self
-                .codec
-                .decompress_with_base(&stored, base, raw_len as usize, &mut out),
+            Some(base) => {
+                self.codec
+                    .decompress_with_base(&stored, base, raw_len as usize, &mut out)
+            }
             None => self.codec.decompress(&stored, raw_len as usize, &mut out),
         }
         .map_err(|error| Error::Codec {
-                codec: self.codec.name().to_string(),
-                what,
-                offset,
-                error,
-            })?;
+            codec: self.codec.name().to_string(),
+            what,
+            offset,
+            error,
+        })?;
         if out.len() != raw_len as usize {
             return Err(Error::Corrupt {
                 what,

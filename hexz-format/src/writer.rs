@@ -19,20 +19,21 @@ use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 
+use crate::chunkdelta::{
+    CHUNK_BASE_RECORD_LEN, ChunkBase, MAX_CHUNK_BASES_PER_SECTION, encode_chunk_bases,
+};
 use crate::codec::Compressor;
 use crate::columns::ColumnSchema;
 use crate::crypto::ChunkHasher;
 use crate::crypto::seal::{BlobRole, Place, Sealer};
-use crate::chunkdelta::{
-    CHUNK_BASE_RECORD_LEN, ChunkBase, MAX_CHUNK_BASES_PER_SECTION, encode_chunk_bases,
-};
 use crate::delta::{BaseCandidates, PageBase, encode_page_bases};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
-    BLOB_DELTA, BLOB_RAW, CHUNK_DELTA, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord,
-    Directory, Entry, EntryKind, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
-    MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CHUNK_BASES, SECTION_CRITICAL,
-    SECTION_PAGE_BASES, SECTION_PARENTS, Section, Stats, Trailer, VERSION_MAJOR, VERSION_MINOR, encode_header,
+    BLOB_DELTA, BLOB_RAW, CHUNK_DELTA, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams,
+    ChunkRecord, Directory, Entry, EntryKind, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN,
+    MAX_PAGE_LEN, MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CHUNK_BASES,
+    SECTION_CRITICAL, SECTION_PAGE_BASES, SECTION_PARENTS, Section, Stats, Trailer, VERSION_MAJOR,
+    VERSION_MINOR, encode_header,
 };
 use crate::page::{Key, PageSink, TreeBuilder, TreeKind};
 use crate::parents::ParentSet;
@@ -1196,7 +1197,12 @@ impl<W: Sink> WorkerState<W> {
         let mut best: Option<(u64, Arc<str>, u64, u64)> = None;
         let mut consider = |from: u64, to: u64, entry_start: u64, name: &Arc<str>| {
             if to > from && best.as_ref().is_none_or(|b| to - from > b.0) {
-                best = Some((to - from, name.clone(), from - entry_start, to - entry_start));
+                best = Some((
+                    to - from,
+                    name.clone(),
+                    from - entry_start,
+                    to - entry_start,
+                ));
             }
         };
         let first = self.spans.partition_point(|s| s.1 <= start);
@@ -1499,7 +1505,11 @@ impl<W: Sink> WorkerState<W> {
             })
             .collect();
         for part in chunk_bases.chunks(MAX_CHUNK_BASES_PER_SECTION) {
-            sections.push((SECTION_CHUNK_BASES, SECTION_CRITICAL, encode_chunk_bases(part)));
+            sections.push((
+                SECTION_CHUNK_BASES,
+                SECTION_CRITICAL,
+                encode_chunk_bases(part),
+            ));
         }
         if sections.len() > MAX_SECTIONS {
             return Err(Error::InvalidSetting {
