@@ -178,6 +178,10 @@ pub struct WriterOptions {
     pub encryption: Option<crate::crypto::Encryption>,
     /// Sign the finished archive (see [`crate::sign`]).
     pub signing: Option<crate::sign::Signing>,
+    /// Thin children whose codec has a delta form: store a new chunk as a delta
+    /// against its parent's chunk at the same place of the same entry when that
+    /// is smaller ([`crate::chunkdelta`]). `false`: every chunk whole.
+    pub chunk_deltas: bool,
 }
 
 impl WriterOptions {
@@ -192,6 +196,7 @@ impl WriterOptions {
             threads: None,
             encryption: None,
             signing: None,
+            chunk_deltas: true,
         }
     }
 
@@ -1154,7 +1159,8 @@ impl<W: Sink> WorkerState<W> {
                     self.blobs.bases = Some(set.page_bases.clone());
                     let used = vec![(0, 0); set.parents().len() + 1];
                     self.parents = Some((set, used));
-                    self.chunk_deltas = self.options.compressor.has_base_form();
+                    self.chunk_deltas =
+                        self.options.chunk_deltas && self.options.compressor.has_base_form();
                 }
                 Msg::Finish {
                     entries,
