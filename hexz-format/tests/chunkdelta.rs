@@ -367,6 +367,24 @@ fn a_damaged_delta_blob_or_base_chunk_is_corruption() {
     assert!(err.is_corruption(), "{err}");
     store.put("v0.hxz", good_parent);
     read_it(&store).unwrap();
+    // A flipped byte in the chunk-bases section (which the root hash covers
+    // through its page ref): the section fails its checks, nothing is decoded.
+    let section = open(&store, "v1.hxz")
+        .unwrap()
+        .directory()
+        .sections
+        .iter()
+        .find(|s| s.kind == SECTION_CHUNK_BASES)
+        .unwrap()
+        .page;
+    let mut child = good_child;
+    child[(section.offset + u64::from(section.stored_len) / 2) as usize] ^= 0x10;
+    store.put("v1.hxz", child);
+    let err = read_it(&store).unwrap_err();
+    assert!(
+        matches!(err, Error::Checksum { offset, .. } if offset == section.offset),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -454,4 +472,41 @@ fn an_encrypted_chain_with_delta_chunks_reads_back() {
     assert!(chunk_bases(&v2).iter().all(|b| b.base.source == 2));
     check_reads(&store, "v2.hxz", &tree(2));
     v2.verify().unwrap();
+}
+
+#[test]
+fn appending_a_parent_delta_chunk_whose_base_is_unknown_is_refused() {
+    let store = Store::new(ReadOptions::default());
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
+    let v1 = open(&store, "v1.hxz").unwrap();
+    let own = first_own_delta(&v1).0;
+    let chain = vec![
+        ParentArchive {
+            archive: v1.clone(),
+            hint: "v1.hxz".into(),
+        },
+        ParentArchive {
+            archive: v1.parent(1).unwrap(),
+            hint: "v0.hxz".into(),
+        },
+    ];
+    let append = |r: ChunkRecord| {
+        let mut w = ArchiveWriter::new(Vec::new(), zstd()).unwrap();
+        w.set_parents(ParentSet::new(chain.clone()).unwrap())
+            .unwrap();
+        let pieces = vec![Ok(hexz_format::Piece::Chunks(vec![r]))];
+        w.add_file_pieces("f", &mut pieces.into_iter(), EntryMeta::default())
+            .and_then(|_| w.finish().map(drop))
+    };
+    // v1's own delta chunk, as v2 would reference it: its base is known.
+    append(ChunkRecord { source: 1, ..own }).unwrap();
+    // The same flag on a blob the chain does not know as a delta: refused.
+    let err = append(ChunkRecord {
+        source: 1,
+        blob_offset: own.blob_offset + 1,
+        ..own
+    })
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidSetting { .. }), "{err:?}");
 }
