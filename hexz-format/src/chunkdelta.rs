@@ -180,6 +180,12 @@ impl Inner {
     /// loaded (through the chunk cache) from the parent that stores it, with that
     /// parent's checks.
     pub(crate) fn delta_base(&self, r: &ChunkRecord) -> Result<ChunkData> {
+        self.chunk(&self.delta_base_record(r)?)
+    }
+
+    /// The record of the base of delta chunk `r` (a record of this archive's
+    /// index), from the chunk-bases sections.
+    pub(crate) fn delta_base_record(&self, r: &ChunkRecord) -> Result<ChunkRecord> {
         let bases = self.parents.chunk_bases(self)?;
         let record = find(&bases, r.source, r.blob_offset).ok_or_else(|| Error::Corrupt {
             what: "chunk",
@@ -190,8 +196,7 @@ impl Inner {
                 r.source
             ),
         })?;
-        let base = record.base;
-        self.chunk(&base)
+        Ok(record.base)
     }
 }
 

@@ -2,6 +2,7 @@
 //! the parent's chunk at the same place of the same file.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hexz_format::chunkdelta::{ChunkBase, decode_chunk_bases};
@@ -10,7 +11,7 @@ use hexz_format::layout::{CHUNK_DELTA, ChunkRecord, SECTION_CHUNK_BASES};
 use hexz_format::parents::ResolveError;
 use hexz_format::{
     Archive, ArchiveWriter, ChunkParams, Encryption, EntryMeta, Error, Hash32, MemorySource,
-    ParentArchive, ParentResolver, ParentSet, ReadOptions, SlotSpec, Unlock, WriterOptions,
+    ParentArchive, ParentResolver, ParentSet, ReadAt, ReadOptions, SlotSpec, Unlock, WriterOptions,
 };
 use zeroize::Zeroizing;
 
@@ -21,6 +22,34 @@ use crate::common::{Files, codecs};
 struct Store {
     files: Mutex<HashMap<String, Vec<u8>>>,
     options: ReadOptions,
+    /// Reads of one range (`read_exact_at`) and batched reads (`read_ranges`)
+    /// made by the archives opened from this store.
+    singles: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// A store's object, counting the reads made of it.
+#[derive(Debug)]
+struct Counted {
+    inner: MemorySource,
+    store: Arc<Store>,
+}
+
+impl ReadAt for Counted {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.store.singles.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn read_ranges(&self, ranges: &[(u64, usize)]) -> std::io::Result<Vec<Vec<u8>>> {
+        self.store.batches.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_ranges(ranges)
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
 }
 
 impl Store {
@@ -28,6 +57,8 @@ impl Store {
         Arc::new(Self {
             files: Mutex::new(HashMap::new()),
             options,
+            singles: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
         })
     }
     fn put(&self, name: &str, bytes: Vec<u8>) {
@@ -58,12 +89,14 @@ fn open(store: &Arc<Store>, name: &str) -> hexz_format::Result<Archive> {
             path: name.into(),
             error: std::io::Error::other("no such object"),
         })?;
-    Ok(Archive::open(
-        Arc::new(MemorySource::new(bytes, name)),
-        &codecs(),
-        store.options.clone(),
-    )?
-    .with_parent_resolver(Arc::new(Resolver(store.clone()))))
+    let source = Counted {
+        inner: MemorySource::new(bytes, name),
+        store: store.clone(),
+    };
+    Ok(
+        Archive::open(Arc::new(source), &codecs(), store.options.clone())?
+            .with_parent_resolver(Arc::new(Resolver(store.clone()))),
+    )
 }
 
 /// Build `files` into the store as `name`, a child of `parent` (with its chain).
@@ -509,4 +542,42 @@ fn appending_a_parent_delta_chunk_whose_base_is_unknown_is_refused() {
     })
     .unwrap_err();
     assert!(matches!(err, Error::InvalidSetting { .. }), "{err:?}");
+}
+
+#[test]
+fn batched_reads_fetch_parent_chunks_and_bases_with_one_request_per_archive() {
+    let store = Store::new(ReadOptions::default());
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
+    build(&store, "v2.hxz", &tree(2), Some("v1.hxz"), zstd());
+    let a = open(&store, "v2.hxz").unwrap();
+    let files = tree(2);
+    let entries: Vec<_> = files.iter().map(|(n, _)| a.entry(n).unwrap()).collect();
+    let ranges: Vec<(u64, usize)> = entries
+        .iter()
+        .map(|e| (e.offset, e.size as usize))
+        .collect();
+    a.preload_chunk_index().unwrap();
+    // Parents opened (their tails read) and bases sections loaded beforehand.
+    a.check_parents().unwrap();
+    let all = records(&a);
+    assert!(all.iter().filter(|r| r.source > 0).count() > 50);
+    assert!(
+        all.iter()
+            .any(|r| r.flags & CHUNK_DELTA != 0 && r.source == 1)
+    );
+    let (singles, batches) = (
+        store.singles.load(Ordering::SeqCst),
+        store.batches.load(Ordering::SeqCst),
+    );
+    let got = a.read_ranges(&ranges).unwrap();
+    for ((n, data), bytes) in files.iter().zip(got) {
+        assert_eq!(&bytes, data, "{n}");
+    }
+    // Chunks from v2, v1 and v0, bases from v0 and v1: a handful of batched
+    // requests, and no chunk fetched on its own.
+    let singles = store.singles.load(Ordering::SeqCst) - singles;
+    let batches = store.batches.load(Ordering::SeqCst) - batches;
+    assert_eq!(singles, 0, "{batches} batched reads");
+    assert!((2..=6).contains(&batches), "{batches} batched reads");
 }
