@@ -5,7 +5,10 @@
 # of a PyPI package, each archived by `hexz build --parent <previous>`, against
 # restic and borg backing the same trees up into one repository each (one
 # snapshot per version). Reports total stored bytes and total time, as ratios
-# against hexz, plus hexz without parents (each version self-contained).
+# against hexz, plus hexz without parents (each version self-contained) and hexz
+# chains whose children store every chunk whole (recipe `deltas: false`, no
+# delta chunks, FORMAT.md §14.3.6), with the time to extract the newest child
+# of each chain.
 # Everything goes to bench/work/versions/ (git-ignored).
 #
 # Environment:
@@ -72,15 +75,15 @@ find "$WORK/trees" -type f -exec cat {} + >/dev/null
 # about one chunk), and the defaults (64 KiB) for comparison.
 SMALL="{ min: 4KiB, avg: 16KiB, max: 64KiB }"
 DEFAULT="{ min: 16KiB, avg: 64KiB, max: 256KiB }"
-recipe() { # version output chunking
-    printf 'inputs:\n  - path: %s\noutput: %s\nchunking: %s\ncompression: { codec: zstd, level: 3 }\n' \
-        "$WORK/trees/$1/src" "$2" "$3" > "$OUT/recipe-$1.yaml"
+recipe() { # version output chunking [deltas]
+    printf 'inputs:\n  - path: %s\noutput: %s\nchunking: %s\ncompression: { codec: zstd, level: 3, deltas: %s }\n' \
+        "$WORK/trees/$1/src" "$2" "$3" "${4:-true}" > "$OUT/recipe-$1.yaml"
     echo "$OUT/recipe-$1.yaml"
 }
-thin_chain() { # folder chunking
+thin_chain() { # folder chunking [deltas]
     local prev= v r
     for v in "${versions[@]}"; do
-        r=$(recipe "$v" "$OUT/$1/$v.hxz" "$2")
+        r=$(recipe "$v" "$OUT/$1/$v.hxz" "$2" "${3:-true}")
         if [[ -z $prev ]]; then "$HEXZ" build "$r" --quiet
         else "$HEXZ" build "$r" --quiet --parent "$OUT/$1/$prev.hxz"; fi
         prev=$v
@@ -92,6 +95,11 @@ t_thin=$(since "$t0"); b_thin=$(bytes_of "$OUT/thin")
 log "hexz: thin chain, default 64 KiB chunks"
 t0=$(now); thin_chain thin64 "$DEFAULT"
 t_thin64=$(since "$t0"); b_thin64=$(bytes_of "$OUT/thin64")
+log "hexz: thin chains with every chunk whole (deltas: false), 16 KiB and default chunks"
+t0=$(now); thin_chain thin-whole "$SMALL" false
+t_thinw=$(since "$t0"); b_thinw=$(bytes_of "$OUT/thin-whole")
+t0=$(now); thin_chain thin64-whole "$DEFAULT" false
+t_thin64w=$(since "$t0"); b_thin64w=$(bytes_of "$OUT/thin64-whole")
 
 log "hexz: every version self-contained (no parent), 16 KiB chunks"
 t0=$(now)
@@ -102,6 +110,21 @@ t_full=$(since "$t0"); b_full=$(bytes_of "$OUT/full")
 
 log "hexz: checking the newest child reads back (extract, diff -r) and squash"
 last=${versions[-1]}
+# Read cost: extract the newest child of each chain; five rounds, the chains
+# interleaved in each (so a burst of other load hits them alike), best time kept.
+declare -A xbest=()
+for round in 1 2 3 4 5; do
+    for c in thin thin-whole thin64 thin64-whole; do
+        rm -rf -- "$OUT/x-$c"
+        t0=$(now); "$HEXZ" extract "$OUT/$c/$last.hxz" "$OUT/x-$c" --quiet; t=$(since "$t0")
+        if [[ -z ${xbest[$c]:-} ]] || (( $(echo "$t < ${xbest[$c]}" | bc) )); then xbest[$c]=$t; fi
+        (( round < 5 )) && continue
+        diff -r "$WORK/trees/$last/src" "$OUT/x-$c" >/dev/null || die "extracted $c differs"
+        rm -rf -- "$OUT/x-$c"
+    done
+done
+x_thin=${xbest[thin]} x_thinw=${xbest[thin-whole]}
+x_thin64=${xbest[thin64]} x_thin64w=${xbest[thin64-whole]}
 "$HEXZ" verify "$OUT/thin/$last.hxz" >/dev/null
 "$HEXZ" extract "$OUT/thin/$last.hxz" "$OUT/check" --quiet
 diff -r "$WORK/trees/$last/src" "$OUT/check" >/dev/null || die "extracted tree differs"
@@ -139,9 +162,13 @@ mib() { echo "scale=2; $1 / 1048576" | bc; }
     row() { echo "| $1 | $2 | $(mib "$2") | $(ratio "$2" "$b_thin")x | $(printf '%.2f' "$3") | $(ratio "$3" "$t_thin")x |"; }
     row "hexz, thin chain (--parent previous), 16 KiB chunks" "$b_thin" "$t_thin"
     row "hexz, thin chain, default 64 KiB chunks" "$b_thin64" "$t_thin64"
+    row "hexz, thin chain, 16 KiB chunks, no delta chunks" "$b_thinw" "$t_thinw"
+    row "hexz, thin chain, default 64 KiB chunks, no delta chunks" "$b_thin64w" "$t_thin64w"
     row "hexz, each version self-contained, 16 KiB chunks" "$b_full" "$t_full"
     row "borg $(borg --version | awk '{print $2}') (zstd,3; one repo)" "$b_borg" "$t_borg"
     row "restic $(restic version | awk '{print $2}') (auto; one repo)" "$b_restic" "$t_restic"
+    echo
+    echo "Extract the newest child ($last), best of 5 (s): 16 KiB $(printf '%.3f' "$x_thin") with delta chunks, $(printf '%.3f' "$x_thinw") without ($(ratio "$x_thin" "$x_thinw")x); default $(printf '%.3f' "$x_thin64") with, $(printf '%.3f' "$x_thin64w") without ($(ratio "$x_thin64" "$x_thin64w")x)"
     echo
     echo "Per version (hexz thin child, bytes): $(for v in "${versions[@]}"; do printf '%s=%s ' "$v" "$(bytes_of "$OUT/thin/$v.hxz")"; done)"
     echo
@@ -150,14 +177,15 @@ mib() { echo "scale=2; $1 / 1048576" | bc; }
     for chain in thin thin64; do
         echo "Space by part, $chain (chunks / metadata; metadata = chunk index + catalog + names + sections + framing):"
         echo
-        echo "| version | chunks | chunk index | catalog | names | sections | metadata |"
-        echo "|---|---:|---:|---:|---:|---:|---:|"
+        echo "| version | chunks | of which delta chunks (count: bytes) | chunk index | catalog | names | sections | metadata |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
         for v in "${versions[@]}"; do
             "$HEXZ" info --space --json "$OUT/$chain/$v.hxz" | python3 -c '
 import json, sys
 s = json.load(sys.stdin)["space"]
 sec = sum(x["bytes"] for x in s["sections"])
-print("| %s | %d | %d | %d | %d | %d | %d |" % (sys.argv[1], s["chunk_blobs"], s["chunk_index"],
+print("| %s | %d | %d: %d | %d | %d | %d | %d | %d |" % (sys.argv[1], s["chunk_blobs"],
+      s["delta_chunks"], s["delta_chunk_bytes"], s["chunk_index"],
       s["catalog"], s["name_index"], sec, s["metadata"]))' "$v"
         done
         echo

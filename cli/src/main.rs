@@ -627,8 +627,10 @@ fn run(cli: Cli) -> Result<()> {
                 if let Some(s) = &i.space {
                     writeln!(
                         out,
-                        "space         chunks {} / chunk index {} / catalog {} / names {} / sections {} / framing {} (metadata {})",
+                        "space         chunks {} ({} deltas: {}) / chunk index {} / catalog {} / names {} / sections {} / framing {} (metadata {})",
                         s.chunk_blobs,
+                        s.delta_chunks,
+                        s.delta_chunk_bytes,
                         s.chunk_index,
                         s.catalog,
                         s.name_index,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use hexz_format::crypto::keyfile::{PublicKeyKind, parse_raw_key};
+use hexz_format::crypto::keyfile::PublicKeyKind;
 use hexz_format::{PublicKey, ReadOptions, SecretKeyFile, TrustPolicy, Unlock};
 use hexz_pipeline::Registry;
 use hexz_pipeline::recipe::strip_newline;
@@ -153,12 +153,10 @@ pub fn read_passphrase(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     Ok(Zeroizing::new(pass.to_vec()))
 }
 
-/// A raw key file.
+/// A raw key file (32 bytes, or 64 hex digits): the recipe's reader, so the CLI
+/// and recipes accept the same files.
 pub fn read_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>> {
-    let bytes = Zeroizing::new(
-        std::fs::read(path).with_context(|| format!("reading key file {}", path.display()))?,
-    );
-    Ok(parse_raw_key(&bytes, &path.display().to_string())?)
+    Ok(hexz_pipeline::crypto::read_key_file(path)?)
 }
 
 /// A secret key file, opened with the first of `passphrases` that fits when it is

@@ -47,8 +47,15 @@ pub trait Compressor: Send + Sync + Debug {
     fn decompress(&self, input: &[u8], raw_len: usize, out: &mut Vec<u8>)
     -> Result<(), CodecError>;
 
+    /// Whether [`compress_with_base`](Self::compress_with_base) has a delta form
+    /// (`false`, the default: writers then load no base at all).
+    fn has_base_form(&self) -> bool {
+        false
+    }
+
     /// Compress `input` against `base` (bytes the reader will hold when it decodes:
-    /// a thin child's index page against its parent's, FORMAT.md §14.3.5),
+    /// a thin child's index page or chunk against its parent's, FORMAT.md
+    /// §14.3.5 and §14.3.6),
     /// appending to `out`. `Ok(false)` (the default) means the codec has no such
     /// form; nothing is appended then. Deterministic like [`compress`](Self::compress).
     fn compress_with_base(

@@ -233,7 +233,7 @@ impl Inner {
     pub(crate) fn decode_delta(
         &self,
         r: &PageRef,
-        stored: &[u8],
+        stored: Vec<u8>,
         what: &'static str,
         role: BlobRole,
     ) -> Result<Vec<u8>> {
@@ -260,23 +260,7 @@ impl Inner {
         if r.raw_len > MAX_PAGE_LEN {
             return Err(corrupt(format!("raw length {} too large", r.raw_len)));
         }
-        let mut out = Vec::with_capacity(r.raw_len as usize);
-        self.codec
-            .decompress_with_base(stored, &base, r.raw_len as usize, &mut out)
-            .map_err(|error| Error::Codec {
-                codec: self.codec.name().to_string(),
-                what,
-                offset: r.offset,
-                error,
-            })?;
-        if out.len() != r.raw_len as usize {
-            return Err(corrupt(format!(
-                "decoded to {} bytes, expected {}",
-                out.len(),
-                r.raw_len
-            )));
-        }
-        Ok(out)
+        self.decode_blob(stored, false, Some(&base), r.raw_len, what, r.offset)
     }
 
     /// The page-bases section, decoded (empty when the archive has none).

@@ -108,6 +108,10 @@ pub const BLOB_DELTA: u8 = 2;
 pub const CHUNK_ZERO: u8 = 1;
 /// Chunk flag: the blob is stored without compression.
 pub const CHUNK_RAW: u8 = 2;
+/// Chunk flag: the blob is compressed against a base chunk stored whole in an
+/// ancestor (thin children, see [`crate::chunkdelta`]); never together with
+/// [`CHUNK_RAW`] or [`CHUNK_ZERO`].
+pub const CHUNK_DELTA: u8 = 4;
 
 /// Section kind: provenance, UTF-8 JSON.
 pub const SECTION_PROVENANCE: u16 = 1;
@@ -118,6 +122,9 @@ pub const SECTION_COLUMNS: u16 = 3;
 /// Section kind: the bases of a thin child's delta pages (see [`crate::delta`]),
 /// written critical.
 pub const SECTION_PAGE_BASES: u16 = 4;
+/// Section kind: the bases of the delta chunks a thin child reads (see
+/// [`crate::chunkdelta`]), written critical.
+pub const SECTION_CHUNK_BASES: u16 = 5;
 /// Section flag: a reader that does not know the kind must refuse the archive.
 pub const SECTION_CRITICAL: u16 = 1;
 
@@ -523,8 +530,11 @@ impl ChunkRecord {
                 c.array()?
             },
         };
-        if r.flags & !(CHUNK_ZERO | CHUNK_RAW) != 0 {
+        if r.flags & !(CHUNK_ZERO | CHUNK_RAW | CHUNK_DELTA) != 0 {
             return Err(c.corrupt(format!("unknown chunk flags {:#x}", r.flags)));
+        }
+        if r.flags & CHUNK_DELTA != 0 && r.flags & (CHUNK_ZERO | CHUNK_RAW) != 0 {
+            return Err(c.corrupt("a delta chunk flagged zero or raw"));
         }
         if r.raw_len == 0 {
             return Err(c.corrupt("empty chunk"));
@@ -1110,7 +1120,11 @@ impl Directory {
             // parents of thin snapshots.
             let known = matches!(
                 kind,
-                SECTION_PROVENANCE | SECTION_PARENTS | SECTION_COLUMNS | SECTION_PAGE_BASES
+                SECTION_PROVENANCE
+                    | SECTION_PARENTS
+                    | SECTION_COLUMNS
+                    | SECTION_PAGE_BASES
+                    | SECTION_CHUNK_BASES
             );
             if !known && flags & SECTION_CRITICAL != 0 {
                 return Err(c.corrupt(format!(

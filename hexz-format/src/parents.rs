@@ -47,7 +47,7 @@ use rayon::prelude::*;
 use crate::bytes::{Cursor, PutLe};
 use crate::crypto::ChunkHasher;
 use crate::error::{Error, Hash32, Result};
-use crate::layout::{ChunkRecord, MAX_PAGE_LEN, SECTION_PARENTS};
+use crate::layout::{CHUNK_DELTA, ChunkRecord, MAX_PAGE_LEN, SECTION_PARENTS};
 use crate::page::{Page, TreeKind};
 use crate::reader::{Archive, Inner, VerifyReport};
 
@@ -240,6 +240,8 @@ pub(crate) struct ParentLinks {
     table: OnceLock<Arc<ParentTable>>,
     /// The page-bases section (delta pages, [`crate::delta`]), once decoded.
     page_bases: OnceLock<crate::delta::PageBases>,
+    /// The chunk-bases sections (delta chunks, [`crate::chunkdelta`]), once decoded.
+    chunk_bases: OnceLock<crate::chunkdelta::ChunkBases>,
 }
 
 #[derive(Debug)]
@@ -279,6 +281,15 @@ impl ParentLinks {
         }
         let list = Arc::new(child.load_page_bases()?);
         Ok(self.page_bases.get_or_init(|| list).clone())
+    }
+
+    /// The child's chunk-bases sections, decoded once (empty when it has none).
+    pub(crate) fn chunk_bases(&self, child: &Inner) -> Result<crate::chunkdelta::ChunkBases> {
+        if let Some(b) = self.chunk_bases.get() {
+            return Ok(b.clone());
+        }
+        let list = Arc::new(child.load_chunk_bases()?);
+        Ok(self.chunk_bases.get_or_init(|| list).clone())
     }
 
     /// The opened parent `index` (1-based, as in chunk records).
@@ -332,16 +343,19 @@ impl ParentLinks {
     }
 
     /// Read a chunk stored in a parent (`r.source ≥ 1`): the parent's own blob,
-    /// checked against the CRC32 (and id) the child recorded.
+    /// checked against the CRC32 (and id) the child recorded; a delta blob is
+    /// decoded with `base`, which the child found (the parent's own parents are
+    /// not followed).
     pub(crate) fn load_chunk(
         &self,
         child: &Inner,
         r: &ChunkRecord,
+        base: Option<&[u8]>,
         verify_id: bool,
     ) -> Result<Vec<u8>> {
         let parent = self.parent(child, r.source)?;
         let local = ChunkRecord { source: 0, ..*r };
-        parent.inner.load_chunk(&local, verify_id)
+        parent.inner.load_stored_chunk(&local, base, verify_id)
     }
 }
 
@@ -392,14 +406,31 @@ impl Archive {
     /// chunk count) or holds the base of one of its delta pages, so a missing or
     /// wrong parent is reported before any read.
     pub fn check_parents(&self) -> Result<()> {
-        let bases = self.inner.parents.page_bases(&self.inner)?;
-        for (i, p) in self.parents()?.iter().enumerate() {
-            let index = (i + 1) as u16;
-            if p.chunks > 0 || bases.iter().any(|b| b.source == index) {
-                self.parent(index)?;
-            }
+        for index in self.needed_parents()? {
+            self.parent(index)?;
         }
         Ok(())
+    }
+
+    /// The positions (1-based) of the parents this archive reads: those that
+    /// serve chunks, and those that hold the base of one of its delta pages or
+    /// delta chunks. Reads the parents and bases sections, opens nothing.
+    pub fn needed_parents(&self) -> Result<Vec<u16>> {
+        let pages = self.inner.parents.page_bases(&self.inner)?;
+        let chunks = self.inner.parents.chunk_bases(&self.inner)?;
+        let bases: std::collections::HashSet<u16> = pages
+            .iter()
+            .map(|b| b.source)
+            .chain(chunks.iter().map(|b| b.base.source))
+            .collect();
+        Ok(self
+            .parents()?
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((i + 1) as u16, p))
+            .filter(|(index, p)| p.chunks > 0 || bases.contains(index))
+            .map(|(index, _)| index)
+            .collect())
     }
 
     /// Check that the per-parent counts of the parents section match the chunk
@@ -440,7 +471,7 @@ pub struct ParentChunk {
     pub crc: u32,
     /// 1-based index in the child's parents list.
     pub source: u16,
-    /// `CHUNK_RAW` or 0.
+    /// `CHUNK_RAW`, `CHUNK_DELTA` (the base: [`ParentSet::chunk_base`]) or 0.
     pub flags: u8,
 }
 
@@ -454,6 +485,9 @@ pub struct ParentSet {
     hasher: ChunkHasher,
     /// The direct parent's index leaves, the bases of the child's delta pages.
     pub(crate) page_bases: Arc<crate::delta::BaseCandidates>,
+    /// Where the child's new chunks find their bases, and the bases of the
+    /// chain's delta chunks ([`crate::chunkdelta`]).
+    pub(crate) chunk_bases: Arc<crate::chunkdelta::ChunkBaseSource>,
 }
 
 /// An ancestor handed to [`ParentSet::new`]: the opened archive and the hint the
@@ -537,16 +571,22 @@ impl ParentSet {
             .map(|(i, p)| stored_chunks(&p.archive, (i + 1) as u16))
             .collect::<Result<_>>()?;
         let mut chunks: Vec<ParentChunk> = per_parent.into_iter().flatten().collect();
-        chunks.par_sort_unstable_by(|a, b| (a.id, a.source).cmp(&(b.id, b.source)));
-        chunks.dedup_by(|later, first| later.id == first.id);
         let hasher = chain[0].archive.chunk_hasher();
         let archives: Vec<Archive> = chain.iter().map(|p| p.archive.clone()).collect();
+        let chunk_bases = crate::chunkdelta::ChunkBaseSource::from_chain(&archives)?;
+        // A delta blob is referenced only with its base known.
+        chunks.retain(|c| {
+            c.flags & CHUNK_DELTA == 0 || chunk_bases.base_of(c.source, c.blob_offset).is_some()
+        });
+        chunks.par_sort_unstable_by(|a, b| (a.id, a.source).cmp(&(b.id, b.source)));
+        chunks.dedup_by(|later, first| later.id == first.id);
         let page_bases = Arc::new(crate::delta::BaseCandidates::from_chain(&archives)?);
         Ok(Self {
             refs,
             chunks,
             hasher,
             page_bases,
+            chunk_bases: Arc::new(chunk_bases),
         })
     }
 
@@ -614,6 +654,11 @@ impl ParentSet {
                 refs[0].root_hash
             )));
         }
+        let chunk_bases = crate::chunkdelta::ChunkBaseSource::from_direct(direct_parent, &refs)?;
+        // A delta blob is referenced only with its base known.
+        chunks.retain(|c| {
+            c.flags & CHUNK_DELTA == 0 || chunk_bases.base_of(c.source, c.blob_offset).is_some()
+        });
         chunks.sort_unstable_by_key(|c| (c.id, c.source));
         chunks.dedup_by(|later, first| later.id == first.id);
         let page_bases = Arc::new(crate::delta::BaseCandidates::from_chain(
@@ -624,6 +669,7 @@ impl ParentSet {
             chunks,
             hasher,
             page_bases,
+            chunk_bases: Arc::new(chunk_bases),
         })
     }
 
@@ -650,6 +696,17 @@ impl ParentSet {
             .binary_search_by(|c| c.id.cmp(id))
             .ok()
             .map(|i| &self.chunks[i])
+    }
+
+    /// The base of the chain's delta blob (`source`, `blob_offset`), in the
+    /// child's numbering: known for every delta blob [`lookup`](Self::lookup)
+    /// returns.
+    pub fn chunk_base(
+        &self,
+        source: u16,
+        blob_offset: u64,
+    ) -> Option<crate::chunkdelta::ChunkBase> {
+        self.chunk_bases.base_of(source, blob_offset).copied()
     }
 
     /// The parents section, with the per-parent counts of `used` (indexed by

@@ -23,9 +23,9 @@ use crate::crypto::seal::{BlobRole, Place, Sealer};
 use crate::crypto::{ArchiveKeys, ChunkHasher, Unlock};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
-    BLOB_DELTA, BLOB_RAW, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED, HEADER_LEN,
-    OPEN_TAIL_LEN, PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot, check_header,
-    decode_header,
+    BLOB_DELTA, BLOB_RAW, CHUNK_DELTA, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED,
+    HEADER_LEN, OPEN_TAIL_LEN, PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot,
+    check_header, decode_header,
 };
 use crate::page::{Key, Page, TreeKind, decode_page};
 use crate::parents::ParentLinks;
@@ -85,7 +85,7 @@ struct ChunkWeight;
 /// A decompressed chunk. `Arc<Vec<u8>>` rather than `Arc<[u8]>`: the reference
 /// count lives in a small allocation apart from the data (a cache hit does not
 /// touch the data's cache lines), and no copy is made when a chunk is loaded.
-type ChunkData = Arc<Vec<u8>>;
+pub(crate) type ChunkData = Arc<Vec<u8>>;
 
 /// Chunk cache key: (source, blob offset). Source 0 is this archive, *k* its
 /// *k*-th parent (thin snapshots), whose blob offsets are another file's.
@@ -678,6 +678,23 @@ impl Archive {
             return Err(inner.corrupt("chunk index", "records sharing a blob disagree"));
         }
         blobs.dedup_by_key(|r| (r.source, r.blob_offset));
+        // Every delta chunk has its base recorded (the base itself is read and
+        // checked with the chunk, below).
+        let chunk_bases = inner.parents.chunk_bases(inner)?;
+        if let Some(r) = blobs.iter().find(|r| {
+            r.flags & CHUNK_DELTA != 0
+                && crate::chunkdelta::find(&chunk_bases, r.source, r.blob_offset).is_none()
+        }) {
+            return Err(Error::Corrupt {
+                what: "chunk index",
+                offset: r.blob_offset,
+                detail: format!(
+                    "{}: a delta chunk (source {}) without a record in the chunk-bases section",
+                    self.source_name(),
+                    r.source
+                ),
+            });
+        }
         if deep {
             report.chunks = blobs.len() as u64;
             report.stored_bytes += blobs.iter().map(|r| u64::from(r.stored_len)).sum::<u64>();
@@ -838,9 +855,16 @@ impl Inner {
         }
         let opened = self.open_sealed(stored, Place::At(role, r.offset), what, r.offset)?;
         if r.flags & BLOB_DELTA != 0 {
-            return self.decode_delta(r, &opened, what, role);
+            return self.decode_delta(r, opened, what, role);
         }
-        self.decode_blob(opened, r.flags & BLOB_RAW != 0, r.raw_len, what, r.offset)
+        self.decode_blob(
+            opened,
+            r.flags & BLOB_RAW != 0,
+            None,
+            r.raw_len,
+            what,
+            r.offset,
+        )
     }
 
     /// The "open" step of every blob read (fetch → check → open → decompress):
@@ -861,10 +885,14 @@ impl Inner {
         Ok(stored)
     }
 
-    fn decode_blob(
+    /// Decode opened blob bytes: as they are (`raw`), with the codec, or — with
+    /// `base` — as a delta against the base's raw bytes; always to exactly
+    /// `raw_len` bytes.
+    pub(crate) fn decode_blob(
         &self,
         stored: Vec<u8>,
         raw: bool,
+        base: Option<&[u8]>,
         raw_len: u32,
         what: &'static str,
         offset: u64,
@@ -880,14 +908,19 @@ impl Inner {
             return Ok(stored);
         }
         let mut out = Vec::with_capacity(raw_len as usize);
-        self.codec
-            .decompress(&stored, raw_len as usize, &mut out)
-            .map_err(|error| Error::Codec {
-                codec: self.codec.name().to_string(),
-                what,
-                offset,
-                error,
-            })?;
+        match base {
+            Some(base) => {
+                self.codec
+                    .decompress_with_base(&stored, base, raw_len as usize, &mut out)
+            }
+            None => self.codec.decompress(&stored, raw_len as usize, &mut out),
+        }
+        .map_err(|error| Error::Codec {
+            codec: self.codec.name().to_string(),
+            what,
+            offset,
+            error,
+        })?;
         if out.len() != raw_len as usize {
             return Err(Error::Corrupt {
                 what,
@@ -1036,29 +1069,57 @@ impl Inner {
         Ok(out)
     }
 
-    /// Read one chunk (no cache): fetch, check CRC32, open (decrypt), decompress,
-    /// and with `verify_id` check its id. Every chunk read goes through here.
+    /// Read one chunk (no cache): fetch, check CRC32, open (decrypt), decompress
+    /// (a delta chunk with its base, found through this archive's chunk-bases
+    /// sections), and with `verify_id` check its id. Every chunk read goes
+    /// through here.
     pub(crate) fn load_chunk(&self, r: &ChunkRecord, verify_id: bool) -> Result<Vec<u8>> {
+        let base = if r.flags & CHUNK_DELTA != 0 {
+            Some(self.delta_base(r)?)
+        } else {
+            None
+        };
+        let base = base.as_deref().map(Vec::as_slice);
         if r.source != 0 {
-            return self.parents.load_chunk(self, r, verify_id);
+            return self.parents.load_chunk(self, r, base, verify_id);
         }
+        self.load_stored_chunk(r, base, verify_id)
+    }
+
+    /// Read chunk `r` stored in this archive (`source` 0), decoding a delta blob
+    /// with `base`.
+    pub(crate) fn load_stored_chunk(
+        &self,
+        r: &ChunkRecord,
+        base: Option<&[u8]>,
+        verify_id: bool,
+    ) -> Result<Vec<u8>> {
         let stored = read_vec(
             self.source.as_ref(),
             "chunk",
             r.blob_offset,
             r.stored_len as usize,
         )?;
-        self.chunk_from_stored(r, stored, verify_id)
+        self.chunk_from_stored(r, stored, base, verify_id)
     }
 
-    /// Check (CRC32) and decompress the stored bytes of chunk `r`; with
-    /// `verify_id`, check the BLAKE3 id too.
+    /// Check (CRC32) and decompress the stored bytes of chunk `r` (a delta chunk
+    /// with `base`, its base's raw bytes); with `verify_id`, check the BLAKE3 id
+    /// too.
     fn chunk_from_stored(
         &self,
         r: &ChunkRecord,
         stored: Vec<u8>,
+        base: Option<&[u8]>,
         verify_id: bool,
     ) -> Result<Vec<u8>> {
+        if (r.flags & CHUNK_DELTA != 0) != base.is_some() {
+            return Err(Error::Corrupt {
+                what: "chunk",
+                offset: r.blob_offset,
+                detail: "a delta chunk without its base, or a base for a whole chunk".into(),
+            });
+        }
         let crc = crc32fast::hash(&stored);
         if crc != r.crc {
             return Err(Error::Checksum {
@@ -1072,6 +1133,7 @@ impl Inner {
         let data = self.decode_blob(
             opened,
             r.flags & CHUNK_RAW != 0,
+            base,
             r.raw_len,
             "chunk",
             r.blob_offset,
@@ -1090,7 +1152,7 @@ impl Inner {
         Ok(data)
     }
 
-    fn chunk(&self, r: &ChunkRecord) -> Result<ChunkData> {
+    pub(crate) fn chunk(&self, r: &ChunkRecord) -> Result<ChunkData> {
         let data = self
             .chunks
             .get_or_insert_with(&(r.source, r.blob_offset), || {

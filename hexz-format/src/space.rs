@@ -3,7 +3,8 @@
 //! `space`; the thin-snapshot benchmark uses it to tell new data from metadata.
 
 use crate::error::Result;
-use crate::page::TreeKind;
+use crate::layout::CHUNK_DELTA;
+use crate::page::{Page, TreeKind};
 use crate::reader::{Archive, VerifyReport};
 
 /// Stored bytes of one archive file, by part. The parts sum to the file size when
@@ -13,6 +14,11 @@ pub struct SpaceReport {
     /// Chunk blobs stored in this file (a thin child's blobs in its parents are
     /// not counted).
     pub chunk_blobs: u64,
+    /// Of the chunk blobs: those stored as deltas against a parent's chunk
+    /// (FORMAT.md §14.3.6), how many and their stored bytes.
+    pub delta_chunks: u64,
+    /// Stored bytes of those delta blobs (part of `chunk_blobs`).
+    pub delta_chunk_bytes: u64,
     /// Chunk-index pages.
     pub chunk_index: u64,
     /// Catalog pages.
@@ -65,6 +71,27 @@ impl Archive {
             inner.walk_tree(tree, kind, &mut report, &mut |_| Ok(()))?;
             Ok(report.stored_bytes)
         };
+        // The chunk index, walked once: its pages, and the delta blobs stored here.
+        let mut report = VerifyReport::default();
+        let mut deltas: Vec<(u64, u32)> = Vec::new();
+        inner.walk_tree(
+            &dir.chunk_tree,
+            TreeKind::Chunks,
+            &mut report,
+            &mut |page| {
+                if let Page::ChunkLeaf(records) = page {
+                    deltas.extend(
+                        records
+                            .iter()
+                            .filter(|r| r.source == 0 && r.flags & CHUNK_DELTA != 0)
+                            .map(|r| (r.blob_offset, r.stored_len)),
+                    );
+                }
+                Ok(())
+            },
+        )?;
+        deltas.sort_unstable();
+        deltas.dedup_by_key(|d| d.0);
         let mut sections: Vec<SectionSpace> = Vec::new();
         for s in &dir.sections {
             let bytes = u64::from(s.page.stored_len);
@@ -84,7 +111,9 @@ impl Archive {
         let trailer = self.trailer();
         Ok(SpaceReport {
             chunk_blobs: dir.stats.stored_chunk_bytes,
-            chunk_index: tree_bytes(&dir.chunk_tree, TreeKind::Chunks)?,
+            delta_chunks: deltas.len() as u64,
+            delta_chunk_bytes: deltas.iter().map(|d| u64::from(d.1)).sum(),
+            chunk_index: report.stored_bytes,
             catalog: tree_bytes(&dir.catalog_tree, TreeKind::Catalog)?,
             name_index: tree_bytes(&dir.name_tree, TreeKind::Names)?,
             framing: u64::from(trailer.directory_len)

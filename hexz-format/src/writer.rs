@@ -7,7 +7,7 @@
 //! [`WriterOptions::batch_bytes`] × 3 bytes of input are in flight, whatever the
 //! input size; the result is byte-identical for any thread count.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -19,6 +19,9 @@ use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 
+use crate::chunkdelta::{
+    CHUNK_BASE_RECORD_LEN, ChunkBase, MAX_CHUNK_BASES_PER_SECTION, encode_chunk_bases,
+};
 use crate::codec::Compressor;
 use crate::columns::ColumnSchema;
 use crate::crypto::ChunkHasher;
@@ -26,10 +29,11 @@ use crate::crypto::seal::{BlobRole, Place, Sealer};
 use crate::delta::{BaseCandidates, PageBase, encode_page_bases};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
-    BLOB_DELTA, BLOB_RAW, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams, ChunkRecord,
-    Directory, Entry, EntryKind, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN, MAX_PAGE_LEN,
-    MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CRITICAL, SECTION_PAGE_BASES,
-    SECTION_PARENTS, Section, Stats, Trailer, VERSION_MAJOR, VERSION_MINOR, encode_header,
+    BLOB_DELTA, BLOB_RAW, CHUNK_DELTA, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams,
+    ChunkRecord, Directory, Entry, EntryKind, MAX_CODEC_NAME_LEN, MAX_COLUMNS_LEN, MAX_NAME_LEN,
+    MAX_PAGE_LEN, MAX_SECTIONS, MAX_TARGET_LEN, Owner, PageRef, SECTION_CHUNK_BASES,
+    SECTION_CRITICAL, SECTION_PAGE_BASES, SECTION_PARENTS, Section, Stats, Trailer, VERSION_MAJOR,
+    VERSION_MINOR, encode_header,
 };
 use crate::page::{Key, PageSink, TreeBuilder, TreeKind};
 use crate::parents::ParentSet;
@@ -174,6 +178,10 @@ pub struct WriterOptions {
     pub encryption: Option<crate::crypto::Encryption>,
     /// Sign the finished archive (see [`crate::sign`]).
     pub signing: Option<crate::sign::Signing>,
+    /// Thin children whose codec has a delta form: store a new chunk as a delta
+    /// against its parent's chunk at the same place of the same entry when that
+    /// is smaller ([`crate::chunkdelta`]). `false`: every chunk whole.
+    pub chunk_deltas: bool,
 }
 
 impl WriterOptions {
@@ -188,6 +196,7 @@ impl WriterOptions {
             threads: None,
             encryption: None,
             signing: None,
+            chunk_deltas: true,
         }
     }
 
@@ -288,6 +297,9 @@ pub struct ArchiveWriter<W: Sink> {
     has_parents: bool,
     /// How this archive's chunk ids are made (parents must make them the same way).
     hasher: ChunkHasher,
+    /// The entry whose bytes are being added (name, stream offset), until it is
+    /// pushed: the worker finds a new chunk's delta base by entry name.
+    open: Option<(String, u64)>,
 }
 
 enum Msg {
@@ -297,10 +309,13 @@ enum Msg {
     /// bounds batches, hence memory.
     /// `ends_segment`: cut the batch to its end (see
     /// [`ArchiveWriter::end_segment`]).
+    /// `open`: the entry whose bytes were still being added when the batch was
+    /// sent.
     Batch {
         entries: Vec<Entry>,
         data: Vec<u8>,
         ends_segment: bool,
+        open: Option<(String, u64)>,
     },
     /// Store everything sent so far, then send back the digests of the segments
     /// ended so far.
@@ -387,6 +402,7 @@ impl<W: Sink> ArchiveWriter<W> {
             schema: None,
             has_parents: false,
             hasher,
+            open: None,
         })
     }
 
@@ -407,6 +423,7 @@ impl<W: Sink> ArchiveWriter<W> {
         validate_name(name)?;
         self.check_columns(name, &meta.columns)?;
         let start = self.stream_pos;
+        self.open = Some((name.to_string(), start));
         for piece in pieces {
             match piece? {
                 Piece::Bytes(data) => self.add_stream_bytes(name, &mut &data[..])?,
@@ -577,6 +594,7 @@ impl<W: Sink> ArchiveWriter<W> {
         validate_name(name)?;
         self.check_columns(name, &meta.columns)?;
         let start = self.stream_pos;
+        self.open = Some((name.to_string(), start));
         self.add_stream_bytes(name, data)?;
         let size = self.stream_pos - start;
         self.push_entry_at(name, kind, start, size, None, meta)?;
@@ -637,6 +655,7 @@ impl<W: Sink> ArchiveWriter<W> {
                 detail: format!("`{name}`: columns over 1 MiB or mtime nanoseconds out of range"),
             });
         }
+        self.open = None;
         let id = self.next_id;
         self.next_id += 1;
         self.names.push((name.to_string(), id));
@@ -704,10 +723,12 @@ impl<W: Sink> ArchiveWriter<W> {
         full.truncate(self.filled);
         self.filled = self.headroom;
         let entries = std::mem::take(&mut self.entries);
+        let open = self.open.clone();
         self.send(Msg::Batch {
             entries,
             data: full,
             ends_segment,
+            open,
         })
     }
 
@@ -883,6 +904,9 @@ impl<W: Sink> PageSink for BlobOut<W> {
 
     fn write_leaf(&mut self, kind: TreeKind, ordinal: usize, raw: &[u8]) -> Result<PageRef> {
         let what = kind.what();
+        if !self.compressor.has_base_form() {
+            return self.write_page(what, raw);
+        }
         let Some((bases, (source, base))) = self
             .bases
             .clone()
@@ -952,6 +976,16 @@ struct WorkerState<W: Sink> {
     /// Thin snapshot: the ancestors' blobs, and (chunk records, raw bytes) taken
     /// from each (index = source).
     parents: Option<(Box<ParentSet>, ParentUse)>,
+    /// Thin child with a codec that has a delta form: new chunks are tried as
+    /// deltas against the parent's chunk at the same place of the same entry.
+    chunk_deltas: bool,
+    /// Entries with bytes not yet all chunked: (start, end, name), in stream order.
+    spans: VecDeque<(u64, u64, Arc<str>)>,
+    /// The entry still open when the last batch was sent: (name, start).
+    open: Option<(Arc<str>, u64)>,
+    /// Every delta blob the chunk index reads, (source, blob offset) → its base:
+    /// the chunk-bases sections.
+    delta_chunks: BTreeMap<(u16, u64), ChunkRecord>,
 }
 
 /// Per source (index 0 unused): chunk records and raw bytes taken from each parent.
@@ -1065,6 +1099,10 @@ impl<W: Sink> WorkerState<W> {
             segment: blake3::Hasher::new(),
             segments: Vec::new(),
             parents: None,
+            chunk_deltas: false,
+            spans: VecDeque::new(),
+            open: None,
+            delta_chunks: BTreeMap::new(),
         })
     }
 
@@ -1079,8 +1117,12 @@ impl<W: Sink> WorkerState<W> {
                     entries,
                     data,
                     ends_segment,
+                    open,
                 } => {
                     self.add_entries(entries)?;
+                    if self.chunk_deltas {
+                        self.open = open.map(|(name, start)| (Arc::from(name), start));
+                    }
                     let carry = std::mem::take(&mut self.carry);
                     let params = self.options.chunking;
                     let hasher = self.hasher.clone();
@@ -1117,6 +1159,8 @@ impl<W: Sink> WorkerState<W> {
                     self.blobs.bases = Some(set.page_bases.clone());
                     let used = vec![(0, 0); set.parents().len() + 1];
                     self.parents = Some((set, used));
+                    self.chunk_deltas =
+                        self.options.chunk_deltas && self.options.compressor.has_base_form();
                 }
                 Msg::Finish {
                     entries,
@@ -1124,6 +1168,7 @@ impl<W: Sink> WorkerState<W> {
                     mut sections,
                 } => {
                     self.add_entries(entries)?;
+                    self.open = None;
                     if let Some(cut) = pending.take() {
                         self.store_chunks(&cut)?;
                     }
@@ -1152,8 +1197,42 @@ impl<W: Sink> WorkerState<W> {
             .is_some_and(|(set, _)| set.lookup(id).is_some())
     }
 
+    /// The entry holding most of stream bytes `start..end` (the first such): its
+    /// name and those of its bytes within the range, relative to the entry.
+    fn span_for(&self, start: u64, end: u64) -> Option<(Arc<str>, u64, u64)> {
+        let mut best: Option<(u64, Arc<str>, u64, u64)> = None;
+        let mut consider = |from: u64, to: u64, entry_start: u64, name: &Arc<str>| {
+            if to > from && best.as_ref().is_none_or(|b| to - from > b.0) {
+                best = Some((
+                    to - from,
+                    name.clone(),
+                    from - entry_start,
+                    to - entry_start,
+                ));
+            }
+        };
+        let first = self.spans.partition_point(|s| s.1 <= start);
+        for (s, e, name) in self.spans.range(first..) {
+            if *s >= end {
+                break;
+            }
+            consider(start.max(*s), end.min(*e), *s, name);
+        }
+        if let Some((name, s)) = &self.open {
+            consider(start.max(*s), end, *s, name);
+        }
+        best.map(|(_, name, from, to)| (name, from, to))
+    }
+
     fn add_entries(&mut self, entries: Vec<Entry>) -> Result<()> {
         for entry in entries {
+            if self.chunk_deltas && entry.kind.has_data() && entry.size > 0 {
+                self.spans.push_back((
+                    entry.offset,
+                    entry.offset + entry.size,
+                    Arc::from(entry.name.as_str()),
+                ));
+            }
             self.stats.entry_count += 1;
             let key = Key::Catalog {
                 id: entry.id,
@@ -1195,7 +1274,18 @@ impl<W: Sink> WorkerState<W> {
             if zero {
                 self.stats.zero_chunk_count += 1;
                 self.stats.zero_bytes += u64::from(r.raw_len);
-            } else if let Some((_, used)) = &mut self.parents {
+            } else if let Some((set, used)) = &mut self.parents {
+                if r.flags & CHUNK_DELTA != 0 {
+                    let base = set.chunk_base(r.source, r.blob_offset).ok_or_else(|| {
+                        bad(format!(
+                            "record at {} is a delta chunk of parent {} whose base the \
+                             parent set does not know",
+                            r.logical_offset, r.source
+                        ))
+                    })?;
+                    self.delta_chunks
+                        .insert((r.source, r.blob_offset), base.base);
+                }
                 let u = &mut used[usize::from(r.source)];
                 u.0 += 1;
                 u.1 += u64::from(r.raw_len);
@@ -1231,23 +1321,50 @@ impl<W: Sink> WorkerState<W> {
             })
             .map(|(i, _)| i)
             .collect();
-        // 3. Compress the new ones in parallel.
+        // Thin children: which entry (name, bytes) each new chunk mostly holds,
+        // to find its delta base in the parent.
+        let targets: Vec<Option<(Arc<str>, u64, u64)>> = if self.chunk_deltas {
+            let first = cuts.first().map_or(0, |c| c.0);
+            new_chunks
+                .iter()
+                .map(|&i| {
+                    let (s, e) = cuts[i];
+                    let start = self.logical + (s - first) as u64;
+                    self.span_for(start, start + (e - s) as u64)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // 3. Compress the new ones in parallel (and, with a target, as a delta
+        // against their base: kept when smaller by more than its base record).
         let compressor = &self.options.compressor;
         let raw_codec = compressor.name() == "none";
         let sealer = self.blobs.sealer.as_deref();
-        let prepared: Vec<Result<Prepared>> = new_chunks
+        let set = self.parents.as_ref().map(|(set, _)| &**set);
+        let prepared: Vec<Result<(Prepared, Option<ChunkRecord>)>> = new_chunks
             .par_iter()
-            .map(|&i| {
+            .enumerate()
+            .map(|(k, &i)| {
                 let (s, e) = cuts[i];
-                let mut blob = prepare_blob_into(
-                    compressor.as_ref(),
-                    &buf[s..e],
-                    raw_codec,
-                    "chunk",
-                    Vec::new(),
-                )?;
+                let data = &buf[s..e];
+                let mut blob =
+                    prepare_blob_into(compressor.as_ref(), data, raw_codec, "chunk", Vec::new())?;
+                let mut base = None;
+                if let (Some(set), Some(Some((name, from, to)))) = (set, targets.get(k))
+                    && let Some((delta, b)) =
+                        set.chunk_delta(compressor.as_ref(), data, name, *from, *to)?
+                    && delta.len() + CHUNK_BASE_RECORD_LEN < blob.stored.len()
+                {
+                    blob = Prepared {
+                        crc: crc32fast::hash(&delta),
+                        stored: delta,
+                        raw: false,
+                    };
+                    base = Some(b);
+                }
                 seal_prepared(&mut blob, sealer, Place::Chunk(&ids[i].0));
-                Ok(blob)
+                Ok((blob, base))
             })
             .collect();
         // 4. Write in order.
@@ -1273,13 +1390,20 @@ impl<W: Sink> WorkerState<W> {
                 if next_new.peek() == Some(&&i) {
                     next_new.next();
                     if let Some(blob) = prepared.next() {
-                        let blob = blob?;
+                        let (blob, base) = blob?;
                         let loc = BlobLoc {
                             offset: self.blobs.pos,
                             stored_len: blob.stored.len() as u32,
                             crc: blob.crc,
-                            flags: if blob.raw { CHUNK_RAW } else { 0 },
+                            flags: match (&base, blob.raw) {
+                                (Some(_), _) => CHUNK_DELTA,
+                                (None, true) => CHUNK_RAW,
+                                (None, false) => 0,
+                            },
                         };
+                        if let Some(base) = base {
+                            self.delta_chunks.insert((0, loc.offset), base);
+                        }
                         self.blobs.write(&blob.stored)?;
                         self.dedup.insert(*id, loc);
                         self.stats.unique_chunk_count += 1;
@@ -1302,6 +1426,20 @@ impl<W: Sink> WorkerState<W> {
                     record.stored_len = p.stored_len;
                     record.crc = p.crc;
                     record.flags = p.flags;
+                    if p.flags & CHUNK_DELTA != 0 {
+                        // The set keeps only delta blobs whose base it knows.
+                        let base = set.chunk_base(p.source, p.blob_offset).ok_or_else(|| {
+                            Error::InvalidSetting {
+                                setting: "parents",
+                                detail: format!(
+                                    "delta chunk at {} of parent {} without a base",
+                                    p.blob_offset, p.source
+                                ),
+                            }
+                        })?;
+                        self.delta_chunks
+                            .insert((p.source, p.blob_offset), base.base);
+                    }
                     let u = &mut used[usize::from(p.source)];
                     u.0 += 1;
                     u.1 += u64::from(raw_len);
@@ -1316,6 +1454,10 @@ impl<W: Sink> WorkerState<W> {
                 |out| record.encode(out),
                 &mut self.blobs,
             )?;
+        }
+        // Entries wholly chunked no longer give delta targets.
+        while self.spans.front().is_some_and(|s| s.1 <= self.logical) {
+            self.spans.pop_front();
         }
         if cut.ends_segment {
             let digest = std::mem::replace(&mut self.segment, blake3::Hasher::new()).finalize();
@@ -1357,6 +1499,29 @@ impl<W: Sink> WorkerState<W> {
         if !blobs.deltas.is_empty() {
             let bases = encode_page_bases(&blobs.deltas);
             sections.push((SECTION_PAGE_BASES, SECTION_CRITICAL, bases));
+        }
+        // ... and with delta chunks, their bases (as many sections as needed).
+        let chunk_bases: Vec<ChunkBase> = self
+            .delta_chunks
+            .iter()
+            .map(|(&(source, blob_offset), &base)| ChunkBase {
+                source,
+                blob_offset,
+                base,
+            })
+            .collect();
+        for part in chunk_bases.chunks(MAX_CHUNK_BASES_PER_SECTION) {
+            sections.push((
+                SECTION_CHUNK_BASES,
+                SECTION_CRITICAL,
+                encode_chunk_bases(part),
+            ));
+        }
+        if sections.len() > MAX_SECTIONS {
+            return Err(Error::InvalidSetting {
+                setting: "section",
+                detail: format!("{} sections: at most {MAX_SECTIONS}", sections.len()),
+            });
         }
         let mut section_list = Vec::with_capacity(sections.len());
         for (kind, flags, data) in &sections {
@@ -1400,7 +1565,7 @@ impl<W: Sink> WorkerState<W> {
             root_hash,
             catalog_hash,
             &sections,
-        );
+        )?;
         let envelope_offset = if envelope.is_empty() { 0 } else { blobs.pos };
         blobs.write(&envelope)?;
         let trailer = Trailer {

@@ -496,7 +496,7 @@ fn malformed_envelopes_and_signature_files_are_errors_not_panics() {
     let decoded = Envelope::decode(env, at as u64).unwrap();
     assert_eq!(decoded.slots.len(), 3);
     assert_eq!(decoded.signatures.len(), 1);
-    assert_eq!(decoded.encode(), env);
+    assert_eq!(decoded.encode().unwrap(), env);
     for cut in 0..env.len() {
         assert!(
             Envelope::decode(&env[..cut], 0).is_err(),
@@ -508,6 +508,14 @@ fn malformed_envelopes_and_signature_files_are_errors_not_panics() {
         e[i] ^= 0x80;
         assert!(Envelope::decode(&e, 0).is_err(), "flip at {i}");
     }
+    // A writer refuses an envelope no reader would accept.
+    let mut crowded = decoded.clone();
+    let limit = hexz_format::crypto::envelope::MAX_RECORDS;
+    crowded.signatures = vec![decoded.signatures[0].clone(); limit - crowded.slots.len()];
+    assert!(crowded.encode().is_ok());
+    crowded.signatures.push(decoded.signatures[0].clone());
+    let err = crowded.encode().unwrap_err();
+    assert!(err.to_string().contains("above the limit 256"), "{err}");
     let sig = hexz_format::SignatureBlock::sign(
         &signer(1).signing_key().unwrap(),
         &hexz_format::Manifest::of(&a).unwrap(),

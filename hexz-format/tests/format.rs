@@ -2,6 +2,7 @@
 //! input, golden v1 archives.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chunkdelta;
 mod columns;
 mod common;
 mod crypto;

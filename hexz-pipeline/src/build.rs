@@ -171,6 +171,7 @@ fn writer_options_on(
     let compressor = compressor(plan, registry)?;
     let mut options = WriterOptions::new(compressor);
     options.chunking = plan.chunking;
+    options.chunk_deltas = plan.compression.deltas;
     options.threads = threads;
     options.encryption =
         crate::crypto::encryption_with(plan, parents.map(ParentSet::chunk_hasher))?;

@@ -95,14 +95,21 @@ const MAX_SIG_LEN: u64 = 1 << 17;
 
 /// The detached signature of the archive at `location` (a path or URL), if there
 /// is one: `<location>.sig`, read from disk or fetched through `registry`'s
-/// transports. A missing file or object is no signature, not an error.
+/// transports. A missing file or object is no signature; any other failure
+/// (permissions, a transport error, one too large to be a signature) is an error
+/// naming the `.sig` location, so a trust check never runs as if unsigned because
+/// the signature could not be read.
 pub fn default_detached_signature(location: &str, registry: &Registry) -> Result<Option<Vec<u8>>> {
     let sig = format!("{location}.sig");
-    if crate::registry::url_scheme(&sig).is_none() {
-        return Ok(std::fs::read(&sig).ok());
-    }
-    let Ok(source) = registry.open_source(&sig) else {
-        return Ok(None);
+    let source = match registry.open_source(&sig) {
+        Ok(source) => source,
+        Err(PipelineError::NotFound { .. }) => return Ok(None),
+        Err(PipelineError::Format(hexz_format::Error::Io { error, .. }))
+            if error.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
     };
     let size = source.size();
     if size > MAX_SIG_LEN {

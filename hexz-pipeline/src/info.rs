@@ -64,6 +64,10 @@ pub struct ArchiveInfo {
 pub struct Space {
     /// Chunk blobs stored in this file.
     pub chunk_blobs: u64,
+    /// Of those, the blobs stored as deltas against a parent's chunk.
+    pub delta_chunks: u64,
+    /// Their stored bytes (part of `chunk_blobs`).
+    pub delta_chunk_bytes: u64,
     /// Chunk-index pages.
     pub chunk_index: u64,
     /// Catalog pages.
@@ -83,7 +87,8 @@ pub struct Space {
 /// Stored bytes of the sections of one kind.
 #[derive(Debug, Clone, Serialize)]
 pub struct SectionSpace {
-    /// Section kind (1 provenance, 2 parents, 3 column schema, 4 shared metadata).
+    /// Section kind (1 provenance, 2 parents, 3 column schema, 4 page bases, 5
+    /// chunk bases).
     pub kind: u16,
     /// Sections of this kind.
     pub count: u64,
@@ -96,6 +101,8 @@ pub fn with_space(archive: &Archive, info: &mut ArchiveInfo) -> Result<()> {
     let r = archive.space()?;
     info.space = Some(Space {
         chunk_blobs: r.chunk_blobs,
+        delta_chunks: r.delta_chunks,
+        delta_chunk_bytes: r.delta_chunk_bytes,
         chunk_index: r.chunk_index,
         catalog: r.catalog,
         name_index: r.name_index,

@@ -233,7 +233,11 @@ fn check_remote_parents(
     // An encrypted archive's parents list is sealed: opening it needs a key
     // (`KeyRequired` / `WrongKey` name the archive and say so).
     let local = Archive::open(Arc::clone(source), registry, options)?;
-    for parent in local.parents()?.iter().filter(|p| p.chunks > 0) {
+    let parents = local.parents()?;
+    for index in local.needed_parents()? {
+        let Some(parent) = parents.get(usize::from(index) - 1) else {
+            continue;
+        };
         let location = hexz_format::parents::resolve_hint(url, &parent.hint);
         let reason = match remote_state(registry, &location, parent.archive_size, parent.root_hash)?
         {

@@ -11,7 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use hexz_format::layout::{SECTION_COLUMNS, SECTION_CRITICAL, SECTION_PAGE_BASES, SECTION_PARENTS};
+use hexz_format::layout::{
+    SECTION_CHUNK_BASES, SECTION_COLUMNS, SECTION_CRITICAL, SECTION_PAGE_BASES, SECTION_PARENTS,
+};
 use hexz_format::{Archive, ArchiveWriter, EntryKind, EntryMeta, ReadOptions, Summary};
 use serde::Serialize;
 
@@ -94,10 +96,11 @@ pub fn squash(child: &Archive, output: &Path, registry: &Registry) -> Result<Squ
         )));
     }
     for s in &dir.sections {
-        // Parents and page bases describe the chain, which the copy leaves.
+        // Parents and page and chunk bases describe the chain, which the copy
+        // leaves (its chunks are all stored whole).
         if matches!(
             s.kind,
-            SECTION_PARENTS | SECTION_COLUMNS | SECTION_PAGE_BASES
+            SECTION_PARENTS | SECTION_COLUMNS | SECTION_PAGE_BASES | SECTION_CHUNK_BASES
         ) {
             continue;
         }

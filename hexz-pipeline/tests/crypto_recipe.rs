@@ -159,6 +159,30 @@ fn detached_signature_is_written_next_to_the_archive() {
     assert!(Path::new(&format!("{}.sig", out.display())).exists());
 }
 
+/// `<archive>.sig` that is absent means unsigned; one that is there but cannot be
+/// read is an error naming it (a trust check must not go on as if unsigned).
+#[test]
+fn an_unreadable_detached_signature_is_an_error_not_absent() {
+    use hexz_pipeline::crypto::default_detached_signature;
+    let f = Fixture::new();
+    let archive = f.dir.path().join("x.hxz");
+    let location = archive.to_string_lossy().into_owned();
+    let registry = Registry::default();
+    assert_eq!(
+        default_detached_signature(&location, &registry).unwrap(),
+        None
+    );
+    std::fs::create_dir(f.dir.path().join("x.hxz.sig")).unwrap();
+    let err = default_detached_signature(&location, &registry).unwrap_err();
+    assert!(err.to_string().contains("x.hxz.sig"), "{err}");
+    std::fs::remove_dir(f.dir.path().join("x.hxz.sig")).unwrap();
+    std::fs::write(f.dir.path().join("x.hxz.sig"), b"sig bytes").unwrap();
+    assert_eq!(
+        default_detached_signature(&location, &registry).unwrap(),
+        Some(b"sig bytes".to_vec())
+    );
+}
+
 /// Thin children of an encrypted parent: built with the parent's keys they take
 /// its dedup key (same chunk ids, so they store only what changed), read back
 /// through the parent with the same keys, and their signed manifest names the

@@ -75,7 +75,8 @@ mod parsing {
             plan.compression,
             CompressionPlan {
                 codec: "zstd".into(),
-                level: Some(3)
+                level: Some(3),
+                deltas: true,
             }
         );
         assert_eq!(

@@ -135,6 +135,7 @@ fn one_or_many<'py>(v: &Bound<'py, PyAny>) -> Vec<Bound<'py, PyAny>> {
 
 fn kdf(v: &Bound<'_, PyAny>) -> Result<KdfParams> {
     let mut kdf = KdfParams::default();
+    let mut lanes = None;
     for (k, v) in items("encrypt.kdf", v, &KDF_KEYS)? {
         let field = format!("encrypt.kdf.{k}");
         match k.as_str() {
@@ -143,42 +144,22 @@ fn kdf(v: &Bound<'_, PyAny>) -> Result<KdfParams> {
                     Ok(b) => Some(b),
                     Err(_) => parse_size::parse_size(text(&field, &v)?).ok(),
                 };
-                kdf.memory_kib = bytes
-                    .map(|b| b / 1024)
-                    .and_then(|k| u32::try_from(k).ok())
-                    .filter(|k| (8..=KdfParams::MAX_MEMORY_KIB).contains(k))
-                    .ok_or_else(|| {
+                bytes
+                    .map_or(Err(String::new()), |b| kdf.set_memory_bytes(b))
+                    .map_err(|_| {
                         invalid(&field, "must be a size from 8KiB to 1GiB, e.g. \"64MiB\"")
                     })?;
             }
             "iterations" => {
-                kdf.iterations = v
-                    .extract::<u32>()
-                    .ok()
-                    .filter(|t| (1..=KdfParams::MAX_ITERATIONS).contains(t))
-                    .ok_or_else(|| {
-                        invalid(
-                            &field,
-                            format!("must be 1 to {}", KdfParams::MAX_ITERATIONS),
-                        )
-                    })?;
+                let t = v.extract::<u32>().unwrap_or(0);
+                kdf.set_iterations(t).map_err(|d| invalid(&field, d))?;
             }
-            _ => {
-                kdf.lanes = v
-                    .extract::<u32>()
-                    .ok()
-                    .filter(|p| (1..=KdfParams::MAX_LANES).contains(p))
-                    .ok_or_else(|| {
-                        invalid(&field, format!("must be 1 to {}", KdfParams::MAX_LANES))
-                    })?;
-            }
+            _ => lanes = Some((field, v.extract::<u32>().unwrap_or(0))),
         }
     }
-    if kdf.memory_kib < 8 * kdf.lanes {
-        return Err(invalid(
-            "encrypt.kdf",
-            "memory must be at least 8 KiB per lane",
-        ));
+    // Lanes last: their bound depends on the memory, whatever the dict's order.
+    if let Some((field, p)) = lanes {
+        kdf.set_lanes(p).map_err(|d| invalid(&field, d))?;
     }
     Ok(kdf)
 }

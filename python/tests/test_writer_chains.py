@@ -181,6 +181,9 @@ def test_bad_encrypt_and_sign_options(tmp_path):
         ({"encrypt": "secret"}, "a dict is needed"),
         ({"encrypt": {"passphrase": ""}}, "empty"),
         ({"encrypt": {"passphrase": "p", "kdf": {"memory": "1KiB"}}}, "kdf.memory"),
+        ({"encrypt": {"passphrase": "p", "kdf": {"iterations": "3"}}}, "kdf.iterations: must be 1 to 64"),
+        # Lanes are checked against the memory whatever the dict's order.
+        ({"encrypt": {"passphrase": "p", "kdf": {"lanes": 2, "memory": "8KiB"}}}, "kdf.lanes: .*8 KiB per lane"),
         ({"encrypt": {"passphrase_env": "HEXZ_SURELY_UNSET_VAR"}}, "HEXZ_SURELY_UNSET_VAR"),
         ({"encrypt": {"recipients": [os.path.join(KEYS, "example-signing.key.pub")]}}, "x25519"),
         ({"sign": {"detached": True}}, "`key`"),

@@ -54,11 +54,22 @@ impl Envelope {
     }
 
     /// Encode (empty envelopes are not written at all: callers check `is_empty`).
-    pub fn encode(&self) -> Vec<u8> {
+    /// Refuses what a reader would refuse: more than [`MAX_RECORDS`] records or
+    /// more than [`MAX_ENVELOPE_LEN`] bytes.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let records = self.slots.len() + self.signatures.len();
+        if records > MAX_RECORDS {
+            return Err(Error::InvalidSetting {
+                setting: "envelope",
+                detail: format!(
+                    "{records} key slots and signatures, above the limit {MAX_RECORDS}"
+                ),
+            });
+        }
         let mut out = Vec::new();
         out.extend_from_slice(&ENVELOPE_MAGIC);
         out.put_u16(ENVELOPE_VERSION);
-        out.put_u16((self.slots.len() + self.signatures.len()) as u16);
+        out.put_u16(records as u16);
         out.put_u32(0);
         out.put_u32(0);
         let mut body = Vec::new();
@@ -72,9 +83,15 @@ impl Envelope {
             s.encode(&mut body);
             record(&mut out, RECORD_SIGNATURE, &body);
         }
+        if out.len() > MAX_ENVELOPE_LEN as usize {
+            return Err(Error::InvalidSetting {
+                setting: "envelope",
+                detail: format!("{} bytes, above the limit {MAX_ENVELOPE_LEN}", out.len()),
+            });
+        }
         let crc = crc32fast::hash(&out[12..]);
         out[8..12].copy_from_slice(&crc.to_le_bytes());
-        out
+        Ok(out)
     }
 
     /// Decode the envelope read at archive `offset`.
@@ -166,14 +183,8 @@ pub fn rewrite_envelope(path: &Path, trailer: &Trailer, envelope: &Envelope) -> 
     let bytes = if envelope.is_empty() {
         Vec::new()
     } else {
-        envelope.encode()
+        envelope.encode()?
     };
-    if bytes.len() > MAX_ENVELOPE_LEN as usize {
-        return Err(Error::InvalidSetting {
-            setting: "envelope",
-            detail: format!("{} bytes, above the limit {MAX_ENVELOPE_LEN}", bytes.len()),
-        });
-    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -219,7 +230,7 @@ pub(crate) fn for_new_archive(
     root: crate::error::Hash32,
     catalog: crate::error::Hash32,
     sections: &[(u16, u16, Vec<u8>)],
-) -> (Vec<u8>, u32, Option<SignatureBlock>) {
+) -> Result<(Vec<u8>, u32, Option<SignatureBlock>)> {
     let mut env = Envelope::default();
     let mut flags = 0;
     if let Some(enc) = &options.encryption {
@@ -256,9 +267,9 @@ pub(crate) fn for_new_archive(
     let bytes = if env.is_empty() {
         Vec::new()
     } else {
-        env.encode()
+        env.encode()?
     };
-    (bytes, flags, signature)
+    Ok((bytes, flags, signature))
 }
 
 /// What lies at the end of an archive, read without opening it.

@@ -67,6 +67,38 @@ impl KdfParams {
     /// Most lanes a reader accepts.
     pub const MAX_LANES: u32 = 16;
 
+    /// Set the memory cost from a size in bytes (recipes and the Python API
+    /// take sizes): 8 KiB to 1 GiB; the error says what is allowed.
+    pub fn set_memory_bytes(&mut self, bytes: u64) -> std::result::Result<(), String> {
+        self.memory_kib = u32::try_from(bytes / 1024)
+            .ok()
+            .filter(|k| (8..=Self::MAX_MEMORY_KIB).contains(k))
+            .ok_or_else(|| "must be a size from 8KiB to 1GiB, e.g. `64MiB`".to_string())?;
+        Ok(())
+    }
+
+    /// Set the number of passes: 1 to [`MAX_ITERATIONS`](Self::MAX_ITERATIONS).
+    pub fn set_iterations(&mut self, iterations: u32) -> std::result::Result<(), String> {
+        if !(1..=Self::MAX_ITERATIONS).contains(&iterations) {
+            return Err(format!("must be 1 to {}", Self::MAX_ITERATIONS));
+        }
+        self.iterations = iterations;
+        Ok(())
+    }
+
+    /// Set the number of lanes: 1 to [`MAX_LANES`](Self::MAX_LANES), with at
+    /// least 8 KiB of memory per lane (set the memory first).
+    pub fn set_lanes(&mut self, lanes: u32) -> std::result::Result<(), String> {
+        if !(1..=Self::MAX_LANES).contains(&lanes) || self.memory_kib < 8 * lanes {
+            return Err(format!(
+                "must be 1 to {} (and memory at least 8 KiB per lane)",
+                Self::MAX_LANES
+            ));
+        }
+        self.lanes = lanes;
+        Ok(())
+    }
+
     fn check(&self) -> std::result::Result<(), String> {
         if !(8..=Self::MAX_MEMORY_KIB).contains(&self.memory_kib)
             || !(1..=Self::MAX_ITERATIONS).contains(&self.iterations)

@@ -235,11 +235,9 @@ pub(crate) fn encrypt_plan(
                 RawSize::Bytes(b) => Some(*b),
                 RawSize::Text(t) => parse_size::parse_size(t).ok(),
             };
-            kdf.memory_kib = bytes
-                .map(|b| b / 1024)
-                .and_then(|k| u32::try_from(k).ok())
-                .filter(|k| (8..=KdfParams::MAX_MEMORY_KIB).contains(k))
-                .ok_or_else(|| {
+            bytes
+                .map_or(Err(String::new()), |b| kdf.set_memory_bytes(b))
+                .map_err(|_| {
                     bad_key(
                         cx.at(&m.referenced),
                         "encrypt.kdf.memory",
@@ -248,27 +246,12 @@ pub(crate) fn encrypt_plan(
                 })?;
         }
         if let Some(t) = &k.iterations {
-            if !(1..=KdfParams::MAX_ITERATIONS).contains(&t.value) {
-                return Err(bad_key(
-                    cx.at(&t.referenced),
-                    "encrypt.kdf.iterations",
-                    format!("must be 1 to {}", KdfParams::MAX_ITERATIONS),
-                ));
-            }
-            kdf.iterations = t.value;
+            kdf.set_iterations(t.value)
+                .map_err(|d| bad_key(cx.at(&t.referenced), "encrypt.kdf.iterations", d))?;
         }
         if let Some(p) = &k.lanes {
-            if !(1..=KdfParams::MAX_LANES).contains(&p.value) || kdf.memory_kib < 8 * p.value {
-                return Err(bad_key(
-                    cx.at(&p.referenced),
-                    "encrypt.kdf.lanes",
-                    format!(
-                        "must be 1 to {} (and memory at least 8 KiB per lane)",
-                        KdfParams::MAX_LANES
-                    ),
-                ));
-            }
-            kdf.lanes = p.value;
+            kdf.set_lanes(p.value)
+                .map_err(|d| bad_key(cx.at(&p.referenced), "encrypt.kdf.lanes", d))?;
         }
     }
     Ok(EncryptPlan {

@@ -112,6 +112,11 @@ pub struct CompressionPlan {
     /// Codec level: always `Some` for `zstd`, always `None` for `none` and `lz4`,
     /// as written for other codecs.
     pub level: Option<i32>,
+    /// Thin children: store a new chunk as a delta against the parent's chunk
+    /// at the same place of the same file when that is smaller (codecs with a
+    /// delta form, zstd; FORMAT.md §14.3.6). `false`: every chunk whole (reads
+    /// of the child then read no base chunks). Default `true`.
+    pub deltas: bool,
 }
 
 impl CompressionPlan {
@@ -140,6 +145,7 @@ impl Default for CompressionPlan {
         Self {
             codec: Self::DEFAULT_CODEC.to_owned(),
             level: Some(Self::DEFAULT_ZSTD_LEVEL),
+            deltas: true,
         }
     }
 }

@@ -74,6 +74,8 @@ pub(crate) struct RawCompression {
     pub(crate) codec: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) level: Option<Spanned<RawLevel>>,
+    #[serde(default)]
+    pub(crate) deltas: Option<bool>,
 }
 
 /// A byte size as written: a YAML integer, or a string for `parse-size`.

@@ -363,7 +363,12 @@ fn compression(
         ("zstd", None) => Some(CompressionPlan::DEFAULT_ZSTD_LEVEL),
         (_, None) => None,
     };
-    Ok(CompressionPlan { codec, level })
+    let deltas = raw.and_then(|c| c.deltas).unwrap_or(true);
+    Ok(CompressionPlan {
+        codec,
+        level,
+        deltas,
+    })
 }
 
 /// Range-checks a written level: zstd's own range, or `i32` for other codecs.
@@ -427,8 +432,15 @@ struct NormalizedChunking {
 #[derive(Serialize)]
 struct NormalizedCompression<'a> {
     codec: &'a str,
+    /// Only when off (the default, on, leaves the normalized recipe as before).
+    #[serde(skip_serializing_if = "is_true")]
+    deltas: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     level: Option<i32>,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Directory options appear only when they differ from the defaults (no
@@ -472,6 +484,7 @@ fn normalized(
         },
         compression: NormalizedCompression {
             codec: &compression.codec,
+            deltas: compression.deltas,
             level: compression.level,
         },
         inputs: raw

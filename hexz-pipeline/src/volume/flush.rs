@@ -21,7 +21,10 @@
 //! stores nothing. Cost: bytes read and chunked ∝ the dirty regions (plus about a
 //! chunk either side); chunk records copied ∝ volume size / average chunk (the
 //! new snapshot's index lists every chunk: 64 bytes per record before
-//! compression); no ancestor is opened.
+//! compression); no ancestor is opened, but for one read per new chunk: with a
+//! codec that has a delta form (zstd), the writer stores a new chunk as a delta
+//! against the base's chunk at the same offset (or that chunk's own base), read
+//! through the base (FORMAT.md §14.3.6), which opens the ancestor that stores it.
 
 use hexz_format::layout::ChunkRecord;
 use hexz_format::parents::ParentChunk;

@@ -780,3 +780,91 @@ fn discard_drops_unflushed_changes_and_empties_the_log() {
     let mut old = Volume::open_version(&url, 1, &r, &small()).unwrap();
     assert!(matches!(old.discard(), Err(VolumeError::ReadOnly { .. })));
 }
+
+#[test]
+fn zstd_flushes_store_changed_chunks_as_deltas_through_flush_squash_and_gc() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("v").display().to_string();
+    let r = registry();
+    let zstd = VolumeOptions {
+        codec: "zstd".into(),
+        ..VolumeOptions::default()
+    };
+    let size = 2 << 20;
+    let mut model = noise(size, 61);
+    let mut v = Volume::create(&url, size as u64, &r, zstd.clone()).unwrap();
+    v.write_at(0, &model).unwrap();
+    v.flush().unwrap();
+    let mut models = vec![Vec::new(), vec![0; size], model.clone()];
+    // Small writes, some at places an earlier version changed (a delta of a
+    // delta), while unchanged delta chunks of the base are copied as records.
+    for (at, data) in [
+        (300_000usize, &b"first"[..]),
+        (1_500_000, b"second"),
+        (300_010, b"third"),
+        (1_000_000, b"fourth"),
+    ] {
+        v.write_at(at as u64, data).unwrap();
+        model[at..at + data.len()].copy_from_slice(data);
+        v.flush().unwrap();
+        models.push(model.clone());
+    }
+    assert_eq!(v.version(), 6);
+    let open_head = |root: &Hash32| {
+        crate::open_archive(
+            &format!("{url}/snapshots/{root}.hxz"),
+            &r,
+            ReadOptions::default(),
+        )
+        .unwrap()
+    };
+    let head = open_head(&v.root());
+    let space = head.space().unwrap();
+    // Each changed chunk (noise: stored raw when whole) is a delta of a few
+    // hundred bytes.
+    assert!(space.delta_chunks >= 1, "{space:?}");
+    assert!(
+        space.chunk_blobs < 4_000,
+        "{} bytes of chunks for one small write: {space:?}",
+        space.chunk_blobs
+    );
+    let delta_records = |a: &Archive| {
+        a.chunk_records(0, a.len())
+            .unwrap()
+            .iter()
+            .filter(|r| r.flags & hexz_format::layout::CHUNK_DELTA != 0)
+            .map(|r| r.source)
+            .collect::<Vec<_>>()
+    };
+    // The head reads delta chunks stored in its ancestors too.
+    assert!(delta_records(&head).iter().any(|&s| s > 0));
+    for version in 1..=6 {
+        let old = Volume::open_version(&url, version, &r, &zstd).unwrap();
+        old.base.verify_with(true).unwrap();
+        assert_eq!(old.read(0, size).unwrap(), models[version as usize]);
+    }
+    let out = dir.path().join("squashed.hxz");
+    crate::squash(&head, &out, &r).unwrap();
+    let squashed = crate::open_archive_path(&out, &r, ReadOptions::default()).unwrap();
+    assert!(delta_records(&squashed).is_empty());
+    assert_eq!(
+        squashed
+            .read_entry(&squashed.entry(ENTRY_NAME).unwrap())
+            .unwrap(),
+        model
+    );
+    // A compaction rewrites the kept versions: the new chain reads the same.
+    let retention = Retention {
+        keep_last: Some(2),
+        keep_within: None,
+    };
+    let report = gc_with(&url, &r, &zstd, Duration::ZERO, &retention).unwrap();
+    assert_eq!(report.compaction.unwrap().dropped, Some((1, 4)));
+    for version in [5, 6] {
+        let kept = Volume::open_version(&url, version, &r, &zstd).unwrap();
+        kept.base.verify_with(true).unwrap();
+        assert_eq!(kept.read(0, size).unwrap(), models[version as usize]);
+    }
+    let head = open_head(&Volume::open(&url, &r, zstd.clone()).unwrap().root());
+    assert!(head.space().unwrap().delta_chunks >= 1);
+}

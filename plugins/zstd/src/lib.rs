@@ -150,6 +150,10 @@ impl Compressor for ZstdCompressor {
         }
     }
 
+    fn has_base_form(&self) -> bool {
+        true
+    }
+
     fn compress_with_base(
         &self,
         input: &[u8],
@@ -203,7 +207,9 @@ impl Compressor for ZstdCompressor {
 /// `ZSTD_compress_usingDict` with the base's bytes as a raw-content dictionary
 /// (content size recorded, no checksum, dictionary ID 0). The base must not start
 /// with the zstd dictionary magic `37 A4 30 EC` (it would be parsed as a trained
-/// dictionary); hexz bases are index pages, whose first byte is a page kind (1..=6).
+/// dictionary): index pages never do (their first byte is a page kind, 1..=6); a
+/// chunk that does is refused as a base (`Ok(false)`), and its child chunk is
+/// stored whole.
 const DICT_MAGIC: [u8; 4] = 0xEC30_A437_u32.to_le_bytes();
 
 fn compress_with_dict(level: i32, input: &[u8], base: &[u8]) -> Result<Vec<u8>, CodecError> {

@@ -504,3 +504,100 @@ fn a_child_with_one_changed_file_stores_index_deltas_that_verify_checks() {
     assert!(err.contains("delta base page"), "{err}");
     assert!(err.contains("CRC32 mismatch"), "{err}");
 }
+
+/// Small edits in files of a few KiB: the child stores its changed chunks as
+/// deltas against the parent's (`info --space` counts them), unless the recipe
+/// says `deltas: false`; either child verifies, extracts and squashes to the
+/// same tree.
+#[test]
+fn changed_chunks_are_stored_as_deltas_unless_the_recipe_says_no() {
+    let dir = scratch();
+    let d = dir.path();
+    let write = |changed: Option<usize>| {
+        for i in 0..40 {
+            let mut body = text(i, 120);
+            if changed == Some(i % 4) {
+                body[3000..3010].copy_from_slice(b"CHANGED!!!");
+            }
+            fs::write(d.join(format!("data/f{i:02}.txt")), body).unwrap();
+        }
+    };
+    fs::create_dir_all(d.join("data")).unwrap();
+    write(None);
+    build(&recipe(d, "v1.hxz", None), None);
+    write(Some(1));
+    build(&recipe(d, "v2.hxz", None), Some(&d.join("out/v1.hxz")));
+    let whole = d.join("whole.yaml");
+    fs::write(
+        &whole,
+        fs::read_to_string(d.join("v2.hxz.yaml"))
+            .unwrap()
+            .replace("out/v2.hxz", "out/v2-whole.hxz")
+            .replace("level: 3 }", "level: 3, deltas: false }"),
+    )
+    .unwrap();
+    build(&whole, Some(&d.join("out/v1.hxz")));
+    let space = |p: &Path| {
+        json(&run([
+            "info".as_ref(),
+            p.as_os_str(),
+            "--space".as_ref(),
+            "--json".as_ref(),
+        ]))["space"]
+            .clone()
+    };
+    let (delta, plain) = (
+        space(&d.join("out/v2.hxz")),
+        space(&d.join("out/v2-whole.hxz")),
+    );
+    assert!(delta["delta_chunks"].as_u64().unwrap() >= 10, "{delta}");
+    assert_eq!(plain["delta_chunks"].as_u64().unwrap(), 0, "{plain}");
+    assert!(
+        delta["chunk_blobs"].as_u64().unwrap() * 5 < plain["chunk_blobs"].as_u64().unwrap(),
+        "{delta} vs {plain}"
+    );
+    // The chunk-bases section (kind 5) is listed among the child's sections.
+    assert!(
+        delta["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == 5),
+        "{delta}"
+    );
+    for name in ["v2.hxz", "v2-whole.hxz"] {
+        let child = d.join("out").join(name);
+        ok(&run([
+            "verify".as_ref(),
+            "--deep".as_ref(),
+            child.as_os_str(),
+        ]));
+        let dest = d.join(format!("restored-{name}"));
+        ok(&run([
+            "extract".as_ref(),
+            child.as_os_str(),
+            dest.as_os_str(),
+            "--quiet".as_ref(),
+        ]));
+        assert_same_tree(&d.join("data"), &dest);
+    }
+    let squashed = d.join("squashed.hxz");
+    ok(&run([
+        "squash".as_ref(),
+        d.join("out/v2.hxz").as_os_str(),
+        squashed.as_os_str(),
+    ]));
+    assert_eq!(space(&squashed)["delta_chunks"].as_u64().unwrap(), 0);
+    // Without its parent the child's delta chunks are unreadable, and say why.
+    fs::rename(d.join("out/v1.hxz"), d.join("v1-moved.hxz")).unwrap();
+    let err = fails_with(
+        &run([
+            "extract".as_ref(),
+            d.join("out/v2.hxz").as_os_str(),
+            d.join("nowhere").as_os_str(),
+            "--quiet".as_ref(),
+        ]),
+        4,
+    );
+    assert!(err.contains("v1.hxz"), "{err}");
+}

@@ -1,0 +1,583 @@
+//! Delta chunks (FORMAT.md §14.3.6): a thin child's new chunks compressed against
+//! the parent's chunk at the same place of the same file.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hexz_format::chunkdelta::{ChunkBase, decode_chunk_bases};
+use hexz_format::codec::{CodecError, Compressor};
+use hexz_format::layout::{CHUNK_DELTA, ChunkRecord, SECTION_CHUNK_BASES};
+use hexz_format::parents::ResolveError;
+use hexz_format::{
+    Archive, ArchiveWriter, ChunkParams, Encryption, EntryMeta, Error, Hash32, MemorySource,
+    ParentArchive, ParentResolver, ParentSet, ReadAt, ReadOptions, SlotSpec, Unlock, WriterOptions,
+};
+use zeroize::Zeroizing;
+
+use crate::common::{Files, codecs};
+
+/// Archives by name, opened with one set of read options (keys).
+#[derive(Debug)]
+struct Store {
+    files: Mutex<HashMap<String, Vec<u8>>>,
+    options: ReadOptions,
+    /// Reads of one range (`read_exact_at`) and batched reads (`read_ranges`)
+    /// made by the archives opened from this store.
+    singles: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// A store's object, counting the reads made of it.
+#[derive(Debug)]
+struct Counted {
+    inner: MemorySource,
+    store: Arc<Store>,
+}
+
+impl ReadAt for Counted {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.store.singles.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_exact_at(offset, buf)
+    }
+    fn read_ranges(&self, ranges: &[(u64, usize)]) -> std::io::Result<Vec<Vec<u8>>> {
+        self.store.batches.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_ranges(ranges)
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+}
+
+impl Store {
+    fn new(options: ReadOptions) -> Arc<Self> {
+        Arc::new(Self {
+            files: Mutex::new(HashMap::new()),
+            options,
+            singles: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+        })
+    }
+    fn put(&self, name: &str, bytes: Vec<u8>) {
+        self.files.lock().unwrap().insert(name.to_string(), bytes);
+    }
+    fn get(&self, name: &str) -> Vec<u8> {
+        self.files.lock().unwrap()[name].clone()
+    }
+}
+
+#[derive(Debug)]
+struct Resolver(Arc<Store>);
+
+impl ParentResolver for Resolver {
+    fn open_parent(&self, location: &str, _: &Hash32) -> Result<Archive, ResolveError> {
+        Ok(open(&self.0, location)?)
+    }
+}
+
+fn open(store: &Arc<Store>, name: &str) -> hexz_format::Result<Archive> {
+    let bytes = store
+        .files
+        .lock()
+        .unwrap()
+        .get(name)
+        .cloned()
+        .ok_or_else(|| Error::Io {
+            path: name.into(),
+            error: std::io::Error::other("no such object"),
+        })?;
+    let source = Counted {
+        inner: MemorySource::new(bytes, name),
+        store: store.clone(),
+    };
+    Ok(
+        Archive::open(Arc::new(source), &codecs(), store.options.clone())?
+            .with_parent_resolver(Arc::new(Resolver(store.clone()))),
+    )
+}
+
+/// Build `files` into the store as `name`, a child of `parent` (with its chain).
+fn build(
+    store: &Arc<Store>,
+    name: &str,
+    files: &Files,
+    parent: Option<&str>,
+    options: WriterOptions,
+) -> Vec<u8> {
+    let mut w = ArchiveWriter::new(Vec::new(), options).unwrap();
+    if let Some(parent) = parent {
+        let p = open(store, parent).unwrap();
+        let mut chain = vec![ParentArchive {
+            archive: p.clone(),
+            hint: parent.to_string(),
+        }];
+        for (i, r) in p.parents().unwrap().iter().enumerate() {
+            chain.push(ParentArchive {
+                archive: p.parent((i + 1) as u16).unwrap(),
+                hint: r.hint.clone(),
+            });
+        }
+        w.set_parents(ParentSet::new(chain).unwrap()).unwrap();
+    }
+    for (n, data) in files {
+        let meta = EntryMeta {
+            mode: 0o100644,
+            mtime: 1_700_000_000,
+            ..EntryMeta::default()
+        };
+        w.add_bytes(n, data, meta).unwrap();
+    }
+    let (bytes, _) = w.finish().unwrap();
+    store.put(name, bytes.clone());
+    bytes
+}
+
+/// zstd, but without its delta form: the same child as without delta chunks
+/// (and without delta pages).
+#[derive(Debug)]
+struct WholeZstd(hexz_zstd::ZstdCompressor);
+
+impl Compressor for WholeZstd {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn level(&self) -> i32 {
+        self.0.level()
+    }
+    fn compress(&self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.0.compress(input, out)
+    }
+    fn decompress(
+        &self,
+        input: &[u8],
+        raw_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        self.0.decompress(input, raw_len, out)
+    }
+}
+
+fn options(codec: Arc<dyn Compressor>) -> WriterOptions {
+    let mut o = WriterOptions::new(codec);
+    o.chunking = ChunkParams {
+        min: 2048,
+        avg: 8192,
+        max: 32768,
+    };
+    o.page_size = 4096;
+    o.batch_bytes = 64 * 1024;
+    o
+}
+
+fn zstd() -> WriterOptions {
+    options(Arc::new(hexz_zstd::ZstdCompressor::new(3).unwrap()))
+}
+
+/// Source-like text: lines of words drawn from a small vocabulary (compresses
+/// about 3:1, like code), deterministic per seed.
+fn text(seed: u64, len: usize) -> Vec<u8> {
+    const WORDS: [&str; 24] = [
+        "self", "return", "value", "import", "django", "def", "class", "if", "else", "None",
+        "request", "model", "field", "query", "for", "in", "not", "and", "True", "False", "args",
+        "kwargs", "name", "path",
+    ];
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut out = Vec::with_capacity(len + 64);
+    while out.len() < len {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let n = 3 + (x >> 61) as usize;
+        for k in 0..n {
+            let w = WORDS[((x >> (8 + 6 * k)) % WORDS.len() as u64) as usize];
+            out.extend_from_slice(w.as_bytes());
+            out.push(if k + 1 == n { b'\n' } else { b' ' });
+        }
+        out.extend_from_slice(format!("    # {}\n", x % 100_000).as_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Version `v` of a tree of 24 text files of 20–60 KB: in version `v` every
+/// file has a line inserted at a place that depends on `v`.
+fn tree(v: usize) -> Files {
+    (0..24)
+        .map(|i| {
+            let mut data = text(i as u64, 20_000 + 2_000 * i);
+            for k in 1..=v {
+                let at = (data.len() * (k * 7 % 10) / 11).max(1);
+                let at = data[..at]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+                let line = format!("    changed = {k} * {i}  # version {k}\n");
+                data.splice(at..at, line.into_bytes());
+            }
+            (format!("pkg/mod_{i:02}.py"), data)
+        })
+        .collect()
+}
+
+fn chunk_bases(a: &Archive) -> Vec<ChunkBase> {
+    a.directory()
+        .sections
+        .iter()
+        .filter(|s| s.kind == SECTION_CHUNK_BASES)
+        .flat_map(|s| decode_chunk_bases(&a.section_at(s).unwrap(), 0).unwrap())
+        .collect()
+}
+
+fn records(a: &Archive) -> Vec<ChunkRecord> {
+    a.chunk_records(0, a.len()).unwrap()
+}
+
+fn deltas(a: &Archive) -> Vec<ChunkRecord> {
+    records(a)
+        .into_iter()
+        .filter(|r| r.flags & CHUNK_DELTA != 0)
+        .collect()
+}
+
+/// Every entry reads back byte-exact, one by one and through the batched
+/// `read_ranges` path (each archive opened fresh, so nothing is cached).
+fn check_reads(store: &Arc<Store>, name: &str, files: &Files) {
+    let a = open(store, name).unwrap();
+    assert_eq!(a.entry_count(), files.len() as u64);
+    for (n, data) in files {
+        let e = a.entry(n).unwrap();
+        assert_eq!(&a.read_entry(&e).unwrap(), data, "{n}");
+    }
+    let a = open(store, name).unwrap();
+    let entries: Vec<_> = files.iter().map(|(n, _)| a.entry(n).unwrap()).collect();
+    let ranges: Vec<(u64, usize)> = entries
+        .iter()
+        .map(|e| (e.offset, e.size as usize))
+        .collect();
+    let got = a.read_ranges(&ranges).unwrap();
+    for ((n, data), bytes) in files.iter().zip(got) {
+        assert_eq!(&bytes, data, "{n} via read_ranges");
+    }
+}
+
+#[test]
+fn small_edits_store_delta_chunks_that_read_back_and_verify() {
+    let store = Store::new(ReadOptions::default());
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
+    let whole = || {
+        options(Arc::new(WholeZstd(
+            hexz_zstd::ZstdCompressor::new(3).unwrap(),
+        )))
+    };
+    build(&store, "v1-whole.hxz", &tree(1), Some("v0.hxz"), whole());
+    let child = open(&store, "v1.hxz").unwrap();
+    let plain = open(&store, "v1-whole.hxz").unwrap();
+    // Same chunks (ids), fewer stored bytes: every changed chunk is a delta.
+    let ids = |a: &Archive| records(a).iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(&child), ids(&plain));
+    assert!(deltas(&plain).is_empty());
+    let space = child.space().unwrap();
+    let plain_space = plain.space().unwrap();
+    assert!(space.delta_chunks >= 20, "{space:?}");
+    assert!(
+        space.chunk_blobs * 4 < plain_space.chunk_blobs,
+        "chunk blobs with deltas {} vs whole {}",
+        space.chunk_blobs,
+        plain_space.chunk_blobs
+    );
+    assert!(child.archive_size() < plain.archive_size());
+    // One base record per delta blob, each a whole chunk of the parent.
+    let bases = chunk_bases(&child);
+    assert_eq!(bases.len() as u64, space.delta_chunks);
+    for b in &bases {
+        assert_eq!((b.source, b.base.source), (0, 1));
+        assert_eq!(b.base.flags & CHUNK_DELTA, 0);
+    }
+    check_reads(&store, "v1.hxz", &tree(1));
+    let report = open(&store, "v1.hxz").unwrap().verify().unwrap();
+    assert_eq!(report.entries, 24);
+    // Deterministic, whatever the thread count.
+    let again = build(&store, "v1-again.hxz", &tree(1), Some("v0.hxz"), {
+        let mut o = zstd();
+        o.threads = Some(1);
+        o
+    });
+    assert_eq!(again, store.get("v1.hxz"));
+}
+
+#[test]
+fn along_a_chain_a_delta_of_a_delta_takes_the_base_of_its_base() {
+    let store = Store::new(ReadOptions::default());
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    for v in 1..4 {
+        let parent = format!("v{}.hxz", v - 1);
+        build(
+            &store,
+            &format!("v{v}.hxz"),
+            &tree(v),
+            Some(&parent),
+            zstd(),
+        );
+    }
+    for v in 1..4 {
+        check_reads(&store, &format!("v{v}.hxz"), &tree(v));
+    }
+    let v3 = open(&store, "v3.hxz").unwrap();
+    v3.verify().unwrap();
+    // Every base is a whole chunk stored in the root: v1's and v2's changed
+    // chunks are deltas themselves, so v3's take their bases (source 3).
+    let bases = chunk_bases(&v3);
+    assert!(bases.iter().any(|b| b.source == 0), "own delta chunks");
+    assert!(
+        bases.iter().any(|b| b.source == 1 || b.source == 2),
+        "delta chunks of its parents it reads"
+    );
+    for b in &bases {
+        assert_eq!(b.base.source, 3, "{b:?}");
+        let holder = v3.parent(b.base.source).unwrap();
+        assert!(holder.parents().unwrap().is_empty());
+    }
+    // Every delta record of the index has its base recorded.
+    for r in deltas(&v3) {
+        assert!(
+            bases
+                .iter()
+                .any(|b| (b.source, b.blob_offset) == (r.source, r.blob_offset))
+        );
+    }
+}
+
+/// The child's first delta blob stored in itself, and its base.
+fn first_own_delta(a: &Archive) -> (ChunkRecord, ChunkBase) {
+    let r = deltas(a).into_iter().find(|r| r.source == 0).unwrap();
+    let b = chunk_bases(a)
+        .into_iter()
+        .find(|b| (b.source, b.blob_offset) == (0, r.blob_offset))
+        .unwrap();
+    (r, b)
+}
+
+#[test]
+fn a_damaged_delta_blob_or_base_chunk_is_corruption() {
+    let store = Store::new(ReadOptions::default());
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    let good_child = build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
+    let good_parent = store.get("v0.hxz");
+    let (r, b) = first_own_delta(&open(&store, "v1.hxz").unwrap());
+    let read_it = |store: &Arc<Store>| {
+        let a = open(store, "v1.hxz").unwrap();
+        a.read_range(r.logical_offset, r.raw_len as usize)
+    };
+    read_it(&store).unwrap();
+    // A flipped byte in the delta blob: its CRC32 fails.
+    let mut child = good_child.clone();
+    child[(r.blob_offset + u64::from(r.stored_len) / 2) as usize] ^= 0x10;
+    store.put("v1.hxz", child);
+    let err = read_it(&store).unwrap_err();
+    assert!(
+        matches!(err, Error::Checksum { offset, .. } if offset == r.blob_offset),
+        "{err:?}"
+    );
+    assert!(open(&store, "v1.hxz").unwrap().verify().is_err());
+    store.put("v1.hxz", good_child.clone());
+    // A flipped byte in the base chunk, in the parent: the parent's check fails.
+    let mut parent = good_parent.clone();
+    parent[(b.base.blob_offset + u64::from(b.base.stored_len) / 2) as usize] ^= 0x10;
+    store.put("v0.hxz", parent);
+    let err = read_it(&store).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(
+        matches!(err, Error::Checksum { offset, .. } if offset == b.base.blob_offset),
+        "{err:?}"
+    );
+    let err = open(&store, "v1.hxz").unwrap().verify().unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    store.put("v0.hxz", good_parent);
+    read_it(&store).unwrap();
+    // A flipped byte in the chunk-bases section (which the root hash covers
+    // through its page ref): the section fails its checks, nothing is decoded.
+    let section = open(&store, "v1.hxz")
+        .unwrap()
+        .directory()
+        .sections
+        .iter()
+        .find(|s| s.kind == SECTION_CHUNK_BASES)
+        .unwrap()
+        .page;
+    let mut child = good_child;
+    child[(section.offset + u64::from(section.stored_len) / 2) as usize] ^= 0x10;
+    store.put("v1.hxz", child);
+    let err = read_it(&store).unwrap_err();
+    assert!(
+        matches!(err, Error::Checksum { offset, .. } if offset == section.offset),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_base_swapped_for_another_chunk_of_the_parent_fails() {
+    let store = Store::new(ReadOptions::default());
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
+    let (r, b) = first_own_delta(&open(&store, "v1.hxz").unwrap());
+    // The parent's bytes at the base's place replaced by another chunk's
+    // stored bytes (the parent still opens: its root hash covers its index, not
+    // its blobs): the child's record of the base (CRC32, id) refuses them.
+    let parent = open(&store, "v0.hxz").unwrap();
+    let other = records(&parent)
+        .into_iter()
+        .find(|o| o.blob_offset != b.base.blob_offset && o.stored_len >= 64)
+        .unwrap();
+    let mut bytes = store.get("v0.hxz");
+    let stored = bytes[other.blob_offset as usize..][..other.stored_len as usize].to_vec();
+    let at = b.base.blob_offset as usize;
+    let n = (b.base.stored_len as usize).min(stored.len());
+    bytes[at..at + n].copy_from_slice(&stored[..n]);
+    store.put("v0.hxz", bytes);
+    let err = open(&store, "v1.hxz")
+        .unwrap()
+        .read_range(r.logical_offset, r.raw_len as usize)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Checksum { offset, .. } if offset == b.base.blob_offset),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_lz4_child_has_no_delta_chunks() {
+    let store = Store::new(ReadOptions::default());
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    build(
+        &store,
+        "v1.hxz",
+        &tree(1),
+        Some("v0.hxz"),
+        options(Arc::new(hexz_lz4::Lz4Compressor::new())),
+    );
+    let child = open(&store, "v1.hxz").unwrap();
+    assert!(deltas(&child).is_empty());
+    assert!(chunk_bases(&child).is_empty());
+    assert_eq!(child.space().unwrap().delta_chunks, 0);
+    check_reads(&store, "v1.hxz", &tree(1));
+}
+
+#[test]
+fn an_encrypted_chain_with_delta_chunks_reads_back() {
+    let keys = Unlock::default()
+        .key_file([1; 32])
+        .key_file([2; 32])
+        .key_file([3; 32]);
+    let store = Store::new(ReadOptions {
+        unlock: keys,
+        ..ReadOptions::default()
+    });
+    let mut o = zstd();
+    o.encryption = Some(Encryption::new(&[SlotSpec::KeyFile(Zeroizing::new([1; 32]))]).unwrap());
+    build(&store, "v0.hxz", &tree(0), None, o);
+    for v in 1..3u8 {
+        let parent = open(&store, &format!("v{}.hxz", v - 1)).unwrap();
+        let mut o = zstd();
+        o.encryption = Some(
+            Encryption::with_hasher(
+                &[SlotSpec::KeyFile(Zeroizing::new([v + 1; 32]))],
+                &parent.chunk_hasher(),
+            )
+            .unwrap(),
+        );
+        build(
+            &store,
+            &format!("v{v}.hxz"),
+            &tree(v.into()),
+            Some(&format!("v{}.hxz", v - 1)),
+            o,
+        );
+    }
+    let v2 = open(&store, "v2.hxz").unwrap();
+    assert!(v2.is_encrypted());
+    assert!(!deltas(&v2).is_empty());
+    assert!(chunk_bases(&v2).iter().all(|b| b.base.source == 2));
+    check_reads(&store, "v2.hxz", &tree(2));
+    v2.verify().unwrap();
+}
+
+#[test]
+fn appending_a_parent_delta_chunk_whose_base_is_unknown_is_refused() {
+    let store = Store::new(ReadOptions::default());
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
+    let v1 = open(&store, "v1.hxz").unwrap();
+    let own = first_own_delta(&v1).0;
+    let chain = vec![
+        ParentArchive {
+            archive: v1.clone(),
+            hint: "v1.hxz".into(),
+        },
+        ParentArchive {
+            archive: v1.parent(1).unwrap(),
+            hint: "v0.hxz".into(),
+        },
+    ];
+    let append = |r: ChunkRecord| {
+        let mut w = ArchiveWriter::new(Vec::new(), zstd()).unwrap();
+        w.set_parents(ParentSet::new(chain.clone()).unwrap())
+            .unwrap();
+        let pieces = vec![Ok(hexz_format::Piece::Chunks(vec![r]))];
+        w.add_file_pieces("f", &mut pieces.into_iter(), EntryMeta::default())
+            .and_then(|_| w.finish().map(drop))
+    };
+    // v1's own delta chunk, as v2 would reference it: its base is known.
+    append(ChunkRecord { source: 1, ..own }).unwrap();
+    // The same flag on a blob the chain does not know as a delta: refused.
+    let err = append(ChunkRecord {
+        source: 1,
+        blob_offset: own.blob_offset + 1,
+        ..own
+    })
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidSetting { .. }), "{err:?}");
+}
+
+#[test]
+fn batched_reads_fetch_parent_chunks_and_bases_with_one_request_per_archive() {
+    let store = Store::new(ReadOptions::default());
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
+    build(&store, "v2.hxz", &tree(2), Some("v1.hxz"), zstd());
+    let a = open(&store, "v2.hxz").unwrap();
+    let files = tree(2);
+    let entries: Vec<_> = files.iter().map(|(n, _)| a.entry(n).unwrap()).collect();
+    let ranges: Vec<(u64, usize)> = entries
+        .iter()
+        .map(|e| (e.offset, e.size as usize))
+        .collect();
+    a.preload_chunk_index().unwrap();
+    // Parents opened (their tails read) and bases sections loaded beforehand.
+    a.check_parents().unwrap();
+    let all = records(&a);
+    assert!(all.iter().filter(|r| r.source > 0).count() > 50);
+    assert!(
+        all.iter()
+            .any(|r| r.flags & CHUNK_DELTA != 0 && r.source == 1)
+    );
+    let (singles, batches) = (
+        store.singles.load(Ordering::SeqCst),
+        store.batches.load(Ordering::SeqCst),
+    );
+    let got = a.read_ranges(&ranges).unwrap();
+    for ((n, data), bytes) in files.iter().zip(got) {
+        assert_eq!(&bytes, data, "{n}");
+    }
+    // Chunks from v2, v1 and v0, bases from v0 and v1: a handful of batched
+    // requests, and no chunk fetched on its own.
+    let singles = store.singles.load(Ordering::SeqCst) - singles;
+    let batches = store.batches.load(Ordering::SeqCst) - batches;
+    assert_eq!(singles, 0, "{batches} batched reads");
+    assert!((2..=6).contains(&batches), "{batches} batched reads");
+}
