@@ -189,6 +189,9 @@ class IterableDataset(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         ids = self.indices(worker, workers)
+        # A new iteration restarts the epoch after the resume point: what an
+        # earlier, abandoned iteration yielded no longer counts.
+        self._yielded = 0
         index = self._index
         archive = index._archive()
         offsets = [index._offsets[i] for i in ids]

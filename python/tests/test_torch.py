@@ -114,6 +114,10 @@ def test_resume_mid_epoch(samples_archive):
     fresh.load_state_dict(state)
     assert len(fresh) == N_SAMPLES - 37
     assert head + [n for n, _ in fresh] == full
+    # A new iteration of the same epoch starts over: the abandoned one no longer counts.
+    again = iter(ds)
+    assert next(again)[0] == full[0]
+    assert ds.state_dict()["consumed"] == 1
     # With 2 workers and batches of 4: the loop counts what it received.
     ds = htorch.IterableDataset(samples_archive, seed=11, batch_size=4, with_names=True)
     ds.set_epoch(2)
