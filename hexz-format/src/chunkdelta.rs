@@ -145,7 +145,8 @@ pub(crate) fn find(list: &[ChunkBase], source: u16, blob_offset: u64) -> Option<
 
 impl Inner {
     /// Every chunk-bases section, decoded and concatenated (empty when the archive
-    /// has none); keys must increase across sections too.
+    /// has none); keys must increase across sections too, and the records are at
+    /// most the chunk index's.
     pub(crate) fn load_chunk_bases(&self) -> Result<Vec<ChunkBase>> {
         let mut all: Vec<ChunkBase> = Vec::new();
         for s in self
@@ -168,6 +169,19 @@ impl Inner {
                     offset: s.page.offset,
                     detail: "records not in increasing (source, blob offset) across sections"
                         .into(),
+                });
+            }
+            // One record per delta blob the chunk index reads: never more than
+            // its records (which also bounds what a hostile directory makes us
+            // allocate across sections).
+            if (all.len() + list.len()) as u64 > self.directory.stats.chunk_count {
+                return Err(Error::Corrupt {
+                    what: "chunk-bases section",
+                    offset: s.page.offset,
+                    detail: format!(
+                        "more records than the archive's {} chunk records",
+                        self.directory.stats.chunk_count
+                    ),
                 });
             }
             all.extend(list);

@@ -11,8 +11,9 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use quick_cache::sync::{Cache, DefaultLifecycle};
+use quick_cache::sync::{Cache, DefaultLifecycle, GuardResult};
 use quick_cache::{DefaultHashBuilder, OptionsBuilder, Weighter};
 use rayon::prelude::*;
 
@@ -665,21 +666,9 @@ impl Archive {
             // or substituted parent is an error, never a pass.
             self.check_parents()?;
         }
-        blobs.sort_unstable_by_key(|r| (r.source, r.blob_offset));
-        // Records sharing a blob must agree on everything about it.
-        let same_blob = |a: &ChunkRecord, b: &ChunkRecord| {
-            (a.raw_len, a.stored_len, a.crc, a.flags, a.id)
-                == (b.raw_len, b.stored_len, b.crc, b.flags, b.id)
-        };
-        if blobs.windows(2).any(|w| {
-            (w[0].source, w[0].blob_offset) == (w[1].source, w[1].blob_offset)
-                && !same_blob(&w[0], &w[1])
-        }) {
-            return Err(inner.corrupt("chunk index", "records sharing a blob disagree"));
-        }
-        blobs.dedup_by_key(|r| (r.source, r.blob_offset));
-        // Every delta chunk has its base recorded (the base itself is read and
-        // checked with the chunk, below).
+        // Every delta chunk has its base recorded; the base records join the
+        // index's (a base read for a delta is checked with the chunk, below, and
+        // must agree with any index record of the same blob).
         let chunk_bases = inner.parents.chunk_bases(inner)?;
         if let Some(r) = blobs.iter().find(|r| {
             r.flags & CHUNK_DELTA != 0
@@ -695,6 +684,23 @@ impl Archive {
                 ),
             });
         }
+        blobs.extend(chunk_bases.iter().map(|b| b.base));
+        blobs.sort_unstable_by_key(|r| (r.source, r.blob_offset));
+        // Records sharing a blob must agree on everything about it.
+        let same_blob = |a: &ChunkRecord, b: &ChunkRecord| {
+            (a.raw_len, a.stored_len, a.crc, a.flags, a.id)
+                == (b.raw_len, b.stored_len, b.crc, b.flags, b.id)
+        };
+        if blobs.windows(2).any(|w| {
+            (w[0].source, w[0].blob_offset) == (w[1].source, w[1].blob_offset)
+                && !same_blob(&w[0], &w[1])
+        }) {
+            return Err(inner.corrupt(
+                "chunk index",
+                "records sharing a blob disagree (index or chunk-bases records)",
+            ));
+        }
+        blobs.dedup_by_key(|r| (r.source, r.blob_offset));
         if deep {
             report.chunks = blobs.len() as u64;
             report.stored_bytes += blobs.iter().map(|r| u64::from(r.stored_len)).sum::<u64>();
@@ -1079,7 +1085,16 @@ impl Inner {
         } else {
             None
         };
-        let base = base.as_deref().map(Vec::as_slice);
+        self.load_chunk_on(r, base.as_deref().map(Vec::as_slice), verify_id)
+    }
+
+    /// [`load_chunk`](Self::load_chunk) with the base of a delta chunk given.
+    fn load_chunk_on(
+        &self,
+        r: &ChunkRecord,
+        base: Option<&[u8]>,
+        verify_id: bool,
+    ) -> Result<Vec<u8>> {
         if r.source != 0 {
             return self.parents.load_chunk(self, r, base, verify_id);
         }
@@ -1104,8 +1119,8 @@ impl Inner {
     }
 
     /// Check (CRC32) and decompress the stored bytes of chunk `r` (a delta chunk
-    /// with `base`, its base's raw bytes); with `verify_id`, check the BLAKE3 id
-    /// too.
+    /// with `base`, its base's raw bytes); with `verify_id`, and always for a
+    /// delta chunk, check the BLAKE3 id too.
     fn chunk_from_stored(
         &self,
         r: &ChunkRecord,
@@ -1138,7 +1153,9 @@ impl Inner {
             "chunk",
             r.blob_offset,
         )?;
-        if verify_id {
+        // A delta decoded against the wrong base does not fail to decode: its id
+        // is always checked.
+        if verify_id || r.flags & CHUNK_DELTA != 0 {
             let id = self.hasher.id(&data);
             if id != r.id {
                 return Err(Error::HashMismatch {
@@ -1152,14 +1169,81 @@ impl Inner {
         Ok(data)
     }
 
+    /// Chunk `r`, from the cache or loaded into it. Off the rayon pool, a chunk
+    /// another thread is loading is waited for. On the pool it never is: the
+    /// thread holding that claim may be waiting for its own parallel work under
+    /// this very task (rayon steals while it waits), so the chunk is loaded
+    /// again, uncached.
     pub(crate) fn chunk(&self, r: &ChunkRecord) -> Result<ChunkData> {
+        if rayon::current_thread_index().is_some() {
+            let data = match self.chunk_no_wait(r)? {
+                Some(data) => data,
+                None => Arc::new(self.load_chunk_on_pool(r)?),
+            };
+            return Ok(data);
+        }
         let data = self
             .chunks
             .get_or_insert_with(&(r.source, r.blob_offset), || {
                 self.load_chunk(r, self.options.verify_chunks).map(Arc::new)
             })?;
-        // Blobs are cached by offset: a hostile index could give two records of
-        // different lengths the same blob.
+        self.check_shared_blob(r, &data)?;
+        Ok(data)
+    }
+
+    /// Chunk `r` from the cache, or loaded and cached when no other thread is
+    /// loading it (nor its base); `None` when one is. Never waits: safe on the
+    /// rayon pool.
+    pub(crate) fn chunk_no_wait(&self, r: &ChunkRecord) -> Result<Option<ChunkData>> {
+        let key = (r.source, r.blob_offset);
+        let data = match self.chunks.get_value_or_guard(&key, Some(Duration::ZERO)) {
+            GuardResult::Value(data) => data,
+            GuardResult::Timeout => return Ok(None),
+            GuardResult::Guard(guard) => {
+                let base = if r.flags & CHUNK_DELTA != 0 {
+                    // Dropping the guard releases the claim.
+                    match self.chunk_no_wait(&self.delta_base_record(r)?)? {
+                        Some(base) => Some(base),
+                        None => return Ok(None),
+                    }
+                } else {
+                    None
+                };
+                let data = Arc::new(self.load_chunk_on(
+                    r,
+                    base.as_deref().map(Vec::as_slice),
+                    self.options.verify_chunks,
+                )?);
+                let _ = guard.insert(Arc::clone(&data));
+                data
+            }
+        };
+        self.check_shared_blob(r, &data)?;
+        Ok(Some(data))
+    }
+
+    /// Load chunk `r` without the cache and without waiting for any other
+    /// thread (its base, for a delta chunk, from the cache when there).
+    fn load_chunk_on_pool(&self, r: &ChunkRecord) -> Result<Vec<u8>> {
+        let base = if r.flags & CHUNK_DELTA != 0 {
+            let record = self.delta_base_record(r)?;
+            Some(match self.chunk_no_wait(&record)? {
+                Some(base) => base,
+                None => Arc::new(self.load_chunk_on(&record, None, true)?),
+            })
+        } else {
+            None
+        };
+        self.load_chunk_on(
+            r,
+            base.as_deref().map(Vec::as_slice),
+            self.options.verify_chunks,
+        )
+    }
+
+    /// Blobs are cached by offset: a hostile index could give two records of
+    /// different lengths the same blob.
+    fn check_shared_blob(&self, r: &ChunkRecord, data: &[u8]) -> Result<()> {
         if data.len() != r.raw_len as usize {
             return Err(Error::Corrupt {
                 what: "chunk index",
@@ -1171,7 +1255,7 @@ impl Inner {
                 ),
             });
         }
-        Ok(data)
+        Ok(())
     }
 
     /// Copy the part of chunk `r` that falls in `[offset, end)` into `buf` (which
@@ -1236,7 +1320,23 @@ impl Inner {
                 self.load_batch(&records);
             }
             let data: Vec<Option<ChunkData>> = if uncached >= 2 {
-                records.par_iter().map(load).collect::<Result<_>>()?
+                // In parallel, on the pool: never waiting for another thread's
+                // load; those chunks are waited for after, here.
+                let found: Vec<Option<ChunkData>> = records
+                    .par_iter()
+                    .map(|r| {
+                        if r.is_zero() {
+                            Ok(None)
+                        } else {
+                            self.chunk_no_wait(r)
+                        }
+                    })
+                    .collect::<Result<_>>()?;
+                records
+                    .iter()
+                    .zip(found)
+                    .map(|(r, d)| d.map_or_else(|| load(r), |d| Ok(Some(d))))
+                    .collect::<Result<_>>()?
             } else {
                 records.iter().map(load).collect::<Result<_>>()?
             };

@@ -11,7 +11,8 @@ use hexz_format::layout::{CHUNK_DELTA, ChunkRecord, SECTION_CHUNK_BASES};
 use hexz_format::parents::ResolveError;
 use hexz_format::{
     Archive, ArchiveWriter, ChunkParams, Encryption, EntryMeta, Error, Hash32, MemorySource,
-    ParentArchive, ParentResolver, ParentSet, ReadAt, ReadOptions, SlotSpec, Unlock, WriterOptions,
+    ParentArchive, ParentResolver, ParentSet, ReadAt, ReadOptions, SlotSpec, StaticCodecs, Unlock,
+    WriterOptions,
 };
 use zeroize::Zeroizing;
 
@@ -22,6 +23,10 @@ use crate::common::{Files, codecs};
 struct Store {
     files: Mutex<HashMap<String, Vec<u8>>>,
     options: ReadOptions,
+    /// The codecs archives are opened with.
+    codecs: StaticCodecs,
+    /// An object whose reads take this long.
+    slow: Mutex<Option<(String, std::time::Duration)>>,
     /// Reads of one range (`read_exact_at`) and batched reads (`read_ranges`)
     /// made by the archives opened from this store.
     singles: AtomicU64,
@@ -35,16 +40,30 @@ struct Counted {
     store: Arc<Store>,
 }
 
+impl Counted {
+    /// Wait, when this is the store's slow object.
+    fn lag(&self) {
+        let slow = self.store.slow.lock().unwrap().clone();
+        if let Some((name, lag)) = slow
+            && name == self.inner.name()
+        {
+            std::thread::sleep(lag);
+        }
+    }
+}
+
 impl ReadAt for Counted {
     fn size(&self) -> u64 {
         self.inner.size()
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         self.store.singles.fetch_add(1, Ordering::SeqCst);
+        self.lag();
         self.inner.read_exact_at(offset, buf)
     }
     fn read_ranges(&self, ranges: &[(u64, usize)]) -> std::io::Result<Vec<Vec<u8>>> {
         self.store.batches.fetch_add(1, Ordering::SeqCst);
+        self.lag();
         self.inner.read_ranges(ranges)
     }
     fn name(&self) -> String {
@@ -54,9 +73,14 @@ impl ReadAt for Counted {
 
 impl Store {
     fn new(options: ReadOptions) -> Arc<Self> {
+        Self::with_codecs(options, codecs())
+    }
+    fn with_codecs(options: ReadOptions, codecs: StaticCodecs) -> Arc<Self> {
         Arc::new(Self {
             files: Mutex::new(HashMap::new()),
             options,
+            codecs,
+            slow: Mutex::new(None),
             singles: AtomicU64::new(0),
             batches: AtomicU64::new(0),
         })
@@ -94,7 +118,7 @@ fn open(store: &Arc<Store>, name: &str) -> hexz_format::Result<Archive> {
         store: store.clone(),
     };
     Ok(
-        Archive::open(Arc::new(source), &codecs(), store.options.clone())?
+        Archive::open(Arc::new(source), &store.codecs, store.options.clone())?
             .with_parent_resolver(Arc::new(Resolver(store.clone()))),
     )
 }
@@ -580,4 +604,173 @@ fn batched_reads_fetch_parent_chunks_and_bases_with_one_request_per_archive() {
     let batches = store.batches.load(Ordering::SeqCst) - batches;
     assert_eq!(singles, 0, "{batches} batched reads");
     assert!((2..=6).contains(&batches), "{batches} batched reads");
+}
+
+/// zstd that takes its time decoding, so that parallel decodes overlap.
+#[derive(Debug)]
+struct SlowZstd(hexz_zstd::ZstdCompressor);
+
+impl Compressor for SlowZstd {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn level(&self) -> i32 {
+        self.0.level()
+    }
+    fn compress(&self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.0.compress(input, out)
+    }
+    fn decompress(
+        &self,
+        input: &[u8],
+        raw_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        std::thread::sleep(std::time::Duration::from_micros(2000));
+        self.0.decompress(input, raw_len, out)
+    }
+    fn decompress_with_base(
+        &self,
+        input: &[u8],
+        base: &[u8],
+        raw_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        std::thread::sleep(std::time::Duration::from_micros(2000));
+        self.0.decompress_with_base(input, base, raw_len, out)
+    }
+}
+
+/// Many readers at once on the rayon pool — batched reads (which claim chunks
+/// and decode them in parallel while holding the claims), sequential readers
+/// with read-ahead, and whole-archive verification — over a chain whose chunks
+/// are deltas of shared bases, all on the same few files, with a chunk cache so
+/// small that chunks and bases are claimed again all the time. Pool tasks never
+/// wait for a claim: they leave the chunk to the caller or load it again
+/// without the cache; every read must still return the right bytes (and none
+/// may hang).
+#[test]
+fn readers_on_the_rayon_pool_never_wait_on_each_others_claims() {
+    use rayon::prelude::*;
+    let options = ReadOptions {
+        readahead_bytes: 64 * 1024,
+        chunk_cache_bytes: 128 * 1024,
+        ..ReadOptions::default()
+    };
+    let slow = StaticCodecs::new(vec![Arc::new(SlowZstd(
+        hexz_zstd::ZstdCompressor::new(3).unwrap(),
+    ))]);
+    let store = Store::with_codecs(options, slow);
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
+    build(&store, "v2.hxz", &tree(2), Some("v1.hxz"), zstd());
+    let files = tree(2);
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = {
+        let store = store.clone();
+        let files = files.clone();
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(8)
+                .build()
+                .unwrap();
+            for round in 0..30 {
+                // Fresh archives: nothing cached, every chunk claimed anew.
+                let a = open(&store, "v2.hxz").unwrap();
+                let entries: Vec<_> = files.iter().map(|(n, _)| a.entry(n).unwrap()).collect();
+                pool.install(|| {
+                    (0..48usize).into_par_iter().for_each(|k| {
+                        // Four files at a time, each read by a dozen tasks.
+                        let i = (round * 4 + k % 4) % entries.len();
+                        let e = &entries[i];
+                        let got = match k % 3 {
+                            // Whole entries: several chunks, the batched path.
+                            0 => a.read_entry(e).unwrap(),
+                            // Small sequential reads: read-ahead on the pool.
+                            1 => {
+                                let mut out = vec![0u8; e.size as usize];
+                                for (n, piece) in out.chunks_mut(3000).enumerate() {
+                                    a.read_entry_at(e, (n * 3000) as u64, piece).unwrap();
+                                }
+                                out
+                            }
+                            _ => {
+                                let ranges = [(e.offset, e.size as usize)];
+                                a.read_ranges(&ranges).unwrap().remove(0)
+                            }
+                        };
+                        assert_eq!(got, files[i].1, "{} (round {round})", files[i].0);
+                    });
+                    if round % 10 == 0 {
+                        a.verify().unwrap();
+                    }
+                });
+            }
+            done.send(()).unwrap();
+        })
+    };
+    // A panic in the worker drops the sender: joined, it fails the test as is.
+    if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        finished.recv_timeout(std::time::Duration::from_secs(300))
+    {
+        panic!("concurrent reads on the rayon pool hung for 5 minutes");
+    }
+    worker.join().unwrap();
+}
+
+/// Two threads off the rayon pool (as a loader's prefetch threads) read the
+/// same files of a child, one shortly after the other, with a two-thread
+/// global pool and a slow parent. The first claims the bases of the files'
+/// delta chunks and fetches them; the second, finding the bases claimed,
+/// loads the deltas. Its decoding tasks must not wait on the pool for the
+/// bases: the first thread can decode them only on that same pool.
+#[test]
+fn deltas_never_wait_on_the_pool_for_bases_another_thread_is_fetching() {
+    // Each nextest test is its own process; under `cargo test` the global pool
+    // may exist already and the test runs on it as it is.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build_global();
+    let store = Store::new(ReadOptions::default());
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
+    let files = tree(1);
+    let a = open(&store, "v1.hxz").unwrap();
+    // Parents opened and sections loaded before the parent turns slow.
+    a.check_parents().unwrap();
+    a.preload_chunk_index().unwrap();
+    let ranges: Vec<(u64, usize)> = files
+        .iter()
+        .map(|(n, _)| {
+            let e = a.entry(n).unwrap();
+            (e.offset, e.size as usize)
+        })
+        .collect();
+    assert!(deltas(&a).iter().filter(|r| r.source == 0).count() >= 4);
+    *store.slow.lock().unwrap() = Some(("v0.hxz".into(), std::time::Duration::from_millis(300)));
+    let (done, finished) = std::sync::mpsc::channel();
+    let readers: Vec<_> = [0u64, 100]
+        .into_iter()
+        .map(|delay| {
+            let (a, done, ranges) = (a.clone(), done.clone(), ranges.clone());
+            let want: Vec<Vec<u8>> = files.iter().map(|(_, d)| d.clone()).collect();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(delay));
+                assert_eq!(a.read_ranges(&ranges).unwrap(), want);
+                done.send(()).unwrap();
+            })
+        })
+        .collect();
+    drop(done);
+    for _ in 0..2 {
+        // A panic in a reader drops its sender: joined below, it fails the test.
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            finished.recv_timeout(std::time::Duration::from_secs(60))
+        {
+            panic!("reads hung: pool tasks wait for bases only the pool can decode");
+        }
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
 }

@@ -23,6 +23,9 @@ pub struct RegistryResolver {
     registry: Registry,
     /// Keys offered to encrypted parents (those of the child).
     unlock: Unlock,
+    /// An archive served by root hash without asking the registry: one written
+    /// but not yet stored (a compaction's new chain root, `volume/retain.rs`).
+    held: Option<Archive>,
 }
 
 impl RegistryResolver {
@@ -34,7 +37,20 @@ impl RegistryResolver {
     /// A resolver over `registry` that offers `unlock` to encrypted parents (the
     /// keys the child was opened with: a chain shares its keys).
     pub fn with_unlock(registry: Registry, unlock: Unlock) -> Self {
-        Self { registry, unlock }
+        Self {
+            registry,
+            unlock,
+            held: None,
+        }
+    }
+
+    /// This resolver, answering a parent of `archive`'s root hash with `archive`
+    /// itself (wherever its hint points), and every other parent as before.
+    pub fn holding(self, archive: Archive) -> Self {
+        Self {
+            held: Some(archive),
+            ..self
+        }
     }
 }
 
@@ -55,8 +71,15 @@ impl ParentResolver for RegistryResolver {
     fn open_parent(
         &self,
         location: &str,
-        _expected_root: &Hash32,
+        expected_root: &Hash32,
     ) -> std::result::Result<Archive, ResolveError> {
+        if let Some(held) = self
+            .held
+            .as_ref()
+            .filter(|a| a.root_hash() == *expected_root)
+        {
+            return Ok(held.clone());
+        }
         let source = self
             .registry
             .open_source(location)

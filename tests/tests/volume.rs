@@ -347,3 +347,73 @@ fn gc_keep_last_drops_old_versions_on_each_store() {
         assert_eq!(v.version(), 6);
     }
 }
+
+/// `hexz gc --keep-last 3` of a zstd volume whose flushes store delta chunks,
+/// on each store: the third kept version is rewritten against a chain whose new
+/// root is not stored yet; every kept version reads and verifies as before.
+#[test]
+fn gc_keep_last_3_of_a_zstd_volume_with_deltas_on_each_store() {
+    let hexz = hexz_bin();
+    for (url, registry, options, cli_env) in stores("retain-deltas") {
+        let options = VolumeOptions {
+            codec: "zstd".into(),
+            ..options
+        };
+        let size = 512 * 1024;
+        let mut model = noise(size, 90);
+        let mut v = Volume::create(&url, size as u64, &registry, options.clone()).unwrap();
+        v.write_at(0, &model).unwrap();
+        v.flush().unwrap();
+        let mut models = vec![Vec::new(), vec![0u8; size], model.clone()];
+        for (i, at) in [100_000usize, 400_000, 100_020].into_iter().enumerate() {
+            let data = noise(20, 91 + i as u64);
+            v.write_at(at as u64, &data).unwrap();
+            model[at..at + data.len()].copy_from_slice(&data);
+            v.flush().unwrap();
+            models.push(model.clone());
+        }
+        assert_eq!(v.version(), 5);
+        let out = Command::new(&hexz)
+            .args(["gc", &url, "--keep-last", "3", "--grace", "0", "--json"])
+            .envs(cli_env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["compaction"]["dropped"], serde_json::json!([1, 2]));
+        assert_eq!(report["kept"], 3, "{url}: {report}");
+        for version in 3u64..=5 {
+            let old = Volume::open_version(&url, version, &registry, &options).unwrap();
+            assert_eq!(
+                old.read(0, size).unwrap(),
+                models[version as usize],
+                "{url}: version {version}"
+            );
+            // Every byte of the rewritten snapshot and of the chain it reads.
+            let snapshot = format!("{url}/snapshots/{}.hxz", old.root());
+            let out = Command::new(&hexz)
+                .args(["verify", &snapshot])
+                .envs(cli_env.iter().map(|(k, v)| (k, v)))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{snapshot}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // The rewritten chain stores deltas again.
+        let head = Volume::open(&url, &registry, options.clone()).unwrap();
+        let archive = hexz_pipeline::open_archive(
+            &format!("{url}/snapshots/{}.hxz", head.root()),
+            &registry,
+            hexz_format::ReadOptions::default(),
+        )
+        .unwrap();
+        assert!(archive.space().unwrap().delta_chunks >= 1, "{url}");
+    }
+}

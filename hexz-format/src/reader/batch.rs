@@ -28,7 +28,8 @@ impl Inner {
     /// in a parent — that are neither cached nor being loaded: one batched read
     /// per archive holding some. The bases of delta chunks are loaded first, the
     /// same way, so the deltas find them cached. Never waits for another thread's
-    /// load (but a delta chunk may wait for its base).
+    /// load, not even a delta chunk's base: this runs on the rayon pool, while
+    /// holding claims across parallel work.
     pub(super) fn load_batch(&self, records: &[ChunkRecord]) {
         let bases: Vec<ChunkRecord> = records
             .iter()
@@ -106,11 +107,16 @@ impl Inner {
                 .zip(stored.into_par_iter())
                 .for_each(|((r, guard), stored)| {
                     // A delta chunk's base, found through this archive's records
-                    // (and cached by the pass over the bases).
+                    // (and cached by the pass over the bases). Never waited for:
+                    // a base another thread is loading leaves the delta to the
+                    // one-chunk path (dropping the guard releases the claim).
                     let base = if r.flags & CHUNK_DELTA != 0 {
-                        match self.delta_base(&r) {
-                            Ok(base) => Some(base),
-                            Err(_) => return,
+                        match self
+                            .delta_base_record(&r)
+                            .and_then(|b| self.chunk_no_wait(&b))
+                        {
+                            Ok(Some(base)) => Some(base),
+                            Ok(None) | Err(_) => return,
                         }
                     } else {
                         None

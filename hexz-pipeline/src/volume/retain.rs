@@ -197,17 +197,19 @@ impl Change for OtherVersion {
     }
 }
 
-/// An archive over bytes just written at `location`, with the chain resolver.
+/// An archive over bytes just written at `location`, its parents opened by
+/// `resolver`.
 fn open_bytes(
     bytes: Vec<u8>,
     location: &str,
     registry: &Registry,
+    resolver: &RegistryResolver,
     version: u64,
     root: &Hash32,
 ) -> Result<(Archive, hexz_format::Entry)> {
     let source = Arc::new(MemorySource::new(bytes, location.to_string()));
     let archive = Archive::open(source, registry, ReadOptions::default())?
-        .with_parent_resolver(Arc::new(RegistryResolver::new(registry.clone())));
+        .with_parent_resolver(Arc::new(resolver.clone()));
     check_snapshot(archive, location, version, root)
 }
 
@@ -265,9 +267,14 @@ pub(super) fn compact(
         root_bytes.clone(),
         &store.location_of(&head::snapshot_key(&summary.root_hash)),
         registry,
+        &RegistryResolver::new(registry.clone()),
         first_version,
         &summary.root_hash,
     )?;
+    // The new root is stored last: until then the rewritten versions find it
+    // here (from the third kept version on, writing a child opens the chain's
+    // root through its parent).
+    let resolver = RegistryResolver::new(registry.clone()).holding(base.clone());
     for &(version, root) in &kept[1..] {
         let (old_archive, old_entry) = open_snapshot(store, registry, version, &root)?;
         let meta = EntryMeta {
@@ -296,6 +303,7 @@ pub(super) fn compact(
             bytes,
             &store.location_of(&head::snapshot_key(&new_root)),
             registry,
+            &resolver,
             version,
             &new_root,
         )?;

@@ -868,3 +868,60 @@ fn zstd_flushes_store_changed_chunks_as_deltas_through_flush_squash_and_gc() {
     let head = open_head(&Volume::open(&url, &r, zstd.clone()).unwrap().root());
     assert!(head.space().unwrap().delta_chunks >= 1);
 }
+
+/// Keeping three or more versions: from the third kept version on, a rewritten
+/// version is written against a chain whose new root is not stored yet.
+#[test]
+fn keep_last_three_and_four_of_a_zstd_volume_with_deltas() {
+    let zstd = VolumeOptions {
+        codec: "zstd".into(),
+        ..VolumeOptions::default()
+    };
+    for keep in [3u64, 4] {
+        for url in local_and_memory(&format!("volume-keep-{keep}")) {
+            let r = registry();
+            let size = 1 << 20;
+            let mut model = noise(size, 71);
+            let mut v = Volume::create(&url, size as u64, &r, zstd.clone()).unwrap();
+            v.write_at(0, &model).unwrap();
+            v.flush().unwrap();
+            let mut models = vec![Vec::new(), vec![0; size], model.clone()];
+            for (i, at) in [200_000usize, 600_000, 200_010, 900_000]
+                .into_iter()
+                .enumerate()
+            {
+                let data = format!("version {}", i + 3);
+                v.write_at(at as u64, data.as_bytes()).unwrap();
+                model[at..at + data.len()].copy_from_slice(data.as_bytes());
+                v.flush().unwrap();
+                models.push(model.clone());
+            }
+            assert_eq!(v.version(), 6);
+            let retention = Retention {
+                keep_last: Some(keep),
+                keep_within: None,
+            };
+            let report = gc_with(&url, &r, &zstd, Duration::ZERO, &retention).unwrap();
+            let compaction = report.compaction.unwrap();
+            assert_eq!(compaction.dropped, Some((1, 6 - keep)), "{url}");
+            assert_eq!(compaction.rewritten.len() as u64, keep, "{url}");
+            // The old snapshots are gone (no grace): the new chain stands alone.
+            assert_eq!(report.kept, keep, "{url}");
+            for version in 7 - keep..=6 {
+                let kept = Volume::open_version(&url, version, &r, &zstd).unwrap();
+                kept.base.verify_with(true).unwrap();
+                assert_eq!(
+                    kept.read(0, size).unwrap(),
+                    models[version as usize],
+                    "{url}: version {version}"
+                );
+            }
+            let mut v = Volume::open(&url, &r, zstd.clone()).unwrap();
+            v.write_at(5, b"after").unwrap();
+            v.flush().unwrap();
+            model[5..10].copy_from_slice(b"after");
+            let again = Volume::open(&url, &r, zstd.clone()).unwrap();
+            assert_eq!((again.version(), again.read(0, size).unwrap()), (7, model));
+        }
+    }
+}
