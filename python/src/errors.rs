@@ -104,6 +104,9 @@ pub enum Error {
     Closed(String),
     /// From a writable volume; boxed, so results stay small.
     Volume(Box<VolumeError>),
+    /// An earlier failure reported again (a prefetcher's later calls): the same
+    /// class and message.
+    Repeated(std::sync::Arc<hexz_format::Error>),
 }
 
 impl From<VolumeError> for Error {
@@ -131,7 +134,8 @@ impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
         match e {
             Error::Pipeline(e) => pipeline(*e),
-            Error::Format(e) => format(*e),
+            Error::Format(e) => format(&e),
+            Error::Repeated(e) => format(&e),
             Error::Invalid(m) => InvalidInputError::new_err(m),
             Error::Unsupported(m) => UnsupportedError::new_err(m),
             Error::Closed(m) => pyo3::exceptions::PyValueError::new_err(m),
@@ -148,7 +152,7 @@ fn io_error(kind: io::ErrorKind, message: String) -> PyErr {
     }
 }
 
-fn format(e: hexz_format::Error) -> PyErr {
+fn format(e: &hexz_format::Error) -> PyErr {
     use hexz_format::Error as F;
     let message = e.to_string();
     if e.is_corruption() {
@@ -186,7 +190,7 @@ fn pipeline(e: PipelineError) -> PyErr {
     use PipelineError as P;
     let message = e.to_string();
     match e {
-        P::Format(e) => format(e),
+        P::Format(e) => format(&e),
         // A parent that cannot be opened: the class of the cause (missing, wrong
         // key, corrupt...), the message naming the parent.
         P::Parent { error, .. } => {
@@ -240,7 +244,7 @@ fn volume(e: VolumeError) -> PyErr {
         | V::WalMismatch { .. } => InvalidInputError::new_err(message),
         V::Io { error, .. } => io_error(error.kind(), message),
         V::Store { error, .. } => io_error(error.io_kind(), message),
-        V::Archive(e) => format(*e),
+        V::Archive(e) => format(&e),
         V::Pipeline(e) => pipeline(*e),
     }
 }

@@ -18,8 +18,8 @@
 //! (`next_batch`, one call per loader batch).
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
 
 use hexz_format::Archive;
 use pyo3::exceptions::PyStopIteration;
@@ -60,8 +60,8 @@ struct State {
     /// Samples and bytes started or ready but not yet taken.
     queued_samples: usize,
     queued_bytes: u64,
-    /// A read failed: every later call reports it.
-    failed: Option<String>,
+    /// A read failed: every later call reports it (same class, same message).
+    failed: Option<Arc<hexz_format::Error>>,
     /// The first group was started (it preloads the chunk index).
     started: bool,
 }
@@ -184,9 +184,9 @@ impl State {
     }
 
     /// Make `ready` non-empty if anything is left; `Ok(false)` at the end.
-    fn refill(&mut self) -> hexz_format::Result<bool> {
-        if let Some(msg) = &self.failed {
-            return Err(failed(msg));
+    fn refill(&mut self) -> Result<bool> {
+        if let Some(e) = &self.failed {
+            return Err(Error::Repeated(e.clone()));
         }
         if !self.ready.is_empty() {
             self.fill();
@@ -223,16 +223,17 @@ impl State {
                 Ok(true)
             }
             Err(e) => {
-                self.failed = Some(e.to_string());
+                let e = Arc::new(e);
+                self.failed = Some(e.clone());
                 self.in_flight.clear();
                 self.next = self.ranges.len();
-                Err(e)
+                Err(Error::Repeated(e))
             }
         }
     }
 
     /// The next sample's bytes, `None` at the end.
-    fn take(&mut self) -> hexz_format::Result<Option<Vec<u8>>> {
+    fn take(&mut self) -> Result<Option<Vec<u8>>> {
         if !self.refill()? {
             return Ok(None);
         }
@@ -245,7 +246,7 @@ impl State {
     }
 
     /// Up to `n` samples (fewer only at the end).
-    fn take_many(&mut self, n: usize) -> hexz_format::Result<Vec<Vec<u8>>> {
+    fn take_many(&mut self, n: usize) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::with_capacity(n.min(self.ranges.len()));
         while out.len() < n {
             match self.take()? {
@@ -254,13 +255,6 @@ impl State {
             }
         }
         Ok(out)
-    }
-}
-
-fn failed(msg: &str) -> hexz_format::Error {
-    hexz_format::Error::InvalidSetting {
-        setting: "prefetch",
-        detail: format!("an earlier read failed: {msg}"),
     }
 }
 
@@ -278,7 +272,7 @@ impl Prefetcher {
         match item {
             Ok(Some(bytes)) => Ok(PyBytes::new(py, &bytes)),
             Ok(None) => Err(PyStopIteration::new_err(())),
-            Err(e) => Err(Error::from(e).into()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -289,7 +283,7 @@ impl Prefetcher {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             state.take_many(n)
         });
-        let items = items.map_err(Error::from)?;
+        let items = items?;
         PyList::new(py, items.iter().map(|b| PyBytes::new(py, b)))
     }
 

@@ -219,11 +219,16 @@ def test_prefetch_batches_bounds_and_failures(samples_archive, tmp_path):
     bad.write_bytes(bytes(data))
     broken = hexz.open(str(bad))
     it = broken._archive.prefetch(offsets, sizes, window=8, span_bytes=1 << 20)
-    with pytest.raises(hexz.HexzError):
+    with pytest.raises(hexz.CorruptError) as first:
         while it.next_batch(8):
             pass
-    with pytest.raises(hexz.HexzError):
-        it.next_batch(8)
+    # Later calls: the same class and message (not a generic error).
+    for _ in range(2):
+        with pytest.raises(hexz.CorruptError) as again:
+            it.next_batch(8)
+        assert str(again.value) == str(first.value)
+    with pytest.raises(hexz.CorruptError):
+        next(it)
 
 
 def test_pickled_dataset_opens_with_the_parents_metadata(samples_archive):

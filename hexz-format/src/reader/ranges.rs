@@ -14,37 +14,34 @@ impl Archive {
     pub fn read_ranges(&self, ranges: &[(u64, usize)]) -> Result<Vec<Vec<u8>>> {
         let inner = &self.inner;
         let size = self.len();
-        let mut records = Vec::new();
+        // The chunk records under each range, looked up once.
+        let mut per_range = Vec::with_capacity(ranges.len());
         for &(offset, len) in ranges {
             inner.checked_len(offset, len, size, "the logical stream")?;
-            if len > 0 {
-                records.extend(inner.chunks_covering(offset, offset + len as u64)?);
-            }
+            per_range.push(if len > 0 {
+                inner.chunks_covering(offset, offset + len as u64)?
+            } else {
+                Vec::new()
+            });
         }
         // In blob order, so each batch of the load covers neighbouring blobs.
+        let mut records: Vec<_> = per_range.iter().flatten().copied().collect();
         records.sort_by_key(|r| (r.source, r.blob_offset));
         records.dedup_by_key(|r| (r.source, r.blob_offset));
         inner.load_batch(&records);
         ranges
             .iter()
-            .map(|&(offset, len)| {
+            .zip(&per_range)
+            .map(|(&(offset, len), covering)| {
                 let mut buf = vec![0; len];
-                if len > 0 {
-                    let end = offset + len as u64;
-                    for r in inner.chunks_covering(offset, end)? {
-                        let data = if r.is_zero() {
-                            None
-                        } else {
-                            Some(inner.chunk(&r)?)
-                        };
-                        inner.copy_chunk(
-                            &r,
-                            data.as_deref().map(Vec::as_slice),
-                            offset,
-                            end,
-                            &mut buf,
-                        );
-                    }
+                let end = offset + len as u64;
+                for r in covering {
+                    let data = if r.is_zero() {
+                        None
+                    } else {
+                        Some(inner.chunk(r)?)
+                    };
+                    inner.copy_chunk(r, data.as_deref().map(Vec::as_slice), offset, end, &mut buf);
                 }
                 Ok(buf)
             })
