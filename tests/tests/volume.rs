@@ -417,3 +417,149 @@ fn gc_keep_last_3_of_a_zstd_volume_with_deltas_on_each_store() {
         assert!(archive.space().unwrap().delta_chunks >= 1, "{url}");
     }
 }
+
+/// The names of the snapshot files of the local volume at `dir` (temporary
+/// files left out).
+fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".hxz"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Run `cmd` (a CLI commit of the volume at `dir`) while this test holds the
+/// head's lock, so that it writes its new snapshot(s) and then blocks on the
+/// swing; kill it once `new` snapshot files have appeared. The kill lands
+/// between the snapshot writes and the head swing.
+fn kill_before_the_swing(dir: &std::path::Path, mut cmd: Command, new: usize) {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("HEAD.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let before = snapshot_files(dir).len();
+    let mut child = cmd.stdout(Stdio::null()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while snapshot_files(dir).len() < before + new {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the command ended before writing its snapshots"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no new snapshot after 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // It cannot swing while the lock is held: it is still running.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(child.try_wait().unwrap().is_none());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(lock);
+}
+
+/// The commit protocol under a real crash: a `hexz volume write` and a `hexz gc
+/// --keep-last` killed after writing their snapshots but before swinging the
+/// head leave the previous versions current and readable, every version still
+/// reachable by time travel, and only unreferenced snapshots, which `hexz gc`
+/// removes; the volume then commits as usual.
+#[test]
+fn a_commit_killed_before_the_head_swing_leaves_the_previous_versions() {
+    let hexz = hexz_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("v").display().to_string();
+    let vol = dir.path().join("v");
+    let registry = Registry::default();
+    let size = 256 * 1024;
+    let mut v = Volume::create(&url, size as u64, &registry, VolumeOptions::default()).unwrap();
+    let mut models = vec![Vec::new(), vec![0u8; size]]; // index = version
+    let mut model = vec![0u8; size];
+    for (at, seed) in [(0usize, 70u64), (100_000, 71)] {
+        let data = noise(50_000, seed);
+        v.write_at(at as u64, &data).unwrap();
+        model[at..at + data.len()].copy_from_slice(&data);
+        v.flush().unwrap();
+        models.push(model.clone());
+    }
+    drop(v);
+    let head = std::fs::read(vol.join("HEAD")).unwrap();
+    let check = |versions: u64| {
+        assert_eq!(std::fs::read(vol.join("HEAD")).unwrap(), head);
+        let v = Volume::open(&url, &registry, VolumeOptions::default()).unwrap();
+        assert_eq!(
+            (v.version(), v.read(0, size).unwrap()),
+            (3, models[3].clone())
+        );
+        for version in 4 - versions..=3 {
+            let old =
+                Volume::open_version(&url, version, &registry, &VolumeOptions::default()).unwrap();
+            assert_eq!(old.read(0, size).unwrap(), models[version as usize]);
+        }
+        assert_eq!(
+            volume::log(&url, &registry, &VolumeOptions::default())
+                .unwrap()
+                .len() as u64,
+            versions
+        );
+    };
+    let gc = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(&hexz)
+            .arg("gc")
+            .arg(&url)
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // A write killed before its swing: version 3 stays the head.
+    let input = dir.path().join("input");
+    std::fs::write(&input, noise(30_000, 72)).unwrap();
+    let mut write = Command::new(&hexz);
+    write
+        .args(["volume", "write", &url, "--offset", "200000"])
+        .arg(&input);
+    kill_before_the_swing(&vol, write, 1);
+    check(3);
+    // Its snapshot is unreferenced: gc removes it and nothing else.
+    let report = gc(&["--grace", "0"]);
+    assert_eq!(report["removed"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["kept"], 3, "{report}");
+    check(3);
+    // A compaction killed before its swing (the rewritten head is its only new
+    // snapshot): the old chain stays current, all three versions readable.
+    let mut compact = Command::new(&hexz);
+    compact.args(["gc", &url, "--keep-last", "1", "--grace", "0"]);
+    kill_before_the_swing(&vol, compact, 1);
+    check(3);
+    let report = gc(&["--grace", "0"]);
+    assert_eq!(report["removed"].as_array().unwrap().len(), 1, "{report}");
+    check(3);
+    // Run to the end, the same commands commit.
+    let report = gc(&["--keep-last", "1", "--grace", "0"]);
+    assert_eq!(report["compaction"]["dropped"], serde_json::json!([1, 2]));
+    let out = Command::new(&hexz)
+        .args(["volume", "write", &url, "--offset", "200000"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = Volume::open(&url, &registry, VolumeOptions::default()).unwrap();
+    model[200_000..230_000].copy_from_slice(&noise(30_000, 72));
+    assert_eq!((v.version(), v.read(0, size).unwrap()), (4, model));
+}
