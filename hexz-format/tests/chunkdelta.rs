@@ -159,20 +159,42 @@ fn build(
     bytes
 }
 
-/// zstd, but without its delta form: the same child as without delta chunks
-/// (and without delta pages).
+/// zstd as some tests need it: `deltas` false hides its delta form (the same
+/// child as without delta chunks, and without delta pages); `lag` makes every
+/// decode take that long (so that parallel decodes overlap).
 #[derive(Debug)]
-struct WholeZstd(hexz_zstd::ZstdCompressor);
+struct TestZstd {
+    zstd: hexz_zstd::ZstdCompressor,
+    deltas: bool,
+    lag: std::time::Duration,
+}
 
-impl Compressor for WholeZstd {
+impl TestZstd {
+    fn whole() -> Self {
+        Self {
+            zstd: hexz_zstd::ZstdCompressor::new(3).unwrap(),
+            deltas: false,
+            lag: std::time::Duration::ZERO,
+        }
+    }
+    fn slow(lag: std::time::Duration) -> Self {
+        Self {
+            deltas: true,
+            lag,
+            ..Self::whole()
+        }
+    }
+}
+
+impl Compressor for TestZstd {
     fn name(&self) -> &str {
-        self.0.name()
+        self.zstd.name()
     }
     fn level(&self) -> i32 {
-        self.0.level()
+        self.zstd.level()
     }
     fn compress(&self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        self.0.compress(input, out)
+        self.zstd.compress(input, out)
     }
     fn decompress(
         &self,
@@ -180,7 +202,32 @@ impl Compressor for WholeZstd {
         raw_len: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        self.0.decompress(input, raw_len, out)
+        std::thread::sleep(self.lag);
+        self.zstd.decompress(input, raw_len, out)
+    }
+    fn compress_with_base(
+        &self,
+        input: &[u8],
+        base: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, CodecError> {
+        if !self.deltas {
+            return Ok(false);
+        }
+        self.zstd.compress_with_base(input, base, out)
+    }
+    fn decompress_with_base(
+        &self,
+        input: &[u8],
+        base: &[u8],
+        raw_len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        if !self.deltas {
+            return Err("no delta form".into());
+        }
+        std::thread::sleep(self.lag);
+        self.zstd.decompress_with_base(input, base, raw_len, out)
     }
 }
 
@@ -294,11 +341,7 @@ fn small_edits_store_delta_chunks_that_read_back_and_verify() {
     let store = Store::new(ReadOptions::default());
     build(&store, "v0.hxz", &tree(0), None, zstd());
     build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
-    let whole = || {
-        options(Arc::new(WholeZstd(
-            hexz_zstd::ZstdCompressor::new(3).unwrap(),
-        )))
-    };
+    let whole = || options(Arc::new(TestZstd::whole()));
     build(&store, "v1-whole.hxz", &tree(1), Some("v0.hxz"), whole());
     let child = open(&store, "v1.hxz").unwrap();
     let plain = open(&store, "v1-whole.hxz").unwrap();
@@ -606,41 +649,6 @@ fn batched_reads_fetch_parent_chunks_and_bases_with_one_request_per_archive() {
     assert!((2..=6).contains(&batches), "{batches} batched reads");
 }
 
-/// zstd that takes its time decoding, so that parallel decodes overlap.
-#[derive(Debug)]
-struct SlowZstd(hexz_zstd::ZstdCompressor);
-
-impl Compressor for SlowZstd {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn level(&self) -> i32 {
-        self.0.level()
-    }
-    fn compress(&self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        self.0.compress(input, out)
-    }
-    fn decompress(
-        &self,
-        input: &[u8],
-        raw_len: usize,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        std::thread::sleep(std::time::Duration::from_micros(2000));
-        self.0.decompress(input, raw_len, out)
-    }
-    fn decompress_with_base(
-        &self,
-        input: &[u8],
-        base: &[u8],
-        raw_len: usize,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        std::thread::sleep(std::time::Duration::from_micros(2000));
-        self.0.decompress_with_base(input, base, raw_len, out)
-    }
-}
-
 /// Many readers at once on the rayon pool — batched reads (which claim chunks
 /// and decode them in parallel while holding the claims), sequential readers
 /// with read-ahead, and whole-archive verification — over a chain whose chunks
@@ -657,8 +665,8 @@ fn readers_on_the_rayon_pool_never_wait_on_each_others_claims() {
         chunk_cache_bytes: 128 * 1024,
         ..ReadOptions::default()
     };
-    let slow = StaticCodecs::new(vec![Arc::new(SlowZstd(
-        hexz_zstd::ZstdCompressor::new(3).unwrap(),
+    let slow = StaticCodecs::new(vec![Arc::new(TestZstd::slow(
+        std::time::Duration::from_millis(2),
     ))]);
     let store = Store::with_codecs(options, slow);
     build(&store, "v0.hxz", &tree(0), None, zstd());

@@ -264,12 +264,30 @@ fn cli_missing_volume_exits_4_and_a_stale_writer_conflicts() {
     assert_eq!(report["removed"].as_array().unwrap().len(), 1, "{report}");
 }
 
+/// `hexz gc <url> <args> --json` with `env`: its report (the command must
+/// succeed).
+fn cli_gc(url: &str, args: &[&str], env: &[(String, String)]) -> serde_json::Value {
+    let out = Command::new(hexz_bin())
+        .arg("gc")
+        .arg(url)
+        .args(args)
+        .arg("--json")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// `hexz gc --keep-last` on each store: older versions are dropped, the kept
 /// ones read as before (rewritten, same numbers), and once the grace period is
 /// over (0 here) their storage is freed; `--keep-within` keeps recent versions.
 #[test]
 fn gc_keep_last_drops_old_versions_on_each_store() {
-    let hexz = hexz_bin();
     for (url, registry, options, cli_env) in stores("retain") {
         let size = 512 * 1024;
         let mut v = Volume::create(&url, size as u64, &registry, options.clone()).unwrap();
@@ -286,22 +304,7 @@ fn gc_keep_last_drops_old_versions_on_each_store() {
             models.push(model.clone());
         }
         assert_eq!(v.version(), 5);
-        let gc = |args: &[&str]| {
-            let out = Command::new(&hexz)
-                .arg("gc")
-                .arg(&url)
-                .args(args)
-                .args(["--json"])
-                .envs(cli_env.iter().map(|(k, v)| (k, v)))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{url}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-        };
+        let gc = |args: &[&str]| cli_gc(&url, args, &cli_env);
         // Everything was committed within the hour: nothing to drop.
         let report = gc(&["--keep-within", "1h", "--grace", "0"]);
         assert!(report["compaction"].is_null(), "{url}: {report}");
@@ -373,17 +376,7 @@ fn gc_keep_last_3_of_a_zstd_volume_with_deltas_on_each_store() {
             models.push(model.clone());
         }
         assert_eq!(v.version(), 5);
-        let out = Command::new(&hexz)
-            .args(["gc", &url, "--keep-last", "3", "--grace", "0", "--json"])
-            .envs(cli_env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{url}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report = cli_gc(&url, &["--keep-last", "3", "--grace", "0"], &cli_env);
         assert_eq!(report["compaction"]["dropped"], serde_json::json!([1, 2]));
         assert_eq!(report["kept"], 3, "{url}: {report}");
         for version in 3u64..=5 {
@@ -508,21 +501,7 @@ fn a_commit_killed_before_the_head_swing_leaves_the_previous_versions() {
             versions
         );
     };
-    let gc = |args: &[&str]| -> serde_json::Value {
-        let out = Command::new(&hexz)
-            .arg("gc")
-            .arg(&url)
-            .args(args)
-            .arg("--json")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let gc = |args: &[&str]| cli_gc(&url, args, &[]);
     // A write killed before its swing: version 3 stays the head.
     let input = dir.path().join("input");
     std::fs::write(&input, noise(30_000, 72)).unwrap();
