@@ -83,6 +83,10 @@ impl Weighter<u64, Arc<Page>> for PageWeight {
 #[derive(Debug, Clone)]
 struct ChunkWeight;
 
+/// How long a task on the rayon pool waits for a chunk another thread is
+/// loading before it loads the chunk itself (see `Inner::chunk`).
+const POOL_CLAIM_WAIT: Duration = Duration::from_secs(1);
+
 /// A decompressed chunk. `Arc<Vec<u8>>` rather than `Arc<[u8]>`: the reference
 /// count lives in a small allocation apart from the data (a cache hit does not
 /// touch the data's cache lines), and no copy is made when a chunk is loaded.
@@ -1170,23 +1174,33 @@ impl Inner {
     }
 
     /// Chunk `r`, from the cache or loaded into it. Off the rayon pool, a chunk
-    /// another thread is loading is waited for. On the pool it never is: the
-    /// thread holding that claim may be waiting for its own parallel work under
-    /// this very task (rayon steals while it waits), so the chunk is loaded
-    /// again, uncached.
+    /// another thread is loading is waited for. On the pool the wait is bounded
+    /// ([`POOL_CLAIM_WAIT`]), then the chunk is loaded again, uncached: the
+    /// thread holding the claim may need this very pool thread to finish (it
+    /// may be off the pool, its decode queued behind us, or below us on this
+    /// thread's stack, rayon having stolen this task while it waited for its own
+    /// parallel work). A read that catches up with its read-ahead thus waits
+    /// for it rather than fetching the same chunks twice.
     pub(crate) fn chunk(&self, r: &ChunkRecord) -> Result<ChunkData> {
-        if rayon::current_thread_index().is_some() {
-            let data = match self.chunk_no_wait(r)? {
-                Some(data) => data,
-                None => Arc::new(self.load_chunk_on_pool(r)?),
-            };
+        if rayon::current_thread_index().is_none() {
+            let data = self
+                .chunks
+                .get_or_insert_with(&(r.source, r.blob_offset), || {
+                    self.load_chunk(r, self.options.verify_chunks).map(Arc::new)
+                })?;
+            self.check_shared_blob(r, &data)?;
             return Ok(data);
         }
-        let data = self
-            .chunks
-            .get_or_insert_with(&(r.source, r.blob_offset), || {
-                self.load_chunk(r, self.options.verify_chunks).map(Arc::new)
-            })?;
+        let key = (r.source, r.blob_offset);
+        let data = match self.chunks.get_value_or_guard(&key, Some(POOL_CLAIM_WAIT)) {
+            GuardResult::Value(data) => data,
+            GuardResult::Guard(guard) => {
+                let data = Arc::new(self.load_chunk(r, self.options.verify_chunks)?);
+                let _ = guard.insert(Arc::clone(&data));
+                data
+            }
+            GuardResult::Timeout => Arc::new(self.load_chunk_on_pool(r)?),
+        };
         self.check_shared_blob(r, &data)?;
         Ok(data)
     }

@@ -31,6 +31,8 @@ struct Store {
     /// made by the archives opened from this store.
     singles: AtomicU64,
     batches: AtomicU64,
+    /// Bytes those reads returned.
+    fetched: AtomicU64,
 }
 
 /// A store's object, counting the reads made of it.
@@ -58,11 +60,16 @@ impl ReadAt for Counted {
     }
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         self.store.singles.fetch_add(1, Ordering::SeqCst);
+        self.store
+            .fetched
+            .fetch_add(buf.len() as u64, Ordering::SeqCst);
         self.lag();
         self.inner.read_exact_at(offset, buf)
     }
     fn read_ranges(&self, ranges: &[(u64, usize)]) -> std::io::Result<Vec<Vec<u8>>> {
         self.store.batches.fetch_add(1, Ordering::SeqCst);
+        let bytes: usize = ranges.iter().map(|r| r.1).sum();
+        self.store.fetched.fetch_add(bytes as u64, Ordering::SeqCst);
         self.lag();
         self.inner.read_ranges(ranges)
     }
@@ -83,6 +90,7 @@ impl Store {
             slow: Mutex::new(None),
             singles: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            fetched: AtomicU64::new(0),
         })
     }
     fn put(&self, name: &str, bytes: Vec<u8>) {
@@ -781,4 +789,55 @@ fn deltas_never_wait_on_the_pool_for_bases_another_thread_is_fetching() {
     for r in readers {
         r.join().unwrap();
     }
+}
+
+/// A sequential reader on a rayon pool (as every call of the Python bindings
+/// is) catches up with its own read-ahead on a slow source: it waits for the
+/// chunks the read-ahead is fetching instead of fetching them a second time.
+#[test]
+fn a_reader_on_the_pool_waits_for_its_read_ahead_instead_of_fetching_again() {
+    let options = ReadOptions {
+        readahead_bytes: 256 * 1024,
+        ..ReadOptions::default()
+    };
+    let store = Store::new(options);
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
+    let a = open(&store, "v1.hxz").unwrap();
+    a.check_parents().unwrap();
+    a.preload_chunk_index().unwrap();
+    let stored: u64 = a
+        .chunk_records(0, a.len())
+        .unwrap()
+        .iter()
+        .filter(|r| !r.is_zero())
+        .map(|r| u64::from(r.stored_len))
+        .sum();
+    let lag = std::time::Duration::from_millis(30);
+    *store.slow.lock().unwrap() = Some(("v1.hxz".into(), lag));
+    let before = store.fetched.load(Ordering::SeqCst);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let mut got = vec![0u8; a.len() as usize];
+    pool.install(|| {
+        // Small reads, as a file-like object's.
+        let mut reader = a.stream_reader();
+        for piece in got.chunks_mut(4096) {
+            std::io::Read::read_exact(&mut reader, piece).unwrap();
+        }
+    });
+    let mut want = Vec::new();
+    for (_, data) in tree(1) {
+        want.extend_from_slice(&data);
+    }
+    assert_eq!(got, want);
+    // Every chunk (and base) fetched about once: the bases are a few chunks of
+    // the parent's, nothing is fetched twice.
+    let fetched = store.fetched.load(Ordering::SeqCst) - before;
+    assert!(
+        fetched < stored + stored / 4,
+        "{fetched} bytes fetched for {stored} bytes of chunks"
+    );
 }
