@@ -662,9 +662,9 @@ fn batched_reads_fetch_parent_chunks_and_bases_with_one_request_per_archive() {
 /// with read-ahead, and whole-archive verification — over a chain whose chunks
 /// are deltas of shared bases, all on the same few files, with a chunk cache so
 /// small that chunks and bases are claimed again all the time. Pool tasks never
-/// wait for a claim: they leave the chunk to the caller or load it again
-/// without the cache; every read must still return the right bytes (and none
-/// may hang).
+/// wait for a claim without bound: they leave the chunk to the caller, or load
+/// it again without the cache after a bounded wait; every read must still
+/// return the right bytes (and none may hang).
 #[test]
 fn readers_on_the_rayon_pool_never_wait_on_each_others_claims() {
     use rayon::prelude::*;
