@@ -84,6 +84,14 @@ pub trait Sink: Write + Send + 'static {
 
 impl Sink for Vec<u8> {}
 
+/// A file the caller owns (a temporary file, say): written through, flushed by
+/// `commit`, not renamed.
+impl Sink for BufWriter<File> {
+    fn describe(&self) -> PathBuf {
+        PathBuf::from("<file>")
+    }
+}
+
 /// A file written under a temporary name in the destination's folder and renamed to
 /// the destination by `commit`. Dropped uncommitted, the temporary file is removed,
 /// so an interrupted build never leaves a partial archive at the destination.

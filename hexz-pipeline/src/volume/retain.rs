@@ -12,6 +12,9 @@
 //! rewritten versions keep their numbers, bytes and commit times; their root
 //! hashes are new (a root hash commits to the parents list). Then one
 //! conditional swing of `HEAD` (same version, new root) commits the new chain.
+//! The rewritten root holds the whole volume: it is written to a temporary file
+//! (in the snapshots folder of a local volume, renamed into place; else uploaded
+//! from it a part at a time), never built in memory.
 //!
 //! Safety: until the swing nothing the head reaches changes, and a crash leaves
 //! unreferenced new snapshots that a later gc removes. A writer that flushed in
@@ -25,11 +28,14 @@
 //! checked); on anything else it gets [`VolumeError::Conflict`] and keeps its
 //! writes.
 
+use std::io::BufWriter;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hexz_format::layout::ChunkRecord;
-use hexz_format::{Archive, ArchiveWriter, EntryMeta, Hash32, MemorySource, ReadOptions};
+use hexz_format::{
+    Archive, ArchiveWriter, EntryMeta, FileSource, Hash32, MemorySource, ReadAt, ReadOptions,
+};
 use serde::Serialize;
 
 use super::flush::{Change, write_child};
@@ -247,7 +253,16 @@ pub(super) fn compact(
     // last, just before the swing (its date marks the compaction for gc's grace).
     let (first_version, first_root) = kept[0];
     let (old_archive, old_entry) = open_snapshot(store, registry, first_version, &first_root)?;
-    let mut writer = ArchiveWriter::new(Vec::new(), writer_options(registry, options)?)?;
+    // Written to a temporary file, not memory: it holds the whole volume.
+    let scratch = store.scratch_file()?;
+    let scratch_err = |e| {
+        VolumeError::Archive(Box::new(hexz_format::Error::Io {
+            path: scratch.path().to_path_buf(),
+            error: e,
+        }))
+    };
+    let sink = BufWriter::with_capacity(1 << 20, scratch.reopen().map_err(scratch_err)?);
+    let mut writer = ArchiveWriter::new(sink, writer_options(registry, options)?)?;
     let meta = EntryMeta {
         mtime: old_entry.mtime,
         mtime_nsec: old_entry.mtime_nsec,
@@ -255,19 +270,20 @@ pub(super) fn compact(
     };
     let mut reader = old_archive.entry_reader(&old_entry);
     writer.add_file(ENTRY_NAME, &mut reader, meta)?;
-    let (root_bytes, summary) = writer.finish()?;
+    let (sink, summary) = writer.finish()?;
+    drop(sink.into_inner().map_err(|e| scratch_err(e.into_error()))?);
     let root_name = head::snapshot_name(&summary.root_hash);
-    report.written_bytes += root_bytes.len() as u64;
+    let location = store.location_of(&head::snapshot_key(&summary.root_hash));
+    let source = Arc::new(FileSource::open(scratch.path())?);
+    report.written_bytes += source.size();
     report.rewritten.push(Rewritten {
         version: first_version,
         old_root: first_root.to_string(),
         new_root: summary.root_hash.to_string(),
     });
-    let (mut base, mut base_entry) = open_bytes(
-        root_bytes.clone(),
-        &store.location_of(&head::snapshot_key(&summary.root_hash)),
-        registry,
-        &RegistryResolver::new(registry.clone()),
+    let (mut base, mut base_entry) = check_snapshot(
+        Archive::open(source, registry, ReadOptions::default())?,
+        &location,
         first_version,
         &summary.root_hash,
     )?;
@@ -308,7 +324,7 @@ pub(super) fn compact(
             &new_root,
         )?;
     }
-    store.put_snapshot(&root_name, root_bytes)?;
+    store.put_snapshot_file(&root_name, scratch)?;
     let new_head = Head::new(head.version, base.root_hash(), head.size);
     swing(store, &token, &head, new_head)?;
     Ok(Some(report))

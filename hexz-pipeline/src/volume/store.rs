@@ -236,6 +236,62 @@ impl Store {
     }
 }
 
+impl Store {
+    /// A temporary file to write a snapshot too large to build in memory: in the
+    /// snapshots folder of a local volume (stored by a rename; left behind by a
+    /// crash, it is an unreferenced object that gc removes), else in the system's
+    /// temporary folder.
+    pub(crate) fn scratch_file(&self) -> Result<tempfile::NamedTempFile, VolumeError> {
+        match self {
+            Store::Local { dir, .. } => {
+                let folder = dir.join(SNAPSHOTS);
+                fs::create_dir_all(&folder).map_err(|e| self.local_err(&folder, e))?;
+                tempfile::Builder::new()
+                    .prefix(".snapshot.")
+                    .suffix(".tmp")
+                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+                    .tempfile_in(&folder)
+                    .map_err(|e| self.local_err(&folder, e))
+            }
+            Store::Remote(_) => {
+                tempfile::NamedTempFile::new().map_err(|e| self.local_err(&std::env::temp_dir(), e))
+            }
+        }
+    }
+
+    /// Store the snapshot written to `file` (from [`Store::scratch_file`]) as
+    /// `name`: renamed into place locally, uploaded a part at a time otherwise.
+    pub(crate) fn put_snapshot_file(
+        &self,
+        name: &str,
+        file: tempfile::NamedTempFile,
+    ) -> Result<(), VolumeError> {
+        let key = format!("{SNAPSHOTS}/{name}");
+        match self {
+            Store::Local { dir, .. } => {
+                let folder = dir.join(SNAPSHOTS);
+                let dest = folder.join(name);
+                let failed = |e| self.local_err(&dest, e);
+                file.as_file().sync_all().map_err(failed)?;
+                file.persist(&dest).map_err(|e| failed(e.error))?;
+                File::open(&folder)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| self.local_err(&folder, e))
+            }
+            Store::Remote(d) => {
+                let source = hexz_format::FileSource::open(file.path())?;
+                d.put_from(
+                    &key,
+                    &source,
+                    &hexz_opendal::upload::UploadOptions::default(),
+                )
+                .map(drop)
+                .map_err(|e| VolumeError::store(&d.url_of(&key), e))
+            }
+        }
+    }
+}
+
 /// Write `name` in `dir` through a synced temporary file renamed into place, then
 /// sync the folder: after a crash the name holds the old or the new bytes.
 fn write_file_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {

@@ -147,6 +147,37 @@ impl ObjectDir {
         })
     }
 
+    /// Write the bytes of `data` as `name` (unconditionally), read and sent a
+    /// part at a time (a multipart upload where the store has one), so that an
+    /// object of any size is never held in memory. Returns the bytes written. On
+    /// failure nothing is completed at `name`.
+    pub fn put_from(
+        &self,
+        name: &str,
+        data: &dyn hexz_format::ReadAt,
+        options: &crate::upload::UploadOptions,
+    ) -> Result<u64, OpendalError> {
+        let url = self.url_of(name);
+        let failed = |e| OpendalError::backend(&url, "write", e);
+        let mut writer = self
+            .op
+            .writer_options(
+                &self.path(name),
+                WriteOptions {
+                    chunk: Some(options.part_size),
+                    concurrent: options.concurrency,
+                    ..Default::default()
+                },
+            )
+            .map_err(failed)?;
+        // Dropped unclosed on error: the upload is not completed.
+        let sent = crate::upload::for_each_part(data, options.part_size, |part| {
+            writer.write(part).map_err(failed)
+        })?;
+        writer.close().map_err(failed)?;
+        Ok(sent)
+    }
+
     /// Write `bytes` as `name` if `condition` holds.
     pub fn put(
         &self,

@@ -115,23 +115,17 @@ pub fn upload(
     let mut writer = rt
         .block_on(op.writer_options(&path, write_options))
         .map_err(failed)?;
-    let size = data.size();
     let mut report = UploadReport::default();
     let mut sent = 0u64;
     let result = (|| {
-        while sent < size {
-            let n = (size - sent).min(options.part_size as u64) as usize;
-            let mut buf = vec![0; n];
-            data.read_exact_at(sent, &mut buf)
-                .map_err(|error| OpendalError::LocalIo {
-                    url: data.name(),
-                    error,
-                })?;
-            rt.block_on(writer.write(buf)).map_err(failed)?;
-            sent += n as u64;
+        for_each_part(data, options.part_size, |part| {
+            let n = part.len() as u64;
+            rt.block_on(writer.write(part)).map_err(failed)?;
+            sent += n;
             report.parts += 1;
             progress(sent);
-        }
+            Ok(())
+        })?;
         rt.block_on(writer.close()).map_err(failed)?;
         Ok(())
     })();
@@ -144,6 +138,30 @@ pub fn upload(
     report.bytes = sent;
     report.parts = report.parts.max(1);
     Ok(report)
+}
+
+/// Hand the bytes of `data` to `send` in order, `part_size` bytes at a time (the
+/// last part shorter), each read into a buffer of its own: the whole is never in
+/// memory. Returns the bytes sent.
+pub(crate) fn for_each_part(
+    data: &dyn ReadAt,
+    part_size: usize,
+    mut send: impl FnMut(Vec<u8>) -> Result<(), OpendalError>,
+) -> Result<u64, OpendalError> {
+    let size = data.size();
+    let mut sent = 0u64;
+    while sent < size {
+        let n = (size - sent).min(part_size as u64) as usize;
+        let mut buf = vec![0; n];
+        data.read_exact_at(sent, &mut buf)
+            .map_err(|error| OpendalError::LocalIo {
+                url: data.name(),
+                error,
+            })?;
+        send(buf)?;
+        sent += n as u64;
+    }
+    Ok(sent)
 }
 
 /// Delete the object at `url` (missing objects are not an error).
