@@ -209,21 +209,32 @@ impl BaseCandidates {
 
 /// The leaf page refs of `tree`, in key order (reads its internal pages).
 fn leaf_refs(inner: &Inner, tree: &TreeRoot, kind: TreeKind) -> Result<Vec<PageRef>> {
+    Ok(tree_levels(inner, tree, kind)?.pop().unwrap_or_default())
+}
+
+/// The page refs of `tree`, a level at a time from the root's (each in key
+/// order; the last level is the leaves'): its internal pages are read, its
+/// leaves are not. Empty for an empty tree.
+pub(crate) fn tree_levels(
+    inner: &Inner,
+    tree: &TreeRoot,
+    kind: TreeKind,
+) -> Result<Vec<Vec<PageRef>>> {
     if tree.depth == 0 {
         return Ok(Vec::new());
     }
-    let mut level = vec![tree.root];
+    let mut levels = vec![vec![tree.root]];
     for depth in (1..tree.depth).rev() {
         let mut next = Vec::new();
-        for r in &level {
+        for r in levels.last().into_iter().flatten() {
             let raw = inner.load_blob(r, kind.what(), BlobRole::Page)?;
             if let Page::Internal(children) = decode_page(&raw, r.offset, kind, depth, None)? {
                 next.extend(children.iter().map(|(_, child)| *child));
             }
         }
-        level = next;
+        levels.push(next);
     }
-    Ok(level)
+    Ok(levels)
 }
 
 impl Inner {

@@ -3,7 +3,7 @@
 //! `space`; the thin-snapshot benchmark uses it to tell new data from metadata.
 
 use crate::error::Result;
-use crate::layout::CHUNK_DELTA;
+use crate::layout::{CHUNK_DELTA, SECTION_CHUNK_BASES};
 use crate::page::{Page, TreeKind};
 use crate::reader::{Archive, VerifyReport};
 
@@ -61,35 +61,41 @@ impl SpaceReport {
 }
 
 impl Archive {
-    /// Stored bytes by part. Reads every index page once (bypassing the caches,
-    /// each checked as on any load); no chunk blob is read.
+    /// Stored bytes by part. Reads the internal pages of each index tree (the
+    /// leaves' sizes are in their refs) and, in a thin child with delta chunks,
+    /// the chunk-index leaves (to count its own delta blobs); no chunk blob is
+    /// read. Pages bypass the caches and are checked as on any load.
     pub fn space(&self) -> Result<SpaceReport> {
         let inner = &self.inner;
         let dir = &inner.directory;
         let tree_bytes = |tree, kind| -> Result<u64> {
-            let mut report = VerifyReport::default();
-            inner.walk_tree(tree, kind, &mut report, &mut |_| Ok(()))?;
-            Ok(report.stored_bytes)
+            Ok(crate::delta::tree_levels(inner, tree, kind)?
+                .iter()
+                .flatten()
+                .map(|r| u64::from(r.stored_len))
+                .sum())
         };
-        // The chunk index, walked once: its pages, and the delta blobs stored here.
-        let mut report = VerifyReport::default();
+        // Delta blobs stored here are listed in the chunk-bases sections; only
+        // then are the chunk-index leaves read.
         let mut deltas: Vec<(u64, u32)> = Vec::new();
-        inner.walk_tree(
-            &dir.chunk_tree,
-            TreeKind::Chunks,
-            &mut report,
-            &mut |page| {
-                if let Page::ChunkLeaf(records) = page {
-                    deltas.extend(
-                        records
-                            .iter()
-                            .filter(|r| r.source == 0 && r.flags & CHUNK_DELTA != 0)
-                            .map(|r| (r.blob_offset, r.stored_len)),
-                    );
-                }
-                Ok(())
-            },
-        )?;
+        if dir.sections.iter().any(|s| s.kind == SECTION_CHUNK_BASES) {
+            inner.walk_tree(
+                &dir.chunk_tree,
+                TreeKind::Chunks,
+                &mut VerifyReport::default(),
+                &mut |page| {
+                    if let Page::ChunkLeaf(records) = page {
+                        deltas.extend(
+                            records
+                                .iter()
+                                .filter(|r| r.source == 0 && r.flags & CHUNK_DELTA != 0)
+                                .map(|r| (r.blob_offset, r.stored_len)),
+                        );
+                    }
+                    Ok(())
+                },
+            )?;
+        }
         deltas.sort_unstable();
         deltas.dedup_by_key(|d| d.0);
         let mut sections: Vec<SectionSpace> = Vec::new();
@@ -113,7 +119,7 @@ impl Archive {
             chunk_blobs: dir.stats.stored_chunk_bytes,
             delta_chunks: deltas.len() as u64,
             delta_chunk_bytes: deltas.iter().map(|d| u64::from(d.1)).sum(),
-            chunk_index: report.stored_bytes,
+            chunk_index: tree_bytes(&dir.chunk_tree, TreeKind::Chunks)?,
             catalog: tree_bytes(&dir.catalog_tree, TreeKind::Catalog)?,
             name_index: tree_bytes(&dir.name_tree, TreeKind::Names)?,
             framing: u64::from(trailer.directory_len)

@@ -359,6 +359,11 @@ fn small_edits_store_delta_chunks_that_read_back_and_verify() {
     assert!(deltas(&plain).is_empty());
     let space = child.space().unwrap();
     let plain_space = plain.space().unwrap();
+    for s in [&space, &plain_space] {
+        let sections: u64 = s.sections.iter().map(|x| x.bytes).sum();
+        let parts = s.chunk_blobs + s.chunk_index + s.catalog + s.name_index + sections;
+        assert_eq!(parts + s.framing, s.total, "{s:?}");
+    }
     assert!(space.delta_chunks >= 20, "{space:?}");
     assert!(
         space.chunk_blobs * 4 < plain_space.chunk_blobs,

@@ -386,6 +386,16 @@ fn a_child_with_one_changed_file_among_thousands_stores_metadata_for_the_change(
     // Every index leaf of the child is a delta against its parent's: the child's
     // trees cost a small fraction of the parent's (each page a few dozen bytes).
     let trees = |s: &hexz_format::SpaceReport| s.chunk_index + s.catalog + s.name_index;
+    // The parts (the trees' sizes taken from their internal pages' refs) add up
+    // to the file, byte for byte.
+    for s in [&parent, &child] {
+        let sections: u64 = s.sections.iter().map(|x| x.bytes).sum();
+        assert_eq!(
+            s.chunk_blobs + trees(s) + sections + s.framing,
+            s.total,
+            "{s:?}"
+        );
+    }
     assert!(
         trees(&child) * 10 < trees(&parent),
         "child index {} vs parent {}",
