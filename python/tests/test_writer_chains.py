@@ -235,6 +235,35 @@ def test_signed_embedded_and_detached(tmp_path):
     assert not (tmp_path / "gone.hxz").exists() and not (tmp_path / "gone.hxz.sig").exists()
 
 
+def test_signed_with_a_passphrase_protected_key(tmp_path, monkeypatch):
+    """A signing key made by `hexz keygen --protect` (Argon2id): the passphrase
+    given, from a file or from a variable; none is an InvalidInputError that
+    says so, a wrong one a BadKeyError; neither leaves anything behind."""
+    files = version(1)
+    protected = os.path.join(KEYS, "example-signing-protected.key")
+    trusted = open(protected + ".pub").read()
+    passphrase_file = os.path.join(KEYS, "example.passphrase")
+    passphrase = open(passphrase_file).read().strip()
+    monkeypatch.setenv("HEXZ_TEST_SIGNING_PASSPHRASE", passphrase)
+    for i, how in enumerate(
+        [
+            {"passphrase": passphrase},
+            {"passphrase_file": passphrase_file},
+            {"passphrase_env": "HEXZ_TEST_SIGNING_PASSPHRASE"},
+        ]
+    ):
+        out = tmp_path / f"p{i}.hxz"
+        s = write(out, files, sign={"key": protected, **how})
+        assert s["signed_by"] == trusted.strip()
+        check(out, files, trusted_public_keys=[trusted])
+    out = tmp_path / "bad.hxz"
+    with pytest.raises(hexz.InvalidInputError, match="passphrase-protected"):
+        hexz.Writer(out, sign={"key": protected})
+    with pytest.raises(hexz.BadKeyError):
+        hexz.Writer(out, sign={"key": protected, "passphrase": "not the passphrase"})
+    assert not out.exists()
+
+
 def test_encrypted_signed_thin_child(tmp_path):
     """All three stages at once, as a recipe would combine them."""
     keys = {"key_file": os.path.join(KEYS, "example-data.key")}
