@@ -230,8 +230,13 @@ fn volume(e: VolumeError) -> PyErr {
             volume,
             expected,
             found,
-        } => conflict(message, Some(volume), expected, found),
-        V::WalConflict { wal_base, head, .. } => conflict(message, None, wal_base, head),
+        } => conflict(message, volume, expected, found),
+        V::WalConflict {
+            volume,
+            wal_base,
+            head,
+            ..
+        } => conflict(message, volume, wal_base, head),
         V::NotFound { .. } | V::NoSuchVersion { .. } => NotFoundError::new_err(message),
         V::BadHead { .. }
         | V::SnapshotMismatch { .. }
@@ -250,7 +255,7 @@ fn volume(e: VolumeError) -> PyErr {
 }
 
 /// A `ConflictError` carrying the versions.
-fn conflict(message: String, volume: Option<String>, expected: u64, found: u64) -> PyErr {
+fn conflict(message: String, volume: String, expected: u64, found: u64) -> PyErr {
     Python::attach(|py| {
         let err = ConflictError::new_err(message);
         let value = err.value(py);

@@ -232,6 +232,24 @@ def test_write_ahead_log_survives_a_crash(tmp_path):
         hexz.Volume(url, version=1, wal=wal)
 
 
+def test_a_log_overtaken_by_another_writer_is_a_conflict(tmp_path):
+    """Writes logged on version 1 and not flushed (a crash), then another writer
+    commits version 2: opening with the log is a ConflictError naming the volume
+    and both versions; the logged writes are not applied anywhere."""
+    url, wal = str(tmp_path / "vol"), str(tmp_path / "vol.wal")
+    hexz.Volume.create(url, 100_000, wal=wal).close()
+    subprocess.run([sys.executable, "-c", CRASH, url, wal, "500"], check=True, timeout=120)
+    with hexz.Volume(url) as other:
+        other.write_at(0, b"other writer")
+    with pytest.raises(hexz.ConflictError) as err:
+        hexz.Volume(url, wal=wal)
+    assert (err.value.expected, err.value.found) == (1, 2)
+    assert err.value.volume == url
+    assert "write-ahead log" in str(err.value)
+    with hexz.Volume(url) as head:
+        assert head.version == 2 and head.read_at(500, 29) == bytes(29)
+
+
 def test_concurrent_reads_and_writes(tmp_path):
     """Reads from many threads (the GIL is released, a shared read lock) while
     another thread writes elsewhere."""

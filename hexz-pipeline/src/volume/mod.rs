@@ -198,13 +198,15 @@ pub enum VolumeError {
     },
     /// The log holds writes based on a version another writer has replaced.
     #[error(
-        "{path}: write-ahead log holds unflushed writes based on version {wal_base}, but another \
-         writer committed version {head}; they were not applied (move the log aside to discard \
+        "{path}: write-ahead log holds unflushed writes based on version {wal_base} of {volume}, \
+         but another writer committed version {head}; they were not applied (move the log aside to discard \
          them, or read it to recover them)"
     )]
     WalConflict {
         /// The log.
         path: PathBuf,
+        /// The volume opened.
+        volume: String,
         /// Its base version.
         wal_base: u64,
         /// The head's version.
@@ -610,6 +612,7 @@ impl Volume {
         if has_writes && committing != Some(next) {
             return Err(VolumeError::WalConflict {
                 path,
+                volume: self.store.url(),
                 wal_base: contents.base_version,
                 head: self.head.version,
             });
