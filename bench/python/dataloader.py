@@ -165,9 +165,12 @@ def main():
     W, B = a.workers, a.batch
     dl = lambda ds, **kw: torch.utils.data.DataLoader(ds, batch_size=B, num_workers=W, collate_fn=keep_list, **kw)
     nshards = len(glob.glob(os.path.join(built["wds"][0], "*.tar")))
-    curl = ("pipe:curl -s -f -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -H 'Authorization: AWS4-HMAC-SHA256 "
-            "Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00' "
-            f"{a.s3_endpoint}/{bucket}/wds/shard-{{000000..{nshards - 1:06d}}}.tar")
+    # WebDataset reads S3 through curl: presigned URLs, valid on any S3 server
+    # (moto ignores signatures, s3s-fs checks them).
+    s3 = boto3.client("s3", endpoint_url=a.s3_endpoint, region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    curl = [f"pipe:curl -s -f '{s3.generate_presigned_url('get_object', Params={'Bucket': bucket, 'Key': f'wds/shard-{i:06d}.tar'}, ExpiresIn=86400)}'"
+            for i in range(nshards)]
 
     def hexz_loader(url, epoch, **opts):
         def make():

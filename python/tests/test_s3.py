@@ -130,3 +130,26 @@ def test_loader_workers_fetch_no_metadata(tmp_path, counting_s3):
     assert counting_s3.heads == heads
     # Sample data only: at most one request per run of 64 samples.
     assert 2 <= len(gets) <= n // 64, gets
+
+
+def test_forked_workers_do_not_reuse_the_parents_connections(tmp_path, counting_s3):
+    """The parent's requests leave keep-alive connections in its HTTP client's
+    pool (the proxy keeps them open, as AWS does). A forked DataLoader worker
+    must not send on them: they were driven by the parent's I/O runtime, and a
+    request on one waits for a reply nothing delivers (for many seconds: the
+    first batch missed the loader's 8 s timeout before the fix)."""
+    path = str(tmp_path / "fork.hxz")
+    n = 128
+    with hexz.Writer(path, compression="none", chunk_min=256, chunk_avg=1024, chunk_max=4096) as w:
+        for i in range(n):
+            w.add_bytes(f"s/{i:04d}", sample_bytes(i))
+    url = s3_upload(counting_s3.endpoint, path)
+    opts = dict(s3_endpoint=counting_s3.endpoint, **S3_KEYS)
+    ds = htorch.IterableDataset(url, seed=1, batch_size=8, shuffle_block=16, with_names=True, **opts)
+    # The parent reads samples too: its pool holds open connections at the fork.
+    assert hexz.open(url, **opts).read("s/0000") == sample_bytes(0)
+    # A stalled worker shows as a batch that does not come within the loader's
+    # timeout (a healthy batch takes milliseconds).
+    loader = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2, collate_fn=lambda b: b, timeout=8)
+    names = [name for batch in loader for name, _ in batch]
+    assert sorted(names) == [f"s/{i:04d}" for i in range(n)]
