@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{create_bucket, env, hexz_bin, noise, s3_options};
+use common::{create_bucket, env, hexz_bin, noise, s3_options, succeed};
 use hexz_pipeline::volume::{self, Volume, VolumeError, VolumeOptions};
 use hexz_pipeline::{OpendalTransport, Registry};
 
@@ -267,18 +267,13 @@ fn cli_missing_volume_exits_4_and_a_stale_writer_conflicts() {
 /// `hexz gc <url> <args> --json` with `env`: its report (the command must
 /// succeed).
 fn cli_gc(url: &str, args: &[&str], env: &[(String, String)]) -> serde_json::Value {
-    let out = Command::new(hexz_bin())
-        .arg("gc")
-        .arg(url)
-        .args(args)
-        .arg("--json")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{url}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        Command::new(hexz_bin())
+            .arg("gc")
+            .arg(url)
+            .args(args)
+            .arg("--json")
+            .envs(env.iter().map(|(k, v)| (k, v))),
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -388,15 +383,10 @@ fn gc_keep_last_3_of_a_zstd_volume_with_deltas_on_each_store() {
             );
             // Every byte of the rewritten snapshot and of the chain it reads.
             let snapshot = format!("{url}/snapshots/{}.hxz", old.root());
-            let out = Command::new(&hexz)
-                .args(["verify", &snapshot])
-                .envs(cli_env.iter().map(|(k, v)| (k, v)))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{snapshot}: {}",
-                String::from_utf8_lossy(&out.stderr)
+            succeed(
+                Command::new(&hexz)
+                    .args(["verify", &snapshot])
+                    .envs(cli_env.iter().map(|(k, v)| (k, v))),
             );
         }
         // The rewritten chain stores deltas again.
@@ -528,15 +518,10 @@ fn a_commit_killed_before_the_head_swing_leaves_the_previous_versions() {
     // Run to the end, the same commands commit.
     let report = gc(&["--keep-last", "1", "--grace", "0"]);
     assert_eq!(report["compaction"]["dropped"], serde_json::json!([1, 2]));
-    let out = Command::new(&hexz)
-        .args(["volume", "write", &url, "--offset", "200000"])
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(&hexz)
+            .args(["volume", "write", &url, "--offset", "200000"])
+            .arg(&input),
     );
     let v = Volume::open(&url, &registry, VolumeOptions::default()).unwrap();
     model[200_000..230_000].copy_from_slice(&noise(30_000, 72));

@@ -49,6 +49,17 @@ pub fn create_bucket(endpoint: &str, bucket: &str) {
     assert!(status.success(), "cannot create bucket {bucket}");
 }
 
+/// Run `cmd` to its end; it must succeed (its stderr in the failure message).
+pub fn succeed(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The `hexz` binary: `HEXZ_BIN`, else built (`cargo build -p hexz-cli`) next to
 /// this test binary.
 pub fn hexz_bin() -> PathBuf {
