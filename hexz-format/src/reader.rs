@@ -1199,7 +1199,8 @@ impl Inner {
                 let _ = guard.insert(Arc::clone(&data));
                 data
             }
-            GuardResult::Timeout => Arc::new(self.load_chunk_on_pool(r)?),
+            // Its base, for a delta chunk, again through this bounded wait.
+            GuardResult::Timeout => Arc::new(self.load_chunk(r, self.options.verify_chunks)?),
         };
         self.check_shared_blob(r, &data)?;
         Ok(data)
@@ -1234,25 +1235,6 @@ impl Inner {
         };
         self.check_shared_blob(r, &data)?;
         Ok(Some(data))
-    }
-
-    /// Load chunk `r` without the cache and without waiting for any other
-    /// thread (its base, for a delta chunk, from the cache when there).
-    fn load_chunk_on_pool(&self, r: &ChunkRecord) -> Result<Vec<u8>> {
-        let base = if r.flags & CHUNK_DELTA != 0 {
-            let record = self.delta_base_record(r)?;
-            Some(match self.chunk_no_wait(&record)? {
-                Some(base) => base,
-                None => Arc::new(self.load_chunk_on(&record, None, true)?),
-            })
-        } else {
-            None
-        };
-        self.load_chunk_on(
-            r,
-            base.as_deref().map(Vec::as_slice),
-            self.options.verify_chunks,
-        )
     }
 
     /// Blobs are cached by offset: a hostile index could give two records of

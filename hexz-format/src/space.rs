@@ -76,13 +76,14 @@ impl Archive {
                 .sum())
         };
         // Delta blobs stored here are listed in the chunk-bases sections; only
-        // then are the chunk-index leaves read.
+        // then are the chunk-index leaves read (the walk sums its pages too).
         let mut deltas: Vec<(u64, u32)> = Vec::new();
-        if dir.sections.iter().any(|s| s.kind == SECTION_CHUNK_BASES) {
+        let chunk_index = if dir.sections.iter().any(|s| s.kind == SECTION_CHUNK_BASES) {
+            let mut report = VerifyReport::default();
             inner.walk_tree(
                 &dir.chunk_tree,
                 TreeKind::Chunks,
-                &mut VerifyReport::default(),
+                &mut report,
                 &mut |page| {
                     if let Page::ChunkLeaf(records) = page {
                         deltas.extend(
@@ -95,7 +96,10 @@ impl Archive {
                     Ok(())
                 },
             )?;
-        }
+            report.stored_bytes
+        } else {
+            tree_bytes(&dir.chunk_tree, TreeKind::Chunks)?
+        };
         deltas.sort_unstable();
         deltas.dedup_by_key(|d| d.0);
         let mut sections: Vec<SectionSpace> = Vec::new();
@@ -119,7 +123,7 @@ impl Archive {
             chunk_blobs: dir.stats.stored_chunk_bytes,
             delta_chunks: deltas.len() as u64,
             delta_chunk_bytes: deltas.iter().map(|d| u64::from(d.1)).sum(),
-            chunk_index: tree_bytes(&dir.chunk_tree, TreeKind::Chunks)?,
+            chunk_index,
             catalog: tree_bytes(&dir.catalog_tree, TreeKind::Catalog)?,
             name_index: tree_bytes(&dir.name_tree, TreeKind::Names)?,
             framing: u64::from(trailer.directory_len)

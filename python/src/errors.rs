@@ -94,8 +94,9 @@ pub enum Error {
     /// From the pipeline (which wraps the format layer's errors); boxed, so
     /// results stay small.
     Pipeline(Box<PipelineError>),
-    /// From the format layer.
-    Format(Box<hexz_format::Error>),
+    /// From the format layer; shared, so a prefetcher can report its first
+    /// failure again on every later call (same class, same message).
+    Format(std::sync::Arc<hexz_format::Error>),
     /// An argument rejected by the bindings themselves.
     Invalid(String),
     /// A feature not built yet.
@@ -104,9 +105,6 @@ pub enum Error {
     Closed(String),
     /// From a writable volume; boxed, so results stay small.
     Volume(Box<VolumeError>),
-    /// An earlier failure reported again (a prefetcher's later calls): the same
-    /// class and message.
-    Repeated(std::sync::Arc<hexz_format::Error>),
 }
 
 impl From<VolumeError> for Error {
@@ -123,7 +121,7 @@ impl From<PipelineError> for Error {
 
 impl From<hexz_format::Error> for Error {
     fn from(e: hexz_format::Error) -> Self {
-        Self::Format(Box::new(e))
+        Self::Format(std::sync::Arc::new(e))
     }
 }
 
@@ -135,7 +133,6 @@ impl From<Error> for PyErr {
         match e {
             Error::Pipeline(e) => pipeline(*e),
             Error::Format(e) => format(&e),
-            Error::Repeated(e) => format(&e),
             Error::Invalid(m) => InvalidInputError::new_err(m),
             Error::Unsupported(m) => UnsupportedError::new_err(m),
             Error::Closed(m) => pyo3::exceptions::PyValueError::new_err(m),

@@ -186,7 +186,7 @@ impl State {
     /// Make `ready` non-empty if anything is left; `Ok(false)` at the end.
     fn refill(&mut self) -> Result<bool> {
         if let Some(e) = &self.failed {
-            return Err(Error::Repeated(e.clone()));
+            return Err(Error::Format(e.clone()));
         }
         if !self.ready.is_empty() {
             self.fill();
@@ -227,7 +227,7 @@ impl State {
                 self.failed = Some(e.clone());
                 self.in_flight.clear();
                 self.next = self.ranges.len();
-                Err(Error::Repeated(e))
+                Err(Error::Format(e))
             }
         }
     }

@@ -255,11 +255,9 @@ pub(super) fn compact(
     let (old_archive, old_entry) = open_snapshot(store, registry, first_version, &first_root)?;
     // Written to a temporary file, not memory: it holds the whole volume.
     let scratch = store.scratch_file()?;
-    let scratch_err = |e| {
-        VolumeError::Archive(Box::new(hexz_format::Error::Io {
-            path: scratch.path().to_path_buf(),
-            error: e,
-        }))
+    let scratch_err = |error| VolumeError::Io {
+        path: scratch.path().to_path_buf(),
+        error,
     };
     let sink = BufWriter::with_capacity(1 << 20, scratch.reopen().map_err(scratch_err)?);
     let mut writer = ArchiveWriter::new(sink, writer_options(registry, options)?)?;

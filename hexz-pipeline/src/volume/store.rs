@@ -246,12 +246,7 @@ impl Store {
             Store::Local { dir, .. } => {
                 let folder = dir.join(SNAPSHOTS);
                 fs::create_dir_all(&folder).map_err(|e| self.local_err(&folder, e))?;
-                tempfile::Builder::new()
-                    .prefix(".snapshot.")
-                    .suffix(".tmp")
-                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-                    .tempfile_in(&folder)
-                    .map_err(|e| self.local_err(&folder, e))
+                temp_file_in(&folder, "snapshot").map_err(|e| self.local_err(&folder, e))
             }
             Store::Remote(_) => {
                 tempfile::NamedTempFile::new().map_err(|e| self.local_err(&std::env::temp_dir(), e))
@@ -266,19 +261,14 @@ impl Store {
         name: &str,
         file: tempfile::NamedTempFile,
     ) -> Result<(), VolumeError> {
-        let key = format!("{SNAPSHOTS}/{name}");
         match self {
             Store::Local { dir, .. } => {
                 let folder = dir.join(SNAPSHOTS);
-                let dest = folder.join(name);
-                let failed = |e| self.local_err(&dest, e);
-                file.as_file().sync_all().map_err(failed)?;
-                file.persist(&dest).map_err(|e| failed(e.error))?;
-                File::open(&folder)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| self.local_err(&folder, e))
+                persist_synced(file, &folder, name)
+                    .map_err(|e| self.local_err(&folder.join(name), e))
             }
             Store::Remote(d) => {
+                let key = format!("{SNAPSHOTS}/{name}");
                 let source = hexz_format::FileSource::open(file.path())?;
                 d.put_from(
                     &key,
@@ -295,15 +285,24 @@ impl Store {
 /// Write `name` in `dir` through a synced temporary file renamed into place, then
 /// sync the folder: after a crash the name holds the old or the new bytes.
 fn write_file_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    // 0o666 less the umask, like an archive `hexz build` writes (tempfile's
-    // default is 0o600, which would hide a volume from the other readers of a
-    // shared folder).
-    let mut temp = tempfile::Builder::new()
+    let mut temp = temp_file_in(dir, name)?;
+    temp.write_all(bytes)?;
+    persist_synced(temp, dir, name)
+}
+
+/// A temporary file in `dir` (`.<name>.XXXXXX.tmp`), 0o666 less the umask like an
+/// archive `hexz build` writes (tempfile's default is 0o600, which would hide a
+/// volume from the other readers of a shared folder).
+fn temp_file_in(dir: &Path, name: &str) -> io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)?;
-    temp.write_all(bytes)?;
+        .tempfile_in(dir)
+}
+
+/// Sync `temp` (a file in `dir`), rename it to `name` and sync the folder.
+fn persist_synced(temp: tempfile::NamedTempFile, dir: &Path, name: &str) -> io::Result<()> {
     temp.as_file().sync_all()?;
     temp.persist(dir.join(name)).map_err(|e| e.error)?;
     File::open(dir)?.sync_all()
