@@ -75,3 +75,25 @@ EOF
   export HEXZ_TEST_S3_LOG="$SERVERS_DIR/moto.log"
   echo "nginx $HEXZ_TEST_HTTP_URL, moto $HEXZ_TEST_S3_ENDPOINT"
 }
+
+# A second S3 server: s3s-fs (Rust; objects as files, ranged reads of just the bytes
+# asked for, keep-alive connections, SigV4 checked against the keys below — closer
+# to a real object store than moto, which reads the whole object for every ranged
+# GET). Installed with cargo when missing (~2 min; 0.14.1 builds with this
+# toolchain, newer needs rustc 1.96).
+#
+#   start_s3s_server ACCESS_KEY SECRET_KEY   # exports HEXZ_TEST_S3S_ENDPOINT
+start_s3s_server() {
+  if ! command -v s3s-fs >/dev/null 2>&1; then
+    cargo install s3s-fs@0.14.1 --locked --features binary
+  fi
+  local port
+  port=$(free_port)
+  mkdir -p "$SERVERS_DIR/s3s"
+  s3s-fs --host 127.0.0.1 --port "$port" --access-key "$1" --secret-key "$2" "$SERVERS_DIR/s3s" \
+    >"$SERVERS_DIR/s3s.log" 2>&1 &
+  SERVER_PIDS+=($!)
+  wait_port "$port"
+  export HEXZ_TEST_S3S_ENDPOINT="http://127.0.0.1:$port"
+  echo "s3s-fs $HEXZ_TEST_S3S_ENDPOINT"
+}

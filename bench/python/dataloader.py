@@ -1,8 +1,15 @@
 """PyTorch DataLoader throughput over a real image dataset: hexz vs MosaicML Streaming
-vs WebDataset, from local disk and from a loopback S3 server (moto), in one run.
+vs WebDataset, from local disk and from loopback S3 servers, in one run.
 
-usage: python bench/python/dataloader.py IMAGE_DIR S3_ENDPOINT [--workers 2] [--batch 64] [--epochs 2]
-                                        [--s3-log MOTO_LOG]
+usage: python bench/python/dataloader.py IMAGE_DIR [NAME=S3_ENDPOINT ...] [--workers 2] [--batch 64]
+                                        [--epochs 2] [--s3-log NAME=MOTO_LOG]
+
+Each ``NAME=S3_ENDPOINT`` (a bare endpoint is named ``s3``) is an S3 server to read
+from, after local disk (``bench/python/run.sh`` gives moto and s3s-fs). Every server
+is first probed for what a request costs it: a 4 KiB ranged GET from the 65 MB hexz
+object and from a 64 KiB object (median of 15) — moto reads the whole object for
+every ranged GET, so there a request costs what the object weighs, not what it
+carries.
 
 Every system gets the same files (every *.png under IMAGE_DIR, sorted), stored without
 recompression (PNGs do not compress), the same DataLoader (num_workers, batch_size,
@@ -12,8 +19,8 @@ alone) and a shuffled epoch. Reported per system and location: time to first sam
 fresh worker processes, empty local cache for remote data) and samples/s over the
 whole epoch (including that start). Every epoch is checked to deliver each sample
 exactly once (hexz, Streaming) or all samples (WebDataset, whose shuffle is a buffer).
-With ``--s3-log`` (the S3 server's request log, as moto writes it) the requests each
-system sent for its objects are counted: while its dataset object is built (before
+With ``--s3-log NAME=PATH`` (that server's request log, as moto writes it) the
+requests each system sent for its objects are counted: while its dataset object is built (before
 the clock starts) and per epoch (timed).
 """
 
@@ -76,15 +83,36 @@ def build_all(files, work):
     return out
 
 
+def s3_client(endpoint):
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
 def upload(endpoint, bucket, built):
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                      aws_access_key_id="test", aws_secret_access_key="test")
+    s3 = s3_client(endpoint)
     s3.create_bucket(Bucket=bucket)
     s3.upload_file(built["hexz"][0], bucket, "hexz/images.hxz")
     for kind in ("mds", "wds"):
         root = built[kind][0]
         for p in sorted(glob.glob(os.path.join(root, "*"))):
             s3.upload_file(p, bucket, f"{kind}/{os.path.basename(p)}")
+
+
+def request_cost(endpoint, bucket):
+    """Median time of a 4 KiB ranged GET from the hexz object (65 MB) and from a
+    64 KiB object on this server, through one client (keep-alive)."""
+    s3 = s3_client(endpoint)
+    s3.put_object(Bucket=bucket, Key="probe/small", Body=os.urandom(64 << 10))
+    out = []
+    for key in ("hexz/images.hxz", "probe/small"):
+        times = []
+        for _ in range(15):
+            t = time.perf_counter()
+            body = s3.get_object(Bucket=bucket, Key=key, Range="bytes=4096-8191")["Body"].read()
+            times.append(time.perf_counter() - t)
+            assert len(body) == 4096
+        out.append(sorted(times)[len(times) // 2])
+    return out
 
 
 def name_of(sample):
@@ -139,15 +167,18 @@ def run_epoch(make_loader, expect, exact, log=None, prefix=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("images")
-    ap.add_argument("s3_endpoint")
+    ap.add_argument("s3", nargs="*", help="NAME=ENDPOINT of an S3 server to read from (a bare endpoint: s3)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--shuffle-block", type=int, default=1024,
                     help="hexz: shuffle runs of this many neighbouring samples (1: the whole epoch)")
     ap.add_argument("--json", help="write results here")
-    ap.add_argument("--s3-log", help="the S3 server's request log: count each system's requests")
+    ap.add_argument("--s3-log", action="append", default=[],
+                    help="NAME=PATH: that server's request log (moto's): count each system's requests")
     a = ap.parse_args()
+    servers = [tuple(x.split("=", 1)) if "=" in x else ("s3", x) for x in a.s3]
+    logs = dict(x.split("=", 1) if "=" in x else ("s3", x) for x in a.s3_log)
 
     files = files_of(a.images)
     expect = sorted(n for n, _ in files)
@@ -158,19 +189,18 @@ def main():
     for k, (_, s) in built.items():
         print(f"write {k}: {s:.2f} s", flush=True)
     bucket = "bench-" + uuid.uuid4().hex[:8]
-    upload(a.s3_endpoint, bucket, built)
-    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1",
-                      S3_ENDPOINT_URL=a.s3_endpoint)
+    costs = {}
+    for server, endpoint in servers:
+        upload(endpoint, bucket, built)
+        costs[server] = request_cost(endpoint, bucket)
+        print(f"{server} ({endpoint}): a 4 KiB GET takes {costs[server][0] * 1e3:.1f} ms from the "
+              f"{os.path.getsize(built['hexz'][0]) >> 20} MiB hexz object, {costs[server][1] * 1e3:.1f} ms "
+              "from a 64 KiB object", flush=True)
+    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1")
 
     W, B = a.workers, a.batch
     dl = lambda ds, **kw: torch.utils.data.DataLoader(ds, batch_size=B, num_workers=W, collate_fn=keep_list, **kw)
     nshards = len(glob.glob(os.path.join(built["wds"][0], "*.tar")))
-    # WebDataset reads S3 through curl: presigned URLs, valid on any S3 server
-    # (moto ignores signatures, s3s-fs checks them).
-    s3 = boto3.client("s3", endpoint_url=a.s3_endpoint, region_name="us-east-1",
-                      aws_access_key_id="test", aws_secret_access_key="test")
-    curl = [f"pipe:curl -s -f '{s3.generate_presigned_url('get_object', Params={'Bucket': bucket, 'Key': f'wds/shard-{i:06d}.tar'}, ExpiresIn=86400)}'"
-            for i in range(nshards)]
 
     def hexz_loader(url, epoch, **opts):
         def make():
@@ -180,8 +210,10 @@ def main():
             return dl(ds)
         return make
 
-    def mds_loader(local, remote, epoch):
+    def mds_loader(local, remote, epoch, endpoint=None):
         def make():
+            if endpoint:
+                os.environ["S3_ENDPOINT_URL"] = endpoint  # read by Streaming's workers
             cache = tempfile.mkdtemp(prefix="mds-cache-") if remote else local
             ds = StreamingDataset(local=cache, remote=remote, shuffle=True, shuffle_seed=epoch, batch_size=B)
             return dl(ds)
@@ -199,18 +231,28 @@ def main():
         ("hexz", "local", lambda e: hexz_loader(built["hexz"][0], e), True),
         ("streaming (MDS)", "local", lambda e: mds_loader(built["mds"][0], None, e), True),
         ("webdataset", "local", lambda e: wds_loader(local_shards, e), False),
-        ("hexz", "s3", lambda e: hexz_loader(f"s3://{bucket}/hexz/images.hxz", e, s3_endpoint=a.s3_endpoint, **KEYS), True),
-        ("streaming (MDS)", "s3", lambda e: mds_loader(None, f"s3://{bucket}/mds", e), True),
-        ("webdataset", "s3", lambda e: wds_loader(curl, e), False),
     ]
+    for server, endpoint in servers:
+        # WebDataset reads S3 through curl: presigned URLs, valid on any S3 server
+        # (moto ignores signatures, s3s-fs checks them).
+        s3 = s3_client(endpoint)
+        curl = [f"pipe:curl -s -f '{s3.generate_presigned_url('get_object', Params={'Bucket': bucket, 'Key': f'wds/shard-{i:06d}.tar'}, ExpiresIn=86400)}'"
+                for i in range(nshards)]
+        systems += [
+            ("hexz", server, lambda e, ep=endpoint: hexz_loader(f"s3://{bucket}/hexz/images.hxz", e, s3_endpoint=ep, **KEYS), True),
+            ("streaming (MDS)", server, lambda e, ep=endpoint: mds_loader(None, f"s3://{bucket}/mds", e, ep), True),
+            ("webdataset", server, lambda e, c=curl: wds_loader(c, e), False),
+        ]
     prefixes = {"hexz": f"{bucket}/hexz/", "streaming (MDS)": f"{bucket}/mds/", "webdataset": f"{bucket}/wds/"}
-    log = RequestLog(a.s3_log) if a.s3_log else None
+    request_logs = {server: RequestLog(logs.get(server)) for server, _ in servers}
     results = []
     for name, where, make, exact in systems:
         builds, firsts, rates, setups, epochs = [], [], [], [], []
+        log = request_logs.get(where)
+        counted = log is not None and log.path
         for epoch in range(a.epochs):
-            remote = log if where == "s3" else None
-            t_build, t_first, rate, setup, reqs = run_epoch(make(epoch), expect, exact, remote, prefixes[name])
+            t_build, t_first, rate, setup, reqs = run_epoch(make(epoch), expect, exact, log if counted else None,
+                                                            prefixes[name])
             builds.append(t_build)
             firsts.append(t_first)
             rates.append(rate)
@@ -219,8 +261,8 @@ def main():
         r = {"system": name, "where": where, "build_s": min(builds), "first_s": min(firsts), "samples_per_s": max(rates),
              "setup_requests": setups, "epoch_requests": epochs}
         results.append(r)
-        reqs = f"   requests: {setups} building, {epochs} per epoch" if where == "s3" and log else ""
-        print(f"{name:16s} {where:5s}  dataset built in {r['build_s']:.3f} s, first sample {r['first_s']:.3f} s   "
+        reqs = f"   requests: {setups} building, {epochs} per epoch" if counted else ""
+        print(f"{name:16s} {where:7s}  dataset built in {r['build_s']:.3f} s, first sample {r['first_s']:.3f} s   "
               f"{r['samples_per_s']:9.0f} samples/s{reqs}",
               flush=True)
 
@@ -229,13 +271,14 @@ def main():
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in results:
         base = next(x for x in results if x["system"] == "hexz" and x["where"] == r["where"])
-        reqs = (f"{max(r['setup_requests'])} + {max(r['epoch_requests'])}"
-                if r["where"] == "s3" and log else "–")
+        counted = r["where"] in request_logs and request_logs[r["where"]].path
+        reqs = f"{max(r['setup_requests'])} + {max(r['epoch_requests'])}" if counted else "–"
         print(f"| {r['system']} | {r['where']} | {r['build_s']:.3f} | {r['first_s']:.3f} | {r['samples_per_s']:.0f} | "
               f"{base['samples_per_s'] / r['samples_per_s']:.2f}× rate, {r['first_s'] / base['first_s']:.2f}× first | {reqs} |")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"files": len(files), "bytes": nbytes, "workers": W, "batch": B, "results": results}, f, indent=1)
+            json.dump({"files": len(files), "bytes": nbytes, "workers": W, "batch": B, "results": results,
+                       "request_cost_s": costs}, f, indent=1)
     shutil.rmtree(work, ignore_errors=True)
 
 

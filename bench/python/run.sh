@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run bench/python/dataloader.py end to end: images (fetch-images.sh), a virtualenv
 # with the release build of hexz, torch, mosaicml-streaming, webdataset and boto3
-# (target/pyvenv-bench), and the test servers' S3 (moto, tests/servers.sh) for the
-# run, whose request log counts each system's requests.
+# (target/pyvenv-bench), and two loopback S3 servers (tests/servers.sh): moto, whose
+# request log counts each system's requests, and s3s-fs. Extra arguments go to
+# dataloader.py (e.g. --epochs 2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bench/python/fetch-images.sh
@@ -13,4 +14,6 @@ VENV=$(realpath -m "${HEXZ_BENCH_VENV:-target/pyvenv-bench}")
 export PATH="$VENV/bin:$PATH"  # the venv's moto_server
 source tests/servers.sh
 start_test_servers off
-"$VENV/bin/python" bench/python/dataloader.py bench/work/images "$HEXZ_TEST_S3_ENDPOINT" --s3-log "$HEXZ_TEST_S3_LOG" "$@"
+start_s3s_server test test
+"$VENV/bin/python" bench/python/dataloader.py bench/work/images \
+  "moto=$HEXZ_TEST_S3_ENDPOINT" "s3s-fs=$HEXZ_TEST_S3S_ENDPOINT" --s3-log "moto=$HEXZ_TEST_S3_LOG" "$@"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import urllib.request
+import subprocess
 import uuid
 
 import pytest
@@ -44,35 +44,38 @@ def tree(tmp_path):
 def s3_endpoint() -> str:
     endpoint = os.environ.get("HEXZ_TEST_S3_ENDPOINT")
     if not endpoint:
-        pytest.skip("HEXZ_TEST_S3_ENDPOINT is not set (tests/run.sh starts moto and sets it)")
+        pytest.skip("HEXZ_TEST_S3_ENDPOINT is not set (tests/run.sh starts the S3 servers and sets it)")
     return endpoint
 
 
+def _s3_put(url: str, data_file: str | None = None) -> None:
+    """A PUT signed with the test keys (curl's SigV4): moto ignores signatures,
+    s3s-fs checks them. An existing bucket is fine (moto: 200, s3s-fs: 409)."""
+    args = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+            "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "testing:testing",
+            "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]
+    if data_file is not None:
+        args += ["-H", "Content-Type: application/octet-stream", "--data-binary", f"@{data_file}"]
+    code = subprocess.run(args + [url], capture_output=True, text=True, timeout=120).stdout
+    ok = ("200", "409") if data_file is None else ("200",)
+    assert code in ok, f"PUT {url}: HTTP {code}"
+
+
 def s3_bucket(endpoint: str) -> str:
-    """Create a fresh bucket on the moto server; returns its name."""
+    """Create a fresh bucket on the S3 test server; returns its name."""
     bucket = "hexz-py-" + uuid.uuid4().hex[:12]
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", data=b"", method="PUT"), timeout=30).read()
+    _s3_put(f"{endpoint}/{bucket}")
     return bucket
 
 
 def s3_upload(endpoint: str, local_path: str) -> str:
-    """Create a fresh bucket on the moto server and upload the file; returns s3:// URL.
-    moto does not check signatures, so PUTs with a dummy SigV4 header do."""
+    """Create a fresh bucket on the S3 test server and upload the file; returns its s3:// URL."""
     bucket = s3_bucket(endpoint)
-    with open(local_path, "rb") as f:
-        data = f.read()
-    headers = {
-        "Content-Type": "application/octet-stream",
-        "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
-        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, "
-        "SignedHeaders=host, Signature=00",
-    }
-    req = urllib.request.Request(f"{endpoint}/{bucket}/data/archive.hxz", data=data, method="PUT", headers=headers)
-    urllib.request.urlopen(req, timeout=60).read()
+    _s3_put(f"{endpoint}/{bucket}/data/archive.hxz", local_path)
     return f"s3://{bucket}/data/archive.hxz"
 
 
-S3_KEYS = {"s3_region": "us-east-1", "s3_access_key_id": "test", "s3_secret_access_key": "test"}
+S3_KEYS = {"s3_region": "us-east-1", "s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
 
 
 class CountingProxy:
@@ -105,8 +108,8 @@ class CountingProxy:
                 if self.command == "HEAD" and proxy.path_part and proxy.path_part in self.path:
                     proxy.heads += 1
                 conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                headers["Host"] = up.netloc
+                # The Host header is kept: the client signed it (SigV4).
+                headers = dict(self.headers.items())
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()

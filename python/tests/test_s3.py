@@ -1,4 +1,4 @@
-"""Reading from the S3 server tests/run.sh starts (moto), by s3:// URL."""
+"""Reading from the S3 test servers tests/run.sh starts (moto, then s3s-fs), by s3:// URL."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def test_s3_reader_and_dataset(samples_archive, s3_endpoint):
 def test_s3_settings_from_the_environment(samples_archive, s3_endpoint, monkeypatch):
     url = s3_upload(s3_endpoint, samples_archive)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     assert hexz.open(url).read("train/00001.bin") == sample_bytes(1)
 

@@ -1,6 +1,6 @@
 """`hexz.Volume`: random writes against a bytearray model, reopen, time travel,
 two writers, the write-ahead log, context manager, gc — on a local folder and on
-the S3 test server (moto, HEXZ_TEST_S3_ENDPOINT)."""
+the S3 test servers (moto and s3s-fs, HEXZ_TEST_S3_ENDPOINT)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def place(request, tmp_path):
         return str(tmp_path / "vol"), {}
     endpoint = os.environ.get("HEXZ_TEST_S3_ENDPOINT")
     if not endpoint:
-        pytest.skip("HEXZ_TEST_S3_ENDPOINT is not set (tests/run.sh starts moto and sets it)")
+        pytest.skip("HEXZ_TEST_S3_ENDPOINT is not set (tests/run.sh starts the S3 servers and sets it)")
     return f"s3://{s3_bucket(endpoint)}/volumes/v", dict(s3_endpoint=endpoint, **S3_KEYS)
 
 

@@ -40,13 +40,23 @@ pub fn s3_options(endpoint: &str) -> hexz_opendal::S3Options {
     }
 }
 
-/// Create the bucket (moto: `PUT /bucket`).
+/// Create the bucket (`PUT /bucket`), or leave it if it exists (moto answers
+/// 200 then, s3s-fs 409).
 pub fn create_bucket(endpoint: &str, bucket: &str) {
-    let status = Command::new("curl")
-        .args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")])
-        .status()
+    // Signed with the tests' keys (curl's SigV4): moto ignores signatures, s3s-fs
+    // checks them.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "testing:testing"])
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .arg(format!("{endpoint}/{bucket}"))
+        .output()
         .unwrap();
-    assert!(status.success(), "cannot create bucket {bucket}");
+    let code = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        code == "200" || code == "409",
+        "cannot create bucket {bucket}: HTTP {code}"
+    );
 }
 
 /// Run `cmd` to its end; it must succeed (its stderr in the failure message).
