@@ -47,7 +47,12 @@ pub fn create_bucket(endpoint: &str, bucket: &str) {
     // checks them.
     let out = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
-        .args(["--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "testing:testing"])
+        .args([
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "--user",
+            "testing:testing",
+        ])
         .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
         .arg(format!("{endpoint}/{bucket}"))
         .output()
