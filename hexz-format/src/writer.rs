@@ -92,18 +92,36 @@ impl Sink for BufWriter<File> {
     }
 }
 
-/// A file written under a temporary name in the destination's folder and renamed to
-/// the destination by `commit`. Dropped uncommitted, the temporary file is removed,
-/// so an interrupted build never leaves a partial archive at the destination.
+/// A file written toward a destination that appears there, whole, only at
+/// `commit`.
+///
+/// On Linux the bytes go to an unnamed file in the destination's folder
+/// (`O_TMPFILE`): a process killed while writing (even by `SIGKILL`) leaves
+/// nothing behind, as the kernel frees a file without a name. `commit` syncs it,
+/// gives it a temporary name (`linkat` through `/proc/self/fd`) and renames that
+/// over the destination, then syncs the folder. Where the file system has no
+/// `O_TMPFILE`, the file is written under a temporary name
+/// (`.<name>.XXXXXX.tmp`) from the start, which only a clean exit removes.
+/// Dropped uncommitted, nothing remains either way.
 #[derive(Debug)]
 pub struct PendingFile {
     out: BufWriter<File>,
-    temp: Option<tempfile::NamedTempFile>,
+    temp: Option<Temp>,
+    dir: PathBuf,
     dest: PathBuf,
 }
 
+#[derive(Debug)]
+enum Temp {
+    /// Unnamed (`O_TMPFILE`); `out` writes to it.
+    Unnamed,
+    /// Named from the start.
+    Named(tempfile::NamedTempFile),
+}
+
 impl PendingFile {
-    /// Start writing toward `dest`.
+    /// Start writing toward `dest` (mode 0o666 less the umask, like any new
+    /// file).
     pub fn create(dest: &Path) -> Result<Self> {
         let io_err = |error| Error::Io {
             path: dest.to_path_buf(),
@@ -113,21 +131,20 @@ impl PendingFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let file_name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "archive".into());
-        // 0o666 less the umask, like any new file (tempfile's default is 0o600).
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{file_name}."))
-            .suffix(".tmp")
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(&dir)
-            .map_err(io_err)?;
-        let file = temp.as_file().try_clone().map_err(io_err)?;
+        let (file, temp) = match open_unnamed(&dir) {
+            Some(file) => (file, Temp::Unnamed),
+            None => {
+                let temp = named_temp(&dir, dest).map_err(io_err)?;
+                (
+                    temp.as_file().try_clone().map_err(io_err)?,
+                    Temp::Named(temp),
+                )
+            }
+        };
         Ok(Self {
             out: BufWriter::with_capacity(1 << 20, file),
             temp: Some(temp),
+            dir,
             dest: dest.to_path_buf(),
         })
     }
@@ -157,14 +174,88 @@ impl Sink for PendingFile {
 
     fn commit(&mut self) -> io::Result<()> {
         self.out.flush()?;
-        self.out.get_ref().sync_all()?;
-        let temp = self
+        let file = self.out.get_ref();
+        file.sync_all()?;
+        let temp = match self
             .temp
             .take()
-            .ok_or_else(|| io::Error::other("archive already committed"))?;
+            .ok_or_else(|| io::Error::other("archive already committed"))?
+        {
+            Temp::Named(temp) => temp.into_temp_path(),
+            Temp::Unnamed => match name_unnamed(file, &self.dir, &self.dest) {
+                Ok(named) => named,
+                // No /proc to link through: copy to a named file.
+                Err(_) => {
+                    let mut temp = named_temp(&self.dir, &self.dest)?;
+                    let mut from = file.try_clone()?;
+                    std::io::Seek::seek(&mut from, io::SeekFrom::Start(0))?;
+                    io::copy(&mut from, temp.as_file_mut())?;
+                    temp.as_file().sync_all()?;
+                    temp.into_temp_path()
+                }
+            },
+        };
         temp.persist(&self.dest).map_err(|e| e.error)?;
-        Ok(())
+        File::open(&self.dir)?.sync_all()
     }
+}
+
+/// An unnamed file in `dir` (`O_TMPFILE`), or `None` where that is not
+/// available (the caller then names its file from the start).
+fn open_unnamed(dir: &Path) -> Option<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, Mode, OFlags};
+        let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+        rustix::fs::openat(CWD, dir, flags, Mode::from_raw_mode(0o666))
+            .ok()
+            .map(File::from)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// Give the unnamed `file` a temporary name in `dir` (a fresh
+/// `.<name>.XXXXXX.tmp`, removed if the caller drops it).
+fn name_unnamed(file: &File, dir: &Path, dest: &Path) -> io::Result<tempfile::TempPath> {
+    use std::os::fd::AsRawFd;
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let prefix = temp_prefix(dest);
+    let named = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .make_in(dir, |path| {
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                proc_path.as_str(),
+                rustix::fs::CWD,
+                path,
+                rustix::fs::AtFlags::SYMLINK_FOLLOW,
+            )
+            .map_err(io::Error::from)
+        })?;
+    Ok(named.into_temp_path())
+}
+
+/// A named temporary file in `dir` for `dest` (`.<name>.XXXXXX.tmp`, 0o666
+/// less the umask — tempfile's default is 0o600).
+fn named_temp(dir: &Path, dest: &Path) -> io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(&temp_prefix(dest))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+}
+
+fn temp_prefix(dest: &Path) -> String {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "archive".into());
+    format!(".{name}.")
 }
 
 /// Settings of a writer.

@@ -9,7 +9,8 @@
 //! * `determinism` — byte-identical rebuilds, whatever the thread count;
 //! * `owners`      — owners in `ls`, restored by `extract` as root,
 //!   `--no-same-owner`; include/exclude/symlink options through the CLI;
-//! * `atomicity`   — a failed build leaves nothing at the output (and no `.tmp`);
+//! * `atomicity`   — a failed or killed build leaves nothing at the output (and no
+//!   `.tmp`);
 //! * `progress`    — `--quiet` and non-terminal stderr;
 //! * `safety`      — hostile archives cannot write outside the extraction folder;
 //! * `recipes`     — recipe and usage errors, `--dry-run`;

@@ -17,6 +17,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use hexz_format::{PendingFile, Sink};
 use hexz_opendal::objects::{Condition, ObjectDir, Written};
 
 use super::VolumeError;
@@ -282,12 +283,21 @@ impl Store {
     }
 }
 
-/// Write `name` in `dir` through a synced temporary file renamed into place, then
-/// sync the folder: after a crash the name holds the old or the new bytes.
+/// Write `name` in `dir` through a [`PendingFile`] (unnamed until complete,
+/// synced, renamed into place, folder synced): after a crash or a kill the name
+/// holds the old or the new bytes, and nothing else is left.
 fn write_file_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let mut temp = temp_file_in(dir, name)?;
-    temp.write_all(bytes)?;
-    persist_synced(temp, dir, name)
+    let mut file = PendingFile::create(&dir.join(name)).map_err(format_io)?;
+    file.write_all(bytes)?;
+    file.commit()
+}
+
+/// The I/O error inside a format error (what `PendingFile::create` returns).
+pub(crate) fn format_io(e: hexz_format::Error) -> io::Error {
+    match e {
+        hexz_format::Error::Io { error, .. } => error,
+        other => io::Error::other(other.to_string()),
+    }
 }
 
 /// A temporary file in `dir` (`.<name>.XXXXXX.tmp`), 0o666 less the umask like an

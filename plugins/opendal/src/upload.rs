@@ -6,15 +6,18 @@
 //!   flight, as one multipart upload that is completed only after the last part;
 //!   an object that fits one part is one `PUT`. Until completion nothing is
 //!   visible at the key, and a failed upload is aborted.
-//! * **Local files**: written to a temporary file next to the target
-//!   (`name.<random>`), synced, and renamed over the target on close.
+//! * **Local files**: written through [`PendingFile`] — an unnamed file in the
+//!   target's folder (`O_TMPFILE`), synced, named and renamed over the target
+//!   when complete, so even a killed process leaves nothing next to it.
 //! * **Memory**: the object is stored on close.
 //!
 //! Every request goes through the retry and timeout layers, so a part that
 //! fails with a 5xx or times out is sent again (OpenDAL's part tasks retry
 //! temporary errors themselves as well).
 
-use hexz_format::ReadAt;
+use std::io::Write;
+
+use hexz_format::{PendingFile, ReadAt, Sink};
 use opendal::options::WriteOptions;
 
 use crate::error::OpendalError;
@@ -101,6 +104,9 @@ pub fn upload(
         });
     }
     let location = Location::parse(url)?;
+    if let Location::Fs { path } = &location {
+        return write_local(url, path.as_ref(), data, options, progress);
+    }
     let rt = runtime::get()?;
     let (op, path) = {
         let _guard = rt.enter();
@@ -138,6 +144,41 @@ pub fn upload(
     report.bytes = sent;
     report.parts = report.parts.max(1);
     Ok(report)
+}
+
+/// A local file: written through [`PendingFile`] (unnamed until complete, so
+/// even a killed process leaves nothing next to the target), a part at a time.
+fn write_local(
+    url: &str,
+    path: &std::path::Path,
+    data: &dyn ReadAt,
+    options: &UploadOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<UploadReport, OpendalError> {
+    let local = |error| OpendalError::LocalIo {
+        url: url.to_string(),
+        error,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(local)?;
+    }
+    let mut file = PendingFile::create(path).map_err(|e| match e {
+        hexz_format::Error::Io { error, .. } => local(error),
+        other => local(std::io::Error::other(other.to_string())),
+    })?;
+    let (mut parts, mut sent) = (0u64, 0u64);
+    let bytes = for_each_part(data, options.part_size, |part| {
+        file.write_all(&part).map_err(local)?;
+        parts += 1;
+        sent += part.len() as u64;
+        progress(sent);
+        Ok(())
+    })?;
+    file.commit().map_err(local)?;
+    Ok(UploadReport {
+        bytes,
+        parts: parts.max(1),
+    })
 }
 
 /// Hand the bytes of `data` to `send` in order, `part_size` bytes at a time (the
