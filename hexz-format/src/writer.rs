@@ -153,6 +153,25 @@ impl PendingFile {
     pub fn dest(&self) -> &Path {
         &self.dest
     }
+
+    /// Append the first `len` bytes of `src` (with `copy_file_range` where the
+    /// file system can).
+    pub fn copy_from(&mut self, src: &File, len: u64) -> io::Result<()> {
+        self.out.flush()?;
+        let copied = io::copy(&mut Read::take(src, len), self.out.get_mut())?;
+        if copied != len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("copied {copied} of {len} bytes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Set the file's permissions (they stay when it is named at `commit`).
+    pub fn set_permissions(&self, permissions: std::fs::Permissions) -> io::Result<()> {
+        self.out.get_ref().set_permissions(permissions)
+    }
 }
 
 impl Write for PendingFile {

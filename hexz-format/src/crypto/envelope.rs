@@ -18,7 +18,7 @@
 //! removed, and signatures embedded, without changing the archive's identity.
 //! Its CRC tells a damaged envelope (corruption) from a key that does not fit.
 
-use std::fs::OpenOptions;
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
@@ -27,6 +27,7 @@ use crate::bytes::{Cursor, PutLe};
 use crate::error::{Error, Result};
 use crate::layout::{FLAG_SIGNED, MAX_ENVELOPE_LEN, TRAILER_LEN, Trailer};
 use crate::sign::SignatureBlock;
+use crate::writer::{PendingFile, Sink};
 
 /// Envelope magic.
 pub const ENVELOPE_MAGIC: [u8; 4] = *b"HXZE";
@@ -164,7 +165,8 @@ fn record(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
 
 /// Replace the envelope of the archive at `path` (key slots, signatures), leaving
 /// every other byte — hence the root hash — unchanged. The new file is written
-/// next to the old one and renamed over it, so a failure leaves the old archive.
+/// beside the old one ([`PendingFile`]: unnamed until whole, the old file's mode)
+/// and renamed over it, so a failure or a kill leaves the old archive.
 /// The archive's trailer and directory must already have been checked (open it
 /// first); the envelope, if any, must lie between the directory and the trailer.
 pub fn rewrite_envelope(path: &Path, trailer: &Trailer, envelope: &Envelope) -> Result<()> {
@@ -185,24 +187,13 @@ pub fn rewrite_envelope(path: &Path, trailer: &Trailer, envelope: &Envelope) -> 
     } else {
         envelope.encode()?
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".hexz-envelope.")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
+    // The same bytes up to the envelope (copy_file_range where the file system
+    // can) and the same mode, in a file named over the archive only when whole.
+    let src = File::open(path).map_err(io_err)?;
+    let mut out = PendingFile::create(path)?;
+    out.set_permissions(src.metadata().map_err(io_err)?.permissions())
         .map_err(io_err)?;
-    // Copies the bytes (copy_file_range where the file system can) and the mode.
-    std::fs::copy(path, temp.path()).map_err(io_err)?;
-    let mut file = OpenOptions::new()
-        .write(true)
-        .open(temp.path())
-        .map_err(io_err)?;
-    file.set_len(dir_end).map_err(io_err)?;
-    use std::io::Seek;
-    file.seek(std::io::SeekFrom::End(0)).map_err(io_err)?;
+    out.copy_from(&src, dir_end).map_err(io_err)?;
     let mut t = *trailer;
     t.envelope_offset = if bytes.is_empty() { 0 } else { dir_end };
     t.envelope_len = bytes.len() as u32;
@@ -212,12 +203,10 @@ pub fn rewrite_envelope(path: &Path, trailer: &Trailer, envelope: &Envelope) -> 
         } else {
             FLAG_SIGNED
         };
-    file.write_all(&bytes).map_err(io_err)?;
+    out.write_all(&bytes).map_err(io_err)?;
     let encoded: [u8; TRAILER_LEN] = t.encode();
-    file.write_all(&encoded).map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
-    drop(file);
-    temp.persist(path).map_err(|e| io_err(e.error))?;
+    out.write_all(&encoded).map_err(io_err)?;
+    out.commit().map_err(io_err)?;
     Ok(())
 }
 
