@@ -18,10 +18,12 @@
 //!
 //! Costs: opening a source costs one `stat` (an HTTP `HEAD`; none with
 //! [`OpendalSource::open_with_size`]); each
-//! [`ReadAt::read_exact_at`] is one ranged GET (reads over [`PARALLEL_PIECE`]
-//! are split into pieces fetched at once); [`ReadAt::read_ranges`] merges
-//! ranges that touch or lie within [`COALESCE_GAP`] of each other into one GET
-//! and fetches the groups in parallel (at most [`MAX_IN_FLIGHT`] at once).
+//! [`ReadAt::read_exact_at`] is one ranged GET (large reads are split into
+//! pieces fetched at once); [`ReadAt::read_ranges`] merges near ranges into one
+//! GET and fetches the groups in parallel (at most [`MAX_IN_FLIGHT`] at once).
+//! How near, and how large a piece, follows what the object's requests have
+//! cost so far ([`plan`]: latency times bandwidth; [`COALESCE_GAP`] and
+//! [`PARALLEL_PIECE`] until both are measured, and as floors).
 //! Local files are read with `pread`. [`upload`] writes objects (multipart,
 //! visible only when complete).
 //! Temporary failures (5xx, timeouts, resets) are retried with exponential
@@ -43,6 +45,7 @@
 pub mod error;
 pub mod location;
 pub mod objects;
+pub mod plan;
 mod runtime;
 pub mod upload;
 
@@ -60,15 +63,19 @@ pub use upload::{UploadOptions, UploadReport, delete, object_size, upload};
 
 /// Ranges closer than this are fetched by one request (the gap is read and
 /// dropped): a round trip (tens of ms to S3) costs more than 256 KiB of
-/// transfer. The writer places index pages (up to 64 KiB each, a few in a row)
+/// transfer. The floor of [`plan::Plan::gap`], which grows to the measured
+/// latency × bandwidth. The writer places index pages (up to 64 KiB each, a few in a row)
 /// between batches of chunks, so a smaller gap would cut a run of neighbouring
 /// chunks into several requests at each of them.
 pub const COALESCE_GAP: u64 = 256 * 1024;
-/// A merged request never grows past this.
+/// A merged request never grows past this (or past the measured piece size,
+/// when that is larger).
 pub const COALESCE_MAX: u64 = 16 * 1024 * 1024;
 /// Reads larger than this are split into pieces of this size fetched in parallel
 /// (AWS's guidance for byte-range GETs is 8 or 16 MB: below that, the per-request
 /// cost dominates, and servers that copy the object per request suffer most).
+/// The floor of [`plan::Plan::piece`], which grows with the measured latency ×
+/// bandwidth.
 pub const PARALLEL_PIECE: u64 = 8 * 1024 * 1024;
 /// Requests one call keeps in flight at most (pieces of a large read, groups of
 /// [`ReadAt::read_ranges`]).
@@ -220,7 +227,11 @@ impl OpendalSource {
                 .collect(),
             Backend::Service(service) if pieces.len() == 1 => {
                 let (offset, len) = pieces[0];
+                let started = std::time::Instant::now();
                 let data = fetch_blocking(&service.op, &service.path, offset, len);
+                if data.is_ok() {
+                    plan::observe(&self.url, len, started.elapsed());
+                }
                 Ok(vec![self.check_len(data, offset, len)?])
             }
             Backend::Service(service) => {
@@ -232,6 +243,7 @@ impl OpendalSource {
                     for &(offset, len) in pieces {
                         let op = async_op.clone();
                         let path = path.clone();
+                        let url = self.url.clone();
                         let limit = Arc::clone(&limit);
                         tasks.push(tokio::spawn(async move {
                             let _permit = limit.acquire_owned().await;
@@ -239,7 +251,12 @@ impl OpendalSource {
                                 range: (offset..offset + len).into(),
                                 ..Default::default()
                             };
-                            op.read_options(&path, options).await.map(|b| b.to_vec())
+                            let started = std::time::Instant::now();
+                            let data = op.read_options(&path, options).await.map(|b| b.to_vec());
+                            if data.is_ok() {
+                                plan::observe(&url, len, started.elapsed());
+                            }
+                            data
                         }));
                     }
                     let mut out = Vec::with_capacity(tasks.len());
@@ -292,13 +309,14 @@ fn fetch_blocking(
     op.read_options(path, options).map(|b| b.to_vec())
 }
 
-/// Split `[offset, offset + len)` into pieces of at most [`PARALLEL_PIECE`].
-fn pieces(offset: u64, len: u64) -> Vec<(u64, u64)> {
-    let mut out = Vec::with_capacity(len.div_ceil(PARALLEL_PIECE) as usize);
+/// Split `[offset, offset + len)` into pieces of at most `piece` bytes.
+fn pieces(offset: u64, len: u64, piece: u64) -> Vec<(u64, u64)> {
+    let piece = piece.max(1);
+    let mut out = Vec::with_capacity(len.div_ceil(piece) as usize);
     let mut at = offset;
     let end = offset + len;
     while at < end {
-        let n = (end - at).min(PARALLEL_PIECE);
+        let n = (end - at).min(piece);
         out.push((at, n));
         at += n;
     }
@@ -318,7 +336,7 @@ impl ReadAt for OpendalSource {
             return file.read_exact_at(buf, offset);
         }
         // A large read is fetched as several ranged requests at once.
-        let parts = pieces(offset, buf.len() as u64);
+        let parts = pieces(offset, buf.len() as u64, plan::plan(&self.url).piece);
         let data = self.fetch_all(&parts)?;
         let mut at = 0;
         for piece in data {
@@ -340,11 +358,12 @@ impl ReadAt for OpendalSource {
         }
         // Merge near ranges into groups, split big groups into pieces, and fetch
         // every piece at once (bounded by MAX_IN_FLIGHT).
-        let groups = coalesce(ranges);
+        let plan = plan::plan(&self.url);
+        let groups = coalesce(ranges, &plan);
         let mut all = Vec::new();
         let mut spans = Vec::with_capacity(groups.len());
         for g in &groups {
-            let p = pieces(g.start, g.end - g.start);
+            let p = pieces(g.start, g.end - g.start, plan.piece);
             spans.push(all.len()..all.len() + p.len());
             all.extend(p);
         }
@@ -382,9 +401,9 @@ struct Group {
     members: Vec<usize>,
 }
 
-/// Sort ranges by offset and merge those within [`COALESCE_GAP`] of each other,
-/// up to [`COALESCE_MAX`] per request. Empty ranges get no request.
-fn coalesce(ranges: &[(u64, usize)]) -> Vec<Group> {
+/// Sort ranges by offset and merge those within `plan.gap` of each other, up to
+/// `plan.max_group` bytes per request. Empty ranges get no request.
+fn coalesce(ranges: &[(u64, usize)], plan: &plan::Plan) -> Vec<Group> {
     let mut order: Vec<usize> = (0..ranges.len()).filter(|&i| ranges[i].1 > 0).collect();
     order.sort_by_key(|&i| ranges[i].0);
     let mut groups: Vec<Group> = Vec::new();
@@ -392,8 +411,8 @@ fn coalesce(ranges: &[(u64, usize)]) -> Vec<Group> {
         let (start, len) = ranges[i];
         let end = start + len as u64;
         if let Some(g) = groups.last_mut()
-            && start <= g.end.saturating_add(COALESCE_GAP)
-            && end.max(g.end) - g.start <= COALESCE_MAX
+            && start <= g.end.saturating_add(plan.gap)
+            && end.max(g.end) - g.start <= plan.max_group
         {
             g.end = g.end.max(end);
             g.members.push(i);
@@ -439,7 +458,10 @@ mod tests {
     #[test]
     fn coalesces_near_ranges_and_keeps_far_ones_apart() {
         let far = 10 * COALESCE_GAP;
-        let groups = coalesce(&[(100, 10), (0, 50), (far, 5), (60, 10), (7, 0)]);
+        let groups = coalesce(
+            &[(100, 10), (0, 50), (far, 5), (60, 10), (7, 0)],
+            &plan::Plan::default(),
+        );
         assert_eq!(groups.len(), 2);
         assert_eq!((groups[0].start, groups[0].end), (0, 110));
         assert_eq!(groups[0].members, vec![1, 3, 0]);

@@ -1,5 +1,5 @@
-//! Faults between the reader and the server: 500s and stalls, injected by the
-//! loopback proxy in front of nginx and moto.
+//! Faults between the reader and the server: 500s, stalls and delays, injected
+//! by the loopback proxy in front of nginx and moto.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +8,7 @@ use hexz_format::ReadOptions;
 use hexz_pipeline::{OpendalTransport, Registry, open_archive, open_archive_path};
 
 use super::proxy::{Fault, Proxy};
-use super::{build_archive, create_bucket, env, s3_options};
+use super::{build_archive, create_bucket, env, noise, s3_options};
 
 fn registry(endpoint: Option<&str>, timeout: Duration, retries: usize) -> Registry {
     let mut s3 = match endpoint {
@@ -122,5 +122,54 @@ fn a_stalled_server_fails_with_a_timeout_naming_the_url() {
         stderr.contains(&url) && stderr.to_lowercase().contains("timeout"),
         "{stderr}"
     );
+    proxy.set(Fault::Pass);
+}
+
+/// Behind a store whose every request costs 80 ms more (nginx through a
+/// delaying proxy), two ranges 2 MiB apart are fetched by two requests while
+/// the source knows only the latency, and by one once a large read has shown
+/// the bandwidth: 2 MiB cost less time than a request there
+/// (`hexz_opendal::plan`).
+#[test]
+fn near_ranges_share_a_request_once_the_store_is_known_to_be_latency_bound() {
+    use hexz_format::ReadAt;
+    let (Some(base), Some(dir)) = (env("HEXZ_TEST_HTTP_URL"), env("HEXZ_TEST_HTTP_DIR")) else {
+        return;
+    };
+    let bytes = noise(16 << 20, 77);
+    std::fs::write(std::path::Path::new(&dir).join("plan.bin"), &bytes).unwrap();
+    let proxy = Proxy::start(&base);
+    proxy.set(Fault::Delay(Duration::from_millis(80)));
+    let url = format!("{}/plan.bin", proxy.url);
+    let source =
+        hexz_opendal::OpendalSource::open_with(&url, &hexz_opendal::S3Options::default()).unwrap();
+    let gets = |log: Vec<String>| log.iter().filter(|l| l.starts_with("GET")).count();
+    let far = [(4096u64, 4096usize), ((2 << 20) + 4096, 4096)];
+    let check = |got: Vec<Vec<u8>>| {
+        for (&(o, l), g) in far.iter().zip(&got) {
+            assert_eq!(g.as_slice(), &bytes[o as usize..o as usize + l]);
+        }
+    };
+    proxy.take_log();
+    check(source.read_ranges(&far).unwrap());
+    assert_eq!(
+        gets(proxy.take_log()),
+        2,
+        "{:?}",
+        hexz_opendal::plan::costs(&url)
+    );
+    // A 4 MiB read: ≈ 80 ms, as long as a small one, so the bytes flow fast.
+    let mut big = vec![0; 4 << 20];
+    source.read_exact_at(8 << 20, &mut big).unwrap();
+    assert_eq!(big.as_slice(), &bytes[8 << 20..12 << 20]);
+    let plan = hexz_opendal::plan::plan(&url);
+    assert!(
+        plan.gap >= 2 << 20,
+        "{plan:?} from {:?}",
+        hexz_opendal::plan::costs(&url)
+    );
+    proxy.take_log();
+    check(source.read_ranges(&far).unwrap());
+    assert_eq!(gets(proxy.take_log()), 1);
     proxy.set(Fault::Pass);
 }

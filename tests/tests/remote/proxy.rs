@@ -28,6 +28,8 @@ pub enum Fault {
     /// Like `FailUploadsAfter`, but hold the refused uploads (no answer) for the
     /// duration instead of answering 500.
     StallUploadsAfter(u32, Duration),
+    /// Forward every request after holding it this long (a far-away store).
+    Delay(Duration),
 }
 
 #[derive(Debug)]
@@ -83,6 +85,7 @@ impl Proxy {
 
 enum Action {
     Forward,
+    Delay(Duration),
     Fail,
     Stall(Duration),
 }
@@ -155,6 +158,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
                 }
             }
             Fault::StallUploadsAfter(..) => Action::Forward,
+            Fault::Delay(d) => Action::Delay(d),
         }
     };
     let mut client = client;
@@ -169,6 +173,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
             thread::sleep(d);
             return Ok(());
         }
+        Action::Delay(d) => thread::sleep(d),
         Action::Forward => {}
     }
     let mut up = TcpStream::connect(upstream)?;
