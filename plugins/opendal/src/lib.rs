@@ -225,15 +225,6 @@ impl OpendalSource {
                     Ok(buf)
                 })
                 .collect(),
-            Backend::Service(service) if pieces.len() == 1 => {
-                let (offset, len) = pieces[0];
-                let started = std::time::Instant::now();
-                let data = fetch_blocking(&service.op, &service.path, offset, len);
-                if data.is_ok() {
-                    plan::observe(&self.url, len, started.elapsed());
-                }
-                Ok(vec![self.check_len(data, offset, len)?])
-            }
             Backend::Service(service) => {
                 let (async_op, path) = (&service.async_op, &service.path);
                 let rt = runtime::get()?;
@@ -247,16 +238,7 @@ impl OpendalSource {
                         let limit = Arc::clone(&limit);
                         tasks.push(tokio::spawn(async move {
                             let _permit = limit.acquire_owned().await;
-                            let options = opendal::options::ReadOptions {
-                                range: (offset..offset + len).into(),
-                                ..Default::default()
-                            };
-                            let started = std::time::Instant::now();
-                            let data = op.read_options(&path, options).await.map(|b| b.to_vec());
-                            if data.is_ok() {
-                                plan::observe(&url, len, started.elapsed());
-                            }
-                            data
+                            fetch_timed(&op, &path, offset, len, &url).await
                         }));
                     }
                     let mut out = Vec::with_capacity(tasks.len());
@@ -296,17 +278,36 @@ impl OpendalSource {
     }
 }
 
-fn fetch_blocking(
-    op: &blocking::Operator,
+/// One ranged request, its body read as it arrives: the time to its first
+/// bytes and to its end go to [`plan::observe`].
+async fn fetch_timed(
+    op: &opendal::Operator,
     path: &str,
     offset: u64,
     len: u64,
+    url: &str,
 ) -> opendal::Result<Vec<u8>> {
-    let options = opendal::options::ReadOptions {
-        range: (offset..offset + len).into(),
-        ..Default::default()
-    };
-    op.read_options(path, options).map(|b| b.to_vec())
+    use futures_core::Stream;
+    let started = std::time::Instant::now();
+    let mut stream = op
+        .reader(path)
+        .await?
+        .into_stream(offset..offset + len)
+        .await?;
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    let mut first_bytes = None;
+    while let Some(buffer) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await
+    {
+        let buffer = buffer?;
+        first_bytes.get_or_insert_with(|| started.elapsed());
+        for bytes in buffer {
+            out.extend_from_slice(&bytes);
+        }
+    }
+    let total = started.elapsed();
+    plan::observe(url, len, first_bytes.unwrap_or(total), total);
+    Ok(out)
 }
 
 /// Split `[offset, offset + len)` into pieces of at most `piece` bytes.

@@ -13,12 +13,13 @@
 //!   ([`Plan::piece`]).
 //!
 //! The costs are measured, per object URL, on the requests this process sends:
-//! requests of at most [`SMALL`] bytes time the latency, larger ones (once the
-//! latency is known) the bandwidth; both are moving averages. Until both are
-//! known the defaults hold. A forked process (a `DataLoader` worker) starts
-//! with its parent's figures. On a store whose requests cost what they carry
-//! (AWS S3: tens of ms to the first byte, ~100 MB/s per connection) the plan
-//! stays near the defaults; on one where every request costs tens of ms
+//! the wait for a response's first bytes is the latency (what queues at a busy
+//! server is in it), and a large request's bytes over the rest of its time the
+//! bandwidth; both are moving averages. Until both are known the defaults hold.
+//! A forked process (a `DataLoader` worker) starts with its parent's figures.
+//! On a store whose requests cost what they carry (AWS S3: tens of ms to the
+//! first byte, ~100 MB/s per connection) the plan stays near the defaults; on
+//! one where every request costs tens of ms
 //! whatever its size and bytes flow at hundreds of MB/s (a server that reads
 //! the whole object per request, or one far away), near ranges share requests
 //! and large reads stay whole.
@@ -29,8 +30,6 @@ use std::time::Duration;
 
 use crate::{COALESCE_GAP, COALESCE_MAX, PARALLEL_PIECE};
 
-/// Requests of at most this many bytes time the latency.
-pub const SMALL: u64 = 256 * 1024;
 /// Requests of at least this many bytes time the bandwidth.
 pub const LARGE: u64 = 1024 * 1024;
 /// The largest gap read to save a request.
@@ -71,17 +70,17 @@ pub struct Costs {
 }
 
 impl Costs {
-    /// Take in one request of `bytes` that took `elapsed`.
-    pub fn observe(&mut self, bytes: u64, elapsed: Duration) {
-        let t = elapsed.as_secs_f64().min(10.0);
+    /// Take in one request of `bytes` whose first bytes came after
+    /// `first_bytes` and its last after `total`. The wait for the first bytes
+    /// is the latency (whatever queues at a busy server is in it); a large
+    /// request's bytes over the rest of its time, the bandwidth.
+    pub fn observe(&mut self, bytes: u64, first_bytes: Duration, total: Duration) {
         let avg = |old: Option<f64>, new: f64| Some(old.map_or(new, |o| o + ALPHA * (new - o)));
-        if bytes <= SMALL {
-            self.latency = avg(self.latency, t);
-        } else if let (true, Some(l)) = (bytes >= LARGE, self.latency) {
-            // Transfer time: what the request took beyond a small one's, at
-            // least 1 ms (a large request may come back faster than the
-            // average small one).
-            let transfer = (t - l).max(0.001);
+        let first = first_bytes.as_secs_f64().min(10.0);
+        self.latency = avg(self.latency, first);
+        if bytes >= LARGE {
+            // At least 1 ms: a body can arrive in one piece with its head.
+            let transfer = (total.as_secs_f64() - first).max(0.001);
             self.bandwidth = avg(self.bandwidth, bytes as f64 / transfer);
         }
     }
@@ -105,13 +104,13 @@ impl Costs {
 /// Costs per object URL, for this process (inherited by a forked child).
 static COSTS: LazyLock<Mutex<HashMap<String, Costs>>> = LazyLock::new(Default::default);
 
-/// Take in one request to `url`.
-pub fn observe(url: &str, bytes: u64, elapsed: Duration) {
+/// Take in one request to `url` (see [`Costs::observe`]).
+pub fn observe(url: &str, bytes: u64, first_bytes: Duration, total: Duration) {
     let mut costs = COSTS.lock().unwrap_or_else(|e| e.into_inner());
     costs
         .entry(url.to_string())
         .or_default()
-        .observe(bytes, elapsed);
+        .observe(bytes, first_bytes, total);
 }
 
 /// The plan for reads of `url`.
@@ -131,30 +130,28 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
+    fn ms(n: f64) -> Duration {
+        Duration::from_secs_f64(n / 1000.0)
     }
 
     #[test]
     fn defaults_until_latency_and_bandwidth_are_both_known() {
         let mut c = Costs::default();
         assert_eq!(c.plan(), Plan::default());
-        // A large request before any small one teaches nothing.
-        c.observe(4 << 20, ms(50));
-        assert_eq!(c.bandwidth, None);
-        c.observe(64 << 10, ms(30));
+        c.observe(64 << 10, ms(30.0), ms(31.0));
+        assert!(c.latency.is_some() && c.bandwidth.is_none());
         assert_eq!(c.plan(), Plan::default());
-        c.observe(4 << 20, ms(70));
+        c.observe(4 << 20, ms(30.0), ms(70.0));
         assert!(c.bandwidth.is_some());
     }
 
     #[test]
     fn a_store_like_s3_keeps_the_defaults_near() {
-        // 30 ms to the first byte, 100 MB/s: 4 MB take 70 ms.
+        // 30 ms to the first byte, then 100 MB/s: 4 MB end after 70 ms.
         let mut c = Costs::default();
         for _ in 0..5 {
-            c.observe(64 << 10, ms(30));
-            c.observe(4_000_000, ms(70));
+            c.observe(64 << 10, ms(30.0), ms(31.0));
+            c.observe(4_000_000, ms(30.0), ms(70.0));
         }
         let p = c.plan();
         // L·B = 3 MB: gaps up to 3 MB are read, pieces of 27 MB.
@@ -165,24 +162,27 @@ mod tests {
 
     #[test]
     fn a_store_whose_requests_cost_the_same_whatever_their_size_merges_and_keeps_reads_whole() {
-        // 50 ms per request, 4.4 MB more take 10 ms (440 MB/s).
-        let mut c = Costs::default();
-        for _ in 0..5 {
-            c.observe(4096, ms(50));
-            c.observe(4_400_000, ms(60));
+        // 50 ms before any byte, then 4.4 MB in 10 ms (440 MB/s) — or, one
+        // request queued behind another, 110 ms before its bytes.
+        for first in [50.0, 110.0] {
+            let mut c = Costs::default();
+            for _ in 0..5 {
+                c.observe(4096, ms(first), ms(first));
+                c.observe(4_400_000, ms(first), ms(first + 10.0));
+            }
+            let p = c.plan();
+            assert_eq!(p.gap, MAX_GAP, "{c:?}");
+            assert_eq!(p.piece, MAX_PIECE, "{c:?}");
         }
-        let p = c.plan();
-        assert_eq!(p.gap, MAX_GAP);
-        assert_eq!(p.piece, MAX_PIECE);
     }
 
     #[test]
     fn a_fast_store_keeps_the_floors() {
-        // 0.3 ms per request, 1 GB/s (nginx on loopback): L·B = 300 KB.
+        // 0.3 ms to the first byte, 1 GB/s (nginx on loopback): L·B = 300 KB.
         let mut c = Costs::default();
         for _ in 0..5 {
-            c.observe(4096, Duration::from_micros(300));
-            c.observe(8_000_000, Duration::from_micros(8300));
+            c.observe(4096, ms(0.3), ms(0.3));
+            c.observe(8_000_000, ms(0.3), ms(8.3));
         }
         let p = c.plan();
         assert!(p.gap < 400_000, "{p:?}");
@@ -192,8 +192,8 @@ mod tests {
 
     #[test]
     fn costs_are_kept_per_url() {
-        observe("memory://plan/a", 4096, ms(40));
-        observe("memory://plan/a", 8 << 20, ms(50));
+        observe("memory://plan/a", 4096, ms(40.0), ms(40.0));
+        observe("memory://plan/a", 8 << 20, ms(40.0), ms(50.0));
         assert_eq!(plan("memory://plan/a").gap, MAX_GAP);
         assert_eq!(plan("memory://plan/b"), Plan::default());
     }
