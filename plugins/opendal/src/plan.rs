@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::{COALESCE_GAP, COALESCE_MAX, PARALLEL_PIECE};
 
 /// Requests of at least this many bytes time the bandwidth.
-pub const LARGE: u64 = 1024 * 1024;
+pub const LARGE: u64 = 256 * 1024;
 /// The largest gap read to save a request.
 pub const MAX_GAP: u64 = 16 * 1024 * 1024;
 /// The largest piece a read is cut into.
