@@ -104,9 +104,19 @@ impl Costs {
 /// Costs per object URL, for this process (inherited by a forked child).
 static COSTS: LazyLock<Mutex<HashMap<String, Costs>>> = LazyLock::new(Default::default);
 
+/// Objects whose costs are kept at most (a process reading many objects forgets
+/// some, which then plan from the defaults again).
+pub const MAX_OBJECTS: usize = 1024;
+
 /// Take in one request to `url` (see [`Costs::observe`]).
 pub fn observe(url: &str, bytes: u64, first_bytes: Duration, total: Duration) {
     let mut costs = COSTS.lock().unwrap_or_else(|e| e.into_inner());
+    if !costs.contains_key(url)
+        && costs.len() >= MAX_OBJECTS
+        && let Some(other) = costs.keys().next().cloned()
+    {
+        costs.remove(&other);
+    }
     costs
         .entry(url.to_string())
         .or_default()
@@ -191,10 +201,14 @@ mod tests {
     }
 
     #[test]
-    fn costs_are_kept_per_url() {
+    fn costs_are_kept_per_url_for_a_bounded_number_of_objects() {
         observe("memory://plan/a", 4096, ms(40.0), ms(40.0));
         observe("memory://plan/a", 8 << 20, ms(40.0), ms(50.0));
         assert_eq!(plan("memory://plan/a").gap, MAX_GAP);
         assert_eq!(plan("memory://plan/b"), Plan::default());
+        for i in 0..2 * MAX_OBJECTS {
+            observe(&format!("memory://plan/many/{i}"), 4096, ms(1.0), ms(1.0));
+        }
+        assert!(COSTS.lock().unwrap().len() <= MAX_OBJECTS);
     }
 }
