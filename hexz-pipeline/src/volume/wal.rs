@@ -26,7 +26,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use hexz_format::Hash32;
+use hexz_format::{Hash32, PendingFile, Sink};
 
 const MAGIC: &[u8; 8] = b"HEXZWAL1";
 /// Largest payload of one record (a larger write is logged in pieces).
@@ -108,27 +108,19 @@ impl Wal {
         ops: &[WalOp],
     ) -> Result<Self, super::VolumeError> {
         let err = io_err(path);
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "wal".into());
-        let mut temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".tmp")
-            .tempfile_in(&dir)
+        // Written whole before it has a name (a kill leaves nothing), private
+        // to its owner: it holds the volume's unflushed writes.
+        let mut temp = PendingFile::create(path)
+            .map_err(super::store::format_io)
+            .map_err(&err)?;
+        temp.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .map_err(&err)?;
         let mut bytes = header(base_version, base_root, volume);
         for op in ops {
             encode_op(&mut bytes, op);
         }
         temp.write_all(&bytes).map_err(&err)?;
-        temp.as_file().sync_all().map_err(&err)?;
-        temp.persist(path).map_err(|e| err(e.error))?;
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(&err)?;
+        temp.commit().map_err(&err)?;
         let file = OpenOptions::new().append(true).open(path).map_err(&err)?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -265,6 +257,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.wal");
         let mut wal = Wal::reset(&path, 7, &Hash32([1; 32]), "s3://b/v").unwrap();
+        // Private to its owner, and nothing else left in the folder.
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         let ops = vec![
             WalOp::Write {
                 offset: 10,
