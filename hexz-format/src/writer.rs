@@ -122,11 +122,7 @@ enum Temp {
 impl PendingFile {
     /// Start writing toward `dest` (mode 0o666 less the umask, like any new
     /// file).
-    pub fn create(dest: &Path) -> Result<Self> {
-        let io_err = |error| Error::Io {
-            path: dest.to_path_buf(),
-            error,
-        };
+    pub fn create(dest: &Path) -> io::Result<Self> {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -134,11 +130,8 @@ impl PendingFile {
         let (file, temp) = match open_unnamed(&dir) {
             Some(file) => (file, Temp::Unnamed),
             None => {
-                let temp = named_temp(&dir, dest).map_err(io_err)?;
-                (
-                    temp.as_file().try_clone().map_err(io_err)?,
-                    Temp::Named(temp),
-                )
+                let temp = named_temp(&dir, dest)?;
+                (temp.as_file().try_clone()?, Temp::Named(temp))
             }
         };
         Ok(Self {
@@ -455,7 +448,12 @@ impl ArchiveWriter<PendingFile> {
     /// [`finish`](Self::finish) succeeds).
     pub fn create(path: impl AsRef<Path>, options: WriterOptions) -> Result<Self> {
         options.validate()?;
-        Self::new(PendingFile::create(path.as_ref())?, options)
+        let path = path.as_ref();
+        let file = PendingFile::create(path).map_err(|error| Error::Io {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Self::new(file, options)
     }
 }
 

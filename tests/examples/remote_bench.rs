@@ -10,7 +10,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-use common::noise;
+use common::{create_bucket, noise, s3_options};
 
 use std::io::Read;
 use std::path::Path;
@@ -190,18 +190,8 @@ fn main() {
     let local = built.output;
     let size = std::fs::metadata(&local).unwrap().len();
     std::fs::copy(&local, Path::new(&http_dir).join("bench.hxz")).unwrap();
-    let s3opts = hexz_opendal::S3Options {
-        endpoint: Some(s3.clone()),
-        region: Some("us-east-1".into()),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
-        ..Default::default()
-    };
-    let status = std::process::Command::new("curl")
-        .args(["-sf", "-X", "PUT", &format!("{s3}/hexz-bench")])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let s3opts = s3_options(&s3);
+    create_bucket(&s3, "hexz-bench");
     let mut registry = Registry::default();
     registry.register_transport(Arc::new(OpendalTransport::with_s3(s3opts.clone())));
     hexz_pipeline::publish(

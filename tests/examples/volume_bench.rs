@@ -18,7 +18,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-use common::noise;
+use common::{create_bucket, noise, s3_options};
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -138,18 +138,8 @@ fn run(mib: u64, randoms: usize) {
         VolumeOptions::default(),
     )];
     if let Ok(endpoint) = std::env::var("HEXZ_TEST_S3_ENDPOINT") {
-        let s3 = hexz_opendal::S3Options {
-            endpoint: Some(endpoint.clone()),
-            region: Some("us-east-1".into()),
-            access_key_id: Some("testing".into()),
-            secret_access_key: Some("testing".into()),
-            ..Default::default()
-        };
-        let status = std::process::Command::new("curl")
-            .args(["-sf", "-X", "PUT", &format!("{endpoint}/hexz-volume-bench")])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let s3 = s3_options(&endpoint);
+        create_bucket(&endpoint, "hexz-volume-bench");
         let mut registry = Registry::default();
         registry.register_transport(Arc::new(OpendalTransport::with_s3(s3.clone())));
         targets.push((
@@ -277,11 +267,5 @@ fn run(mib: u64, randoms: usize) {
 /// The S3 settings for `url` again (the log call needs them for s3:// URLs).
 fn again_s3(url: &str) -> Option<hexz_opendal::S3Options> {
     let endpoint = std::env::var("HEXZ_TEST_S3_ENDPOINT").ok()?;
-    url.starts_with("s3://").then(|| hexz_opendal::S3Options {
-        endpoint: Some(endpoint),
-        region: Some("us-east-1".into()),
-        access_key_id: Some("testing".into()),
-        secret_access_key: Some("testing".into()),
-        ..Default::default()
-    })
+    url.starts_with("s3://").then(|| s3_options(&endpoint))
 }

@@ -28,6 +28,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "cli/support.rs"]
 mod support;
 

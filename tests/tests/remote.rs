@@ -1,8 +1,9 @@
-//! Reading archives from real servers: nginx over HTTP and moto as S3.
+//! Reading archives from real servers: nginx over HTTP and an S3 server (moto,
+//! then again s3s-fs).
 //!
-//! `tests/run.sh` starts both and exports `HEXZ_TEST_HTTP_URL` (nginx root URL),
+//! `tests/run.sh` starts them and exports `HEXZ_TEST_HTTP_URL` (nginx root URL),
 //! `HEXZ_TEST_HTTP_DIR` (the folder it serves), `HEXZ_TEST_HTTP_LOG` (its access
-//! log) and `HEXZ_TEST_S3_ENDPOINT` (moto). Without them each test prints why and
+//! log) and `HEXZ_TEST_S3_ENDPOINT` (moto; s3s-fs in the second pass). Without them each test prints why and
 //! passes as skipped, so a plain `cargo test` works offline.
 //!
 //! Themes in `tests/remote/*.rs`: `reads` (request counts at nginx), `publish`,
@@ -39,7 +40,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{create_bucket, env, hexz_bin, noise, s3_options};
+use common::{create_bucket, env, hexz_bin, kill_while_writing, noise, s3_options};
 use hexz_format::{Archive, ReadAt, ReadOptions};
 use hexz_pipeline::recipe::load_recipe;
 use hexz_pipeline::{

@@ -190,7 +190,7 @@ pub fn rewrite_envelope(path: &Path, trailer: &Trailer, envelope: &Envelope) -> 
     // The same bytes up to the envelope (copy_file_range where the file system
     // can) and the same mode, in a file named over the archive only when whole.
     let src = File::open(path).map_err(io_err)?;
-    let mut out = PendingFile::create(path)?;
+    let mut out = PendingFile::create(path).map_err(io_err)?;
     out.set_permissions(src.metadata().map_err(io_err)?.permissions())
         .map_err(io_err)?;
     out.copy_from(&src, dir_end).map_err(io_err)?;

@@ -287,17 +287,9 @@ impl Store {
 /// synced, renamed into place, folder synced): after a crash or a kill the name
 /// holds the old or the new bytes, and nothing else is left.
 fn write_file_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let mut file = PendingFile::create(&dir.join(name)).map_err(format_io)?;
+    let mut file = PendingFile::create(&dir.join(name))?;
     file.write_all(bytes)?;
     file.commit()
-}
-
-/// The I/O error inside a format error (what `PendingFile::create` returns).
-pub(crate) fn format_io(e: hexz_format::Error) -> io::Error {
-    match e {
-        hexz_format::Error::Io { error, .. } => error,
-        other => io::Error::other(other.to_string()),
-    }
 }
 
 /// A temporary file in `dir` (`.<name>.XXXXXX.tmp`), 0o666 less the umask like an

@@ -110,9 +110,7 @@ impl Wal {
         let err = io_err(path);
         // Written whole before it has a name (a kill leaves nothing), private
         // to its owner: it holds the volume's unflushed writes.
-        let mut temp = PendingFile::create(path)
-            .map_err(super::store::format_io)
-            .map_err(&err)?;
+        let mut temp = PendingFile::create(path).map_err(&err)?;
         temp.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .map_err(&err)?;
         let mut bytes = header(base_version, base_root, volume);

@@ -184,7 +184,7 @@ impl OpendalSource {
         let rt = runtime::get()?;
         let (async_op, path) = {
             let _guard = rt.enter();
-            location::operator(url, &location, s3, false)?
+            location::operator(url, &location, s3)?
         };
         let op = {
             let _guard = rt.enter();
@@ -442,7 +442,7 @@ pub fn blocking_operator(
     let location = Location::parse(url)?;
     let rt = runtime::get()?;
     let _guard = rt.enter();
-    let (op, path) = location::operator(url, &location, s3, false)?;
+    let (op, path) = location::operator(url, &location, s3)?;
     let op = blocking::Operator::new(op).map_err(|e| OpendalError::backend(url, "configure", e))?;
     Ok((op, path))
 }
@@ -588,84 +588,5 @@ mod tests {
             assert_eq!(&buf, b"456");
         }
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// Whether process `pid` has a file open in `dir` (an unnamed `O_TMPFILE`
-    /// file reads as `dir/#inode (deleted)`).
-    fn writes_in(pid: u32, dir: &std::path::Path) -> bool {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            return false;
-        };
-        fds.filter_map(|e| e.ok())
-            .filter_map(|e| std::fs::read_link(e.path()).ok())
-            .any(|target| target.starts_with(dir))
-    }
-
-    /// An upload to a local path whose process is killed (SIGKILL) mid-write
-    /// leaves nothing in the target's folder: the file has no name until it is
-    /// complete. The test runs itself again as the child that uploads, from a
-    /// source that takes half a second per part.
-    #[test]
-    fn a_local_upload_killed_mid_write_leaves_nothing() {
-        const CHILD: &str = "HEXZ_TEST_UPLOAD_TARGET";
-        if let Some(target) = std::env::var_os(CHILD) {
-            #[derive(Debug)]
-            struct Slow;
-            impl ReadAt for Slow {
-                fn size(&self) -> u64 {
-                    64 << 20
-                }
-                fn read_exact_at(&self, _offset: u64, buf: &mut [u8]) -> io::Result<()> {
-                    std::thread::sleep(std::time::Duration::from_millis(500));
-                    buf.fill(7);
-                    Ok(())
-                }
-                fn name(&self) -> String {
-                    "slow".into()
-                }
-            }
-            let target = target.to_string_lossy().into_owned();
-            let options = upload::UploadOptions::default();
-            let _ = upload(&target, &S3Options::default(), &Slow, &options, &mut |_| {});
-            return;
-        }
-        if !std::path::Path::new("/proc/self/fd").exists() {
-            eprintln!("skipped: no /proc");
-            return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let dir_path = std::fs::canonicalize(dir.path()).unwrap();
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "tests::a_local_upload_killed_mid_write_leaves_nothing",
-            ])
-            .env(CHILD, dir_path.join("a.hxz"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !writes_in(child.id(), &dir_path) {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the upload ended before it was seen writing"
-            );
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the upload never wrote"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let left: Vec<_> = std::fs::read_dir(&dir_path)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert!(
-            left.is_empty(),
-            "left behind by the killed upload: {left:?}"
-        );
     }
 }

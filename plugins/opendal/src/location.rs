@@ -218,14 +218,13 @@ impl Location {
 }
 
 /// The async operator for `location` (retry and timeout layers applied), and the
-/// object path to use with it. `for_write`: local files are written to a
-/// temporary file in the target's folder and renamed into place on close, so
-/// the final path never shows a partial object.
+/// object path to use with it. (Local files are read with `pread` and written
+/// through `hexz_format::PendingFile`; this serves them only where a caller
+/// forces the `fs` service.)
 pub(crate) fn operator(
     url: &str,
     location: &Location,
     s3: &S3Options,
-    for_write: bool,
 ) -> Result<(Operator, String), OpendalError> {
     let configure = |e| OpendalError::backend(url, "configure", e);
     let (op, path) = match location {
@@ -242,11 +241,7 @@ pub(crate) fn operator(
                     reason: "not a file path".into(),
                 });
             };
-            let mut fs = services::Fs::default().root(&dir);
-            if for_write {
-                fs = fs.atomic_write_dir(&dir);
-            }
-            let op = Operator::new(fs).map_err(configure)?;
+            let op = Operator::new(services::Fs::default().root(&dir)).map_err(configure)?;
             (op, name)
         }
         Location::S3 { bucket, key } => {

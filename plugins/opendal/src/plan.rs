@@ -111,16 +111,18 @@ pub const MAX_OBJECTS: usize = 1024;
 /// Take in one request to `url` (see [`Costs::observe`]).
 pub fn observe(url: &str, bytes: u64, first_bytes: Duration, total: Duration) {
     let mut costs = COSTS.lock().unwrap_or_else(|e| e.into_inner());
-    if !costs.contains_key(url)
-        && costs.len() >= MAX_OBJECTS
+    if let Some(known) = costs.get_mut(url) {
+        known.observe(bytes, first_bytes, total);
+        return;
+    }
+    if costs.len() >= MAX_OBJECTS
         && let Some(other) = costs.keys().next().cloned()
     {
         costs.remove(&other);
     }
-    costs
-        .entry(url.to_string())
-        .or_default()
-        .observe(bytes, first_bytes, total);
+    let mut new = Costs::default();
+    new.observe(bytes, first_bytes, total);
+    costs.insert(url.to_string(), new);
 }
 
 /// The plan for reads of `url`.

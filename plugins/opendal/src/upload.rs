@@ -110,7 +110,7 @@ pub fn upload(
     let rt = runtime::get()?;
     let (op, path) = {
         let _guard = rt.enter();
-        location::operator(url, &location, s3, true)?
+        location::operator(url, &location, s3)?
     };
     let failed = |e| OpendalError::backend(url, "write", e);
     let write_options = WriteOptions {
@@ -136,8 +136,7 @@ pub fn upload(
         Ok(())
     })();
     if let Err(e) = result {
-        // The multipart upload (or temporary file) is dropped; nothing was
-        // completed at the key.
+        // The multipart upload is dropped; nothing was completed at the key.
         let _ = rt.block_on(writer.abort());
         return Err(e);
     }
@@ -162,10 +161,7 @@ fn write_local(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(local)?;
     }
-    let mut file = PendingFile::create(path).map_err(|e| match e {
-        hexz_format::Error::Io { error, .. } => local(error),
-        other => local(std::io::Error::other(other.to_string())),
-    })?;
+    let mut file = PendingFile::create(path).map_err(local)?;
     let (mut parts, mut sent) = (0u64, 0u64);
     let bytes = for_each_part(data, options.part_size, |part| {
         file.write_all(&part).map_err(local)?;

@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::common::kill_while_writing;
 use crate::support::{
     Rng, assert_one_line_error, code, fails_with, hexz, hexz_bin, ok, recipe_text, run, scratch,
     stderr, stdout, tmp_leftovers, write_recipe,
@@ -176,20 +177,6 @@ fn special_files_are_skipped_not_read() {
     assert_eq!(ls.lines().count(), 55);
 }
 
-/// Whether process `pid` has a file open in `dir` (an unnamed `O_TMPFILE` file
-/// reads as `dir/#inode (deleted)`, a named one as its path).
-fn writes_in(pid: u32, dir: &Path) -> bool {
-    let Ok(dir) = fs::canonicalize(dir) else {
-        return false;
-    };
-    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    fds.filter_map(|e| e.ok())
-        .filter_map(|e| fs::read_link(e.path()).ok())
-        .any(|target| target.starts_with(&dir))
-}
-
 /// A build killed (SIGKILL) while it writes its archive leaves nothing in the
 /// output folder — no partial archive, no temporary file: the archive has no
 /// name until it is complete (`PendingFile`, `O_TMPFILE`). Before, the killed
@@ -216,27 +203,10 @@ fn a_build_killed_while_writing_leaves_nothing_in_the_output_folder() {
         ),
     );
     let out_dir = dir.path().join("out");
-    let mut child = std::process::Command::new(hexz_bin())
+    let child = std::process::Command::new(hexz_bin())
         .args(["build".as_ref(), recipe.as_os_str(), "--quiet".as_ref()])
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while !writes_in(child.id(), &out_dir) {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the build ended before it was seen writing"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the build never wrote"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let left: Vec<PathBuf> = fs::read_dir(&out_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let left = kill_while_writing(child, &out_dir, "the build");
     assert!(left.is_empty(), "left behind by the killed build: {left:?}");
 }

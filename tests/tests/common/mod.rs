@@ -1,11 +1,13 @@
 //! Helpers shared by the test targets that talk to the test servers
-//! (`remote.rs`, `volume.rs`) and by the benchmark examples: the server URLs
-//! `tests/run.sh` exports, deterministic data, S3 settings for moto, the `hexz`
-//! binary. Each target uses a part of it.
+//! (`remote.rs`, `volume.rs`), by `cli.rs` and by the benchmark examples: the
+//! server URLs `tests/run.sh` exports, deterministic data, S3 settings for the
+//! test servers, the `hexz` binary, killing a process while it writes. Each
+//! target uses a part of it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 /// An environment variable `tests/run.sh` sets (the test servers' URLs); unset or
 /// empty → `None` and a SKIPPED line, so plain `cargo test` skips server tests.
@@ -88,4 +90,37 @@ pub fn hexz_bin() -> PathBuf {
     assert!(status.success());
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().join("hexz")
+}
+
+/// Wait until `child` holds a file open in `dir` (an unnamed `O_TMPFILE` file
+/// reads as `dir/#inode (deleted)`, a named one as its path), kill it
+/// (SIGKILL) there and return what is left in `dir`. Fails if the child ends
+/// first or never writes within two minutes.
+pub fn kill_while_writing(mut child: Child, dir: &Path, what: &str) -> Vec<PathBuf> {
+    let writes_in = |pid: u32| {
+        let Ok(dir) = std::fs::canonicalize(dir) else {
+            return false;
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        fds.filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .any(|target| target.starts_with(&dir))
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !writes_in(child.id()) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what} ended before it was seen writing"
+        );
+        assert!(Instant::now() < deadline, "{what} never wrote");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
 }

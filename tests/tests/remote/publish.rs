@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hexz_pipeline::{OpendalTransport, PublishOptions, PutOptions, Registry, publish};
 
 use super::proxy::{Fault, Proxy};
-use super::{create_bucket, env, hexz_bin, noise, s3_options};
+use super::{create_bucket, env, hexz_bin, kill_while_writing, noise, s3_options};
 
 /// An archive of about 13 MiB (incompressible), so 5 MiB parts make three.
 fn big_archive() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -329,4 +329,56 @@ fn a_publish_killed_mid_upload_leaves_nothing_and_a_rerun_completes() {
         String::from_utf8_lossy(&out.stderr)
     );
     super::compare_with_local(&registry, &local, url);
+}
+
+/// A publish to a local file whose process is killed (SIGKILL) mid-write leaves
+/// nothing in the target's folder: the file has no name until it is complete
+/// (`PendingFile`). Before, OpenDAL's atomic write left `a.hxz.XXXXXXXX` there.
+/// The test runs itself again as the child that uploads, from a source that
+/// takes half a second per part.
+#[test]
+fn a_local_publish_killed_mid_write_leaves_nothing() {
+    const CHILD: &str = "HEXZ_TEST_UPLOAD_TARGET";
+    if let Some(target) = std::env::var_os(CHILD) {
+        #[derive(Debug)]
+        struct Slow;
+        impl hexz_format::ReadAt for Slow {
+            fn size(&self) -> u64 {
+                64 << 20
+            }
+            fn read_exact_at(&self, _offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                buf.fill(7);
+                Ok(())
+            }
+            fn name(&self) -> String {
+                "slow".into()
+            }
+        }
+        let target = target.to_string_lossy().into_owned();
+        let s3 = hexz_opendal::S3Options::default();
+        let options = hexz_opendal::UploadOptions::default();
+        let _ = hexz_opendal::upload(&target, &s3, &Slow, &options, &mut |_| {});
+        return;
+    }
+    if !std::path::Path::new("/proc/self/fd").exists() {
+        eprintln!("skipped: no /proc");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "publish::a_local_publish_killed_mid_write_leaves_nothing",
+        ])
+        .env(CHILD, dir.path().join("a.hxz"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let left = kill_while_writing(child, dir.path(), "the upload");
+    assert!(
+        left.is_empty(),
+        "left behind by the killed upload: {left:?}"
+    );
 }
