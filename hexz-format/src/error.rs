@@ -276,8 +276,8 @@ pub enum Error {
         archive: String,
         /// The parent's 1-based position in the child's parents list.
         index: u16,
-        /// The root hash the child expects.
-        root_hash: Hash32,
+        /// The root hash the child expects (boxed: keeps `Error` small).
+        root_hash: Box<Hash32>,
         /// The hint as the child records it.
         hint: String,
         /// The hint resolved against the child.

@@ -275,7 +275,7 @@ impl ParentLinks {
                 return Err(Error::ParentRefused {
                     archive: child_name,
                     index,
-                    root_hash: p.root_hash,
+                    root_hash: Box::new(p.root_hash),
                     hint: p.hint.clone(),
                     location: resolve_hint(&child.source.name(), &p.hint),
                     reason,

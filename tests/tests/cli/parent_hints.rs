@@ -13,7 +13,7 @@ use crate::support::{fails_with, hexz_bin, ok, run, scratch};
 
 fn cat(v2: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["cat".as_ref(), v2.as_os_str(), "data.bin".as_ref()];
-    args.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
     run(args)
 }
 
