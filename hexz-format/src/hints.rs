@@ -203,6 +203,12 @@ impl ParentPolicy {
     /// it be opened.
     pub fn locate(&self, child: &str, hint: &str) -> Result<String, HintRefusal> {
         let location = normalized(&resolve_hint(child, hint));
+        // What is checked must be what the server sees: no separators it might
+        // decode after the check (for any URL, allowed or not).
+        let lower = hint.to_ascii_lowercase();
+        if !is_local(&location) && ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) {
+            return Err(HintRefusal::EncodedSeparator);
+        }
         if self.allowed.iter().any(|p| within(&location, p)) {
             // A local path is opened as it was compared: absolute, `..` removed.
             return Ok(match comparable(&location) {
@@ -237,10 +243,6 @@ impl ParentPolicy {
             return Err(HintRefusal::OutsideFolder {
                 folder: format!("{}://{}{folder}", c.scheme, c.authority),
             });
-        }
-        let lower = hint.to_ascii_lowercase();
-        if ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) {
-            return Err(HintRefusal::EncodedSeparator);
         }
         Ok(location)
     }
@@ -426,6 +428,10 @@ mod tests {
         );
         assert!(p.locate("/a/c.hxz", "http://mirror.evil/x/p.hxz").is_err());
         assert!(p.locate("/a/c.hxz", "http://mirror@evil/x/p.hxz").is_err());
+        assert_eq!(
+            p.locate("/a/c.hxz", "http://mirror/x/%2E%2E/p.hxz"),
+            Err(HintRefusal::EncodedSeparator)
+        );
         // A local prefix lets a remote child name a local file under it.
         let cwd = std::env::current_dir().unwrap();
         let local = ParentPolicy {
