@@ -122,6 +122,7 @@ fn open(
 ) -> Result<hexz_format::Archive> {
     let options = hexz_format::ReadOptions {
         unlock: keys.unlock()?,
+        kdf_limits: keys.kdf_limits()?,
         ..Default::default()
     };
     Ok(hexz_pipeline::open_archive_path(

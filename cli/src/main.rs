@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 use hexz_format::{Archive, EntryKind, ReadOptions};
 use hexz_pipeline::recipe::load_recipe;
 use hexz_pipeline::{BuildOptions, ExtractOptions, PipelineError, Registry};
-use unlock::{KeyArgs, TrustArgs};
+use unlock::{KeyArgs, ParentArgs, TrustArgs};
 
 mod thin;
 mod volume;
@@ -72,6 +72,8 @@ enum Command {
         json: bool,
         #[command(flatten)]
         keys: unlock::KeyArgs,
+        #[command(flatten)]
+        parents: ParentArgs,
     },
     /// Compare two archives: entries added, removed and changed; chunks and bytes
     /// shared and unique.
@@ -85,6 +87,8 @@ enum Command {
         json: bool,
         #[command(flatten)]
         keys: unlock::KeyArgs,
+        #[command(flatten)]
+        parents: ParentArgs,
     },
     /// Write a self-contained copy of a thin archive (no parents needed), verified
     /// against it.
@@ -98,6 +102,8 @@ enum Command {
         json: bool,
         #[command(flatten)]
         keys: unlock::KeyArgs,
+        #[command(flatten)]
+        parents: ParentArgs,
     },
     /// List the entries of an archive.
     Ls {
@@ -113,6 +119,8 @@ enum Command {
         keys: KeyArgs,
         #[command(flatten)]
         trust: TrustArgs,
+        #[command(flatten)]
+        parents: ParentArgs,
     },
     /// Write an entry's bytes (or a range of them) to standard output.
     Cat {
@@ -130,6 +138,8 @@ enum Command {
         keys: KeyArgs,
         #[command(flatten)]
         trust: TrustArgs,
+        #[command(flatten)]
+        parents: ParentArgs,
     },
     /// Restore the entries of an archive into a folder.
     Extract {
@@ -151,6 +161,8 @@ enum Command {
         keys: KeyArgs,
         #[command(flatten)]
         trust: TrustArgs,
+        #[command(flatten)]
+        parents: ParentArgs,
     },
     /// Describe an archive: counts, sizes, ratios, settings, root hash.
     Info {
@@ -167,6 +179,8 @@ enum Command {
         keys: KeyArgs,
         #[command(flatten)]
         trust: TrustArgs,
+        #[command(flatten)]
+        parents: ParentArgs,
     },
     /// Upload an archive to a URL (s3://bucket/key, file:///path); it appears there
     /// only once complete, and nothing is uploaded if the URL already holds it.
@@ -233,10 +247,12 @@ pub(crate) fn format_error(err: &anyhow::Error) -> Option<&hexz_format::Error> {
     })
 }
 
-/// 1: generic failure; 2: bad usage or recipe; 3: corrupt archive; 4: not found;
-/// 5: bad signature; 6: unsigned (a signature was required); 7: the archive is
-/// encrypted and no key, or a wrong one, was given; 8: a volume conflict (another
-/// writer committed first).
+/// 1: generic failure; 2: bad usage or recipe; 3: corrupt archive; 4: not found
+/// (also a thin child's parent missing, or not looked for because its hint leads
+/// outside the child's store); 5: bad signature; 6: unsigned (a signature was
+/// required); 7: the archive is encrypted and no key, or a wrong one, was given
+/// (or the only slots that might open it ask for more key-derivation work than
+/// allowed); 8: a volume conflict (another writer committed first).
 pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(code) = volume::exit_code(err) {
         return code;
@@ -249,7 +265,9 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
             hexz_format::Error::EntryNotFound { .. } => return 4,
             hexz_format::Error::BadSignature { .. } => return 5,
             hexz_format::Error::Unsigned { .. } => return 6,
-            hexz_format::Error::KeyRequired { .. } | hexz_format::Error::WrongKey { .. } => {
+            hexz_format::Error::KeyRequired { .. }
+            | hexz_format::Error::WrongKey { .. }
+            | hexz_format::Error::KdfLimit { .. } => {
                 return 7;
             }
             hexz_format::Error::InvalidKey { .. } => return 2,
@@ -264,6 +282,7 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
             f,
             hexz_format::Error::ParentUnavailable { .. }
                 | hexz_format::Error::ParentNotAttached { .. }
+                | hexz_format::Error::ParentRefused { .. }
         ) {
             return 4;
         }
@@ -291,11 +310,17 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// Open a path or URL: URLs go to the registry's transports, other arguments are
 /// local paths (kept as paths, so names that are not UTF-8 still work).
-fn open(archive: &Path, registry: &Registry, keys: &KeyArgs, trust: &TrustArgs) -> Result<Archive> {
+fn open(
+    archive: &Path,
+    registry: &Registry,
+    keys: &KeyArgs,
+    trust: &TrustArgs,
+    parents: &ParentArgs,
+) -> Result<Archive> {
     open_with(
         archive,
         registry,
-        unlock::read_options(keys, trust, archive, registry)?,
+        unlock::read_options(keys, trust, parents, archive, registry)?,
     )
 }
 
@@ -449,8 +474,9 @@ fn run(cli: Cli) -> Result<()> {
             json,
             keys,
             trust,
+            parents,
         } => {
-            let a = open(&archive, &registry, &keys, &trust)?;
+            let a = open(&archive, &registry, &keys, &trust, &parents)?;
             let schema = if json { a.columns()? } else { None };
             for entry in a.entries() {
                 let e = entry?;
@@ -509,8 +535,9 @@ fn run(cli: Cli) -> Result<()> {
             length,
             keys,
             trust,
+            parents,
         } => {
-            let a = open(&archive, &registry, &keys, &trust)?;
+            let a = open(&archive, &registry, &keys, &trust, &parents)?;
             let e = a.entry(&entry)?;
             hexz_pipeline::copy_entry(&a, &e, offset, length, &mut out)?;
         }
@@ -522,8 +549,9 @@ fn run(cli: Cli) -> Result<()> {
             no_same_owner,
             keys,
             trust,
+            parents,
         } => {
-            let a = open(&archive, &registry, &keys, &trust)?;
+            let a = open(&archive, &registry, &keys, &trust, &parents)?;
             // A thin child's parents are checked before anything is written.
             a.check_parents()?;
             let options = ExtractOptions {
@@ -550,8 +578,9 @@ fn run(cli: Cli) -> Result<()> {
             space,
             keys,
             trust,
+            parents,
         } => {
-            let a = open(&archive, &registry, &keys, &trust)?;
+            let a = open(&archive, &registry, &keys, &trust, &parents)?;
             let mut i = hexz_pipeline::info(&a)?;
             if space {
                 hexz_pipeline::with_space(&a, &mut i)?;
@@ -669,16 +698,23 @@ fn run(cli: Cli) -> Result<()> {
             archive,
             json,
             keys,
+            parents,
         } => {
-            let a = open(&archive, &registry, &keys, &TrustArgs::default())?;
+            let a = open(&archive, &registry, &keys, &TrustArgs::default(), &parents)?;
             let links = hexz_pipeline::log(&a)?;
             thin::print_log(&mut out, &links, json)?;
         }
-        Command::Diff { a, b, json, keys } => {
+        Command::Diff {
+            a,
+            b,
+            json,
+            keys,
+            parents,
+        } => {
             let none = TrustArgs::default();
             let (a, b) = (
-                open(&a, &registry, &keys, &none)?,
-                open(&b, &registry, &keys, &none)?,
+                open(&a, &registry, &keys, &none, &parents)?,
+                open(&b, &registry, &keys, &none, &parents)?,
             );
             let report = hexz_pipeline::diff(&a, &b)?;
             thin::print_diff(&mut out, &report, json)?;
@@ -688,8 +724,9 @@ fn run(cli: Cli) -> Result<()> {
             output,
             json,
             keys,
+            parents,
         } => {
-            let a = open(&archive, &registry, &keys, &TrustArgs::default())?;
+            let a = open(&archive, &registry, &keys, &TrustArgs::default(), &parents)?;
             let report = hexz_pipeline::squash(&a, &output, &registry)?;
             thin::print_squash(&mut out, &report, json)?;
         }

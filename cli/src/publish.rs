@@ -30,6 +30,11 @@ pub struct PublishArgs {
     /// checked at the destination (other archives publish without a key).
     #[command(flatten)]
     pub keys: crate::unlock::KeyArgs,
+    /// Check a parent whose hint (resolved against the URL) leads under this
+    /// URL prefix, outside the destination's folder (its readers will need the
+    /// same flag). Repeatable.
+    #[arg(long = "allow-parent-url", value_name = "PREFIX")]
+    pub allow_parent_url: Vec<String>,
 }
 
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
@@ -45,7 +50,9 @@ pub fn run(args: PublishArgs, registry: &Registry, out: &mut dyn Write) -> Resul
             concurrency: args.jobs,
         },
         unlock: args.keys.unlock()?,
+        kdf_limits: args.keys.kdf_limits()?,
         self_contained: false,
+        allow_parent_urls: args.allow_parent_url.clone(),
     };
     let report = hexz_pipeline::publish(Path::new(&args.archive), &args.url, registry, &options)?;
     if args.json {

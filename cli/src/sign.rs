@@ -47,6 +47,7 @@ pub fn run(args: &SignArgs, registry: &Registry, out: &mut dyn Write) -> Result<
     let key = read_secret(&args.key, &passphrases)?.signing_key()?;
     let options = hexz_format::ReadOptions {
         unlock: args.keys.unlock()?,
+        kdf_limits: args.keys.kdf_limits()?,
         ..Default::default()
     };
     let archive = hexz_pipeline::open_archive_path(&args.archive, registry, options)?;

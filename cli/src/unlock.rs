@@ -1,12 +1,15 @@
-//! Options every read verb shares for encrypted and signed archives: keys to open
-//! key slots, and the trust policy.
+//! Options every read verb shares: keys to open key slots (and the limits on
+//! the work they may cost), the trust policy, and which parents of a thin
+//! archive are opened.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use hexz_format::crypto::keyfile::PublicKeyKind;
-use hexz_format::{PublicKey, ReadOptions, SecretKeyFile, TrustPolicy, Unlock};
+use hexz_format::{
+    KdfLimits, ParentPolicy, PublicKey, ReadOptions, SecretKeyFile, TrustPolicy, Unlock,
+};
 use hexz_pipeline::Registry;
 use hexz_pipeline::recipe::strip_newline;
 use zeroize::Zeroizing;
@@ -29,6 +32,17 @@ pub struct KeyArgs {
     /// protected one is opened with the passphrases given). Repeatable.
     #[arg(long, value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    /// Largest Argon2id memory a passphrase slot may ask for, e.g. 1GiB (default
+    /// 256MiB). Key slots are not covered by a signature: raise it only for
+    /// archives you trust.
+    #[arg(long, value_name = "SIZE", value_parser = crate::publish::parse_bytes)]
+    pub kdf_max_memory: Option<u64>,
+    /// Most Argon2id iterations a passphrase slot may ask for (default 8).
+    #[arg(long, value_name = "N")]
+    pub kdf_max_iterations: Option<u32>,
+    /// Most passphrase slots tried, in order (default 4).
+    #[arg(long, value_name = "N")]
+    pub kdf_max_slots: Option<usize>,
 }
 
 impl KeyArgs {
@@ -44,6 +58,25 @@ impl KeyArgs {
             out.push(Zeroizing::new(p.into_bytes()));
         }
         Ok(out)
+    }
+
+    /// The key-derivation limits: the defaults, or what the flags raise (or
+    /// lower) them to.
+    pub fn kdf_limits(&self) -> Result<KdfLimits> {
+        let mut limits = KdfLimits::default();
+        if let Some(bytes) = self.kdf_max_memory {
+            limits.memory_kib = u32::try_from(bytes / 1024)
+                .ok()
+                .filter(|&k| k > 0)
+                .with_context(|| format!("--kdf-max-memory {bytes}: a size from 1KiB to 4TiB"))?;
+        }
+        if let Some(n) = self.kdf_max_iterations {
+            limits.iterations = n;
+        }
+        if let Some(n) = self.kdf_max_slots {
+            limits.passphrase_slots = n;
+        }
+        Ok(limits)
     }
 
     /// The keys as the reader takes them.
@@ -67,6 +100,32 @@ impl KeyArgs {
             unlock = unlock.identity(*id.seed());
         }
         Ok(unlock)
+    }
+}
+
+/// Parent options of the read verbs: which parents of a thin archive are opened
+/// besides those its location hints name within its own store and folder.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ParentArgs {
+    /// A parent archive (path or URL) to use wherever the child's hint points:
+    /// it serves the parent whose root hash it has. Repeatable, one per parent.
+    #[arg(long = "parent", value_name = "ARCHIVE")]
+    pub parent: Vec<String>,
+    /// Follow parent hints that lead under this URL or path prefix (e.g.
+    /// s3://bucket/datasets/, https://host/): by default a local archive's
+    /// hints reach local files only, and a remote archive's only its own
+    /// folder on the same host or bucket. Repeatable.
+    #[arg(long = "allow-parent-url", value_name = "PREFIX")]
+    pub allow_parent_url: Vec<String>,
+}
+
+impl ParentArgs {
+    /// The parent policy these flags ask for.
+    pub fn policy(&self) -> ParentPolicy {
+        ParentPolicy {
+            explicit: self.parent.clone(),
+            allowed: self.allow_parent_url.clone(),
+        }
     }
 }
 
@@ -126,16 +185,19 @@ pub fn detached_signature(
     )?)
 }
 
-/// Read options with these keys and trust policy.
+/// Read options with these keys, trust policy and parent policy.
 pub fn read_options(
     keys: &KeyArgs,
     trust: &TrustArgs,
+    parents: &ParentArgs,
     archive: &Path,
     registry: &Registry,
 ) -> Result<ReadOptions> {
     Ok(ReadOptions {
         unlock: keys.unlock()?,
+        kdf_limits: keys.kdf_limits()?,
         trust: trust.policy(archive, registry)?,
+        parents: parents.policy(),
         ..ReadOptions::default()
     })
 }

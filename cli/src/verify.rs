@@ -19,7 +19,7 @@ use hexz_format::sign::check_signatures;
 use hexz_pipeline::Registry;
 use serde_json::json;
 
-use crate::unlock::{KeyArgs, detached_signature, public_keys};
+use crate::unlock::{KeyArgs, ParentArgs, detached_signature, public_keys};
 
 /// Arguments of `hexz verify`.
 #[derive(Debug, Args)]
@@ -42,6 +42,8 @@ pub struct VerifyArgs {
     pub json: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
+    #[command(flatten)]
+    pub parents: ParentArgs,
 }
 
 /// The signature part of the report.
@@ -192,13 +194,21 @@ fn report_signature_only(
 }
 
 fn check(args: &VerifyArgs, registry: &Registry) -> Result<Checked> {
+    let keys = public_keys(&args.key)?;
+    let detached = detached_signature(args.sig.as_deref(), &args.archive, registry)?;
     let options = hexz_format::ReadOptions {
         unlock: args.keys.unlock()?,
+        kdf_limits: args.keys.kdf_limits()?,
+        parents: args.parents.policy(),
+        // With --key, the open itself checks the signature first: an encrypted
+        // archive's key slots are tried only once a trusted signature names it.
+        trust: (!keys.is_empty()).then(|| hexz_format::TrustPolicy {
+            keys: keys.clone(),
+            detached: detached.clone(),
+        }),
         ..Default::default()
     };
     let a = crate::open_with(&args.archive, registry, options)?;
-    let keys = public_keys(&args.key)?;
-    let detached = detached_signature(args.sig.as_deref(), &args.archive, registry)?;
     let signed = detached.is_some() || a.envelope()?.is_some_and(|e| !e.signatures.is_empty());
     let sig = if !keys.is_empty() {
         SignatureStatus::Trusted(check_signatures(&a, &keys, detached.as_deref())?)
@@ -217,7 +227,11 @@ fn kind(e: &anyhow::Error) -> &'static str {
     match crate::format_error(e) {
         Some(hexz_format::Error::Unsigned { .. }) => "unsigned",
         Some(hexz_format::Error::BadSignature { .. }) => "bad-signature",
-        Some(hexz_format::Error::KeyRequired { .. } | hexz_format::Error::WrongKey { .. }) => "key",
+        Some(
+            hexz_format::Error::KeyRequired { .. }
+            | hexz_format::Error::WrongKey { .. }
+            | hexz_format::Error::KdfLimit { .. },
+        ) => "key",
         Some(f) if f.is_corruption() => "corrupt",
         _ => "error",
     }

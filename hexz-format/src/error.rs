@@ -77,15 +77,15 @@ pub enum Error {
         size: u64,
     },
     /// A magic number did not match: not a hexz archive, or not this structure.
-    #[error(
-        "{what} at offset {offset}: bad magic {found:02x?}, expected {expected:02x?} (not a hexz archive?)"
-    )]
+    /// The message does not show the bytes found: the file may be anything (a
+    /// parent hint can name any file), and its content is not echoed.
+    #[error("{what} at offset {offset}: bad magic, expected {expected:02x?} (not a hexz archive?)")]
     BadMagic {
         /// The structure checked.
         what: &'static str,
         /// Where it was read.
         offset: u64,
-        /// The bytes found.
+        /// The bytes found (kept for callers; not part of the message).
         found: Vec<u8>,
         /// The bytes expected.
         expected: Vec<u8>,
@@ -264,6 +264,43 @@ pub enum Error {
         expected: Hash32,
         /// The root hash of the archive found there.
         actual: Hash32,
+    },
+    /// A parent's location hint names a place the reader does not open without
+    /// being told (see [`crate::hints`]): nothing was sent or read there.
+    #[error(
+        "{archive}: parent {index} (root hash {root_hash}) was not looked for: its location hint {} resolves to `{location}`, {reason}; hints are followed only within the child's own store and folder. Name the parent (hexz --parent LOCATION, Python parents=[...], ReadOptions::parents) or allow the place (hexz --allow-parent-url PREFIX, Python allow_parent_urls=[...])",
+        crate::hints::quoted(hint)
+    )]
+    ParentRefused {
+        /// The child (path or URL).
+        archive: String,
+        /// The parent's 1-based position in the child's parents list.
+        index: u16,
+        /// The root hash the child expects (boxed: keeps `Error` small).
+        root_hash: Box<Hash32>,
+        /// The hint as the child records it.
+        hint: String,
+        /// The hint resolved against the child.
+        location: String,
+        /// Why it is not followed.
+        reason: crate::hints::HintRefusal,
+    },
+    /// A passphrase key slot asks for more key-derivation work than the reader
+    /// allows (the envelope is not signed: anyone on the way can add slots). The
+    /// slot was skipped without running Argon2id; no other slot opened.
+    #[error("{source_name}: key slot {slot} was not tried: {}", crate::crypto::kdf_limits::limit_message(*parameter, *value, *limit))]
+    KdfLimit {
+        /// The archive.
+        source_name: String,
+        /// The slot's number (from 0, as `hexz keys list` shows).
+        slot: usize,
+        /// The limit that was reached.
+        parameter: crate::crypto::KdfParameter,
+        /// The slot's value (memory in KiB, iterations, or the number of
+        /// passphrase slots).
+        value: u64,
+        /// The reader's limit ([`crate::crypto::KdfLimits`]).
+        limit: u64,
     },
     /// A chunk lives in a parent, but the archive was opened without a way to open
     /// parents (see `Archive::with_parent_resolver`).

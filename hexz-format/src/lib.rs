@@ -25,6 +25,7 @@ mod bytes;
 pub mod chunkdelta;
 pub mod delta;
 pub mod error;
+pub mod hints;
 pub mod layout;
 mod page;
 pub mod parents;
@@ -34,8 +35,12 @@ pub mod space;
 pub mod writer;
 
 pub use columns::{Column, ColumnSchema, ColumnType, Value};
-pub use crypto::{ChunkHasher, Encryption, KdfParams, PublicKey, SecretKeyFile, SlotSpec, Unlock};
+pub use crypto::{
+    ChunkHasher, Encryption, KdfLimits, KdfParameter, KdfParams, PublicKey, SecretKeyFile,
+    SlotSpec, Unlock,
+};
 pub use error::{Error, Hash32, Result};
+pub use hints::{HintRefusal, ParentPolicy};
 pub use layout::{ChunkParams, Entry, EntryKind, Owner, Stats};
 pub use parents::{ParentArchive, ParentRef, ParentResolver, ParentSet};
 pub use reader::{Archive, Entries, EntryReader, ReadOptions, VerifyReport};

@@ -148,78 +148,17 @@ pub fn decode_parents(bytes: &[u8], offset: u64) -> Result<Vec<ParentRef>> {
     Ok(list)
 }
 
-/// Where the parent hinted `hint` of the archive at `child` lives.
-///
-/// A hint that is a URL (`scheme://…`) or an absolute path is used as is. A relative
-/// hint is joined to the child's folder: for a URL child, everything up to its last
-/// `/`, with `.` and `..` segments of the path removed (object stores do not
-/// normalize keys); for a local child, its parent folder (the file system resolves
-/// `..`).
-///
-/// ```
-/// use hexz_format::parents::resolve_hint;
-/// assert_eq!(resolve_hint("s3://b/v/2.hxz", "1.hxz"), "s3://b/v/1.hxz");
-/// assert_eq!(resolve_hint("http://h/a/b/3.hxz", "../1.hxz"), "http://h/a/1.hxz");
-/// assert_eq!(resolve_hint("out/2.hxz", "../1.hxz"), "out/../1.hxz");
-/// assert_eq!(resolve_hint("2.hxz", "1.hxz"), "1.hxz");
-/// assert_eq!(resolve_hint("out/2.hxz", "https://h/1.hxz"), "https://h/1.hxz");
-/// ```
-pub fn resolve_hint(child: &str, hint: &str) -> String {
-    if has_scheme(hint) || hint.starts_with('/') {
-        return hint.to_string();
-    }
-    if let Some(at) = child.find("://").filter(|_| has_scheme(child)) {
-        // scheme://authority/path: keep the authority, join on the path.
-        let after = at + 3;
-        let path_start = child[after..].find('/').map_or(child.len(), |i| after + i);
-        let (prefix, path) = child.split_at(path_start);
-        let dir = match path.rfind('/') {
-            Some(i) => &path[..=i],
-            None => "/",
-        };
-        return format!("{prefix}{}", normalize_segments(&format!("{dir}{hint}")));
-    }
-    match child.rfind('/') {
-        Some(i) => format!("{}{hint}", &child[..=i]),
-        None => hint.to_string(),
-    }
-}
-
-/// Whether `s` starts with `scheme://` (letters, digits, `+ - .`).
-fn has_scheme(s: &str) -> bool {
-    s.split_once("://").is_some_and(|(scheme, _)| {
-        !scheme.is_empty()
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    })
-}
-
-/// Remove `.` and `..` segments from an absolute URL path.
-fn normalize_segments(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    let trailing = path.ends_with('/');
-    for seg in path.split('/').filter(|s| !s.is_empty()) {
-        match seg {
-            "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    let mut joined = format!("/{}", out.join("/"));
-    if trailing && joined.len() > 1 {
-        joined.push('/');
-    }
-    joined
-}
+pub use crate::hints::resolve_hint;
 
 /// Opens the parents of thin children.
 ///
 /// Who calls: the reader, the first time a chunk stored in a parent is read (or
 /// from [`Archive::check_parents`]), once per parent, with the location that
-/// [`resolve_hint`] made of the parent's hint and the root hash the child expects.
+/// [`resolve_hint`] made of the parent's hint — only when the child's
+/// [`ParentPolicy`](crate::hints::ParentPolicy) lets it be opened — and the root
+/// hash the child expects; and once per parent the reader names
+/// ([`ParentPolicy::explicit`](crate::hints::ParentPolicy::explicit)), with the
+/// root hash of the first parent needed.
 /// The archive returned serves only chunk blobs (its index is not consulted), so it
 /// may be opened with small caches. The reader checks its root hash itself; a
 /// resolver may also use the hash (a content-addressed cache, say). An error means
@@ -242,6 +181,9 @@ pub(crate) struct ParentLinks {
     page_bases: OnceLock<crate::delta::PageBases>,
     /// The chunk-bases sections (delta chunks, [`crate::chunkdelta`]), once decoded.
     chunk_bases: OnceLock<crate::chunkdelta::ChunkBases>,
+    /// The parents the reader named (`ReadOptions::parents.explicit`), opened on
+    /// first need.
+    explicit: OnceLock<Vec<Archive>>,
 }
 
 #[derive(Debug)]
@@ -320,7 +262,26 @@ impl ParentLinks {
                 hint: p.hint.clone(),
             });
         };
-        let location = resolve_hint(&child_name, &p.hint);
+        if let Some(named) = self
+            .explicit(child, resolver.as_ref(), index, p)?
+            .iter()
+            .find(|a| a.root_hash() == p.root_hash)
+        {
+            return Ok(table.opened[slot].get_or_init(|| named.clone()).clone());
+        }
+        let location = match child.options.parents.locate(&child_name, &p.hint) {
+            Ok(location) => location,
+            Err(reason) => {
+                return Err(Error::ParentRefused {
+                    archive: child_name,
+                    index,
+                    root_hash: Box::new(p.root_hash),
+                    hint: p.hint.clone(),
+                    location: resolve_hint(&child.source.name(), &p.hint),
+                    reason,
+                });
+            }
+        };
         let archive = resolver
             .open_parent(&location, &p.root_hash)
             .map_err(|error| Error::ParentUnavailable {
@@ -340,6 +301,35 @@ impl ParentLinks {
             });
         }
         Ok(table.opened[slot].get_or_init(|| archive).clone())
+    }
+
+    /// The parents the reader named, each opened once (when parent `index`,
+    /// `p`, is the first one needed). One that cannot be opened is an error: the
+    /// reader asked for it.
+    fn explicit(
+        &self,
+        child: &Inner,
+        resolver: &dyn ParentResolver,
+        index: u16,
+        p: &ParentRef,
+    ) -> Result<&[Archive]> {
+        if let Some(list) = self.explicit.get() {
+            return Ok(list);
+        }
+        let mut list = Vec::with_capacity(child.options.parents.explicit.len());
+        for location in &child.options.parents.explicit {
+            let archive = resolver
+                .open_parent(location, &p.root_hash)
+                .map_err(|error| Error::ParentUnavailable {
+                    archive: child.source.name(),
+                    index,
+                    root_hash: p.root_hash,
+                    location: location.clone(),
+                    error,
+                })?;
+            list.push(archive);
+        }
+        Ok(self.explicit.get_or_init(|| list))
     }
 
     /// Read a chunk stored in a parent (`r.source ≥ 1`): the parent's own blob,
@@ -821,17 +811,5 @@ mod tests {
         let mut b = good;
         b[72] = 0xff;
         assert!(corrupt(&b));
-    }
-
-    #[test]
-    fn hints_resolve_against_the_child() {
-        assert_eq!(resolve_hint("/a/b/c.hxz", "p.hxz"), "/a/b/p.hxz");
-        assert_eq!(resolve_hint("/a/b/c.hxz", "/x/p.hxz"), "/x/p.hxz");
-        assert_eq!(resolve_hint("s3://b/c.hxz", "../p.hxz"), "s3://b/p.hxz");
-        assert_eq!(resolve_hint("s3://b", "p.hxz"), "s3://b/p.hxz");
-        assert_eq!(
-            resolve_hint("file:///t/v/c.hxz", "./old/p.hxz"),
-            "file:///t/v/old/p.hxz"
-        );
     }
 }

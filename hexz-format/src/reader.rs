@@ -21,8 +21,9 @@ use crate::codec::{CodecProvider, Compressor};
 use crate::columns::{ColumnSchema, Value};
 use crate::crypto::envelope::Envelope;
 use crate::crypto::seal::{BlobRole, Place, Sealer};
-use crate::crypto::{ArchiveKeys, ChunkHasher, Unlock};
+use crate::crypto::{ArchiveKeys, ChunkHasher, KdfLimits, Unlock};
 use crate::error::{Error, Hash32, Result};
+use crate::hints::ParentPolicy;
 use crate::layout::{
     BLOB_DELTA, BLOB_RAW, CHUNK_DELTA, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED,
     HEADER_LEN, OPEN_TAIL_LEN, PageRef, SECTION_COLUMNS, Stats, TRAILER_LEN, Trailer, TreeRoot,
@@ -52,8 +53,16 @@ pub struct ReadOptions {
     /// Keys for encrypted archives (passphrases, key files, X25519 identities).
     pub unlock: Unlock,
     /// Require a valid signature by a trusted key at open, and check every chunk
-    /// against the signed tree before returning its bytes.
+    /// against the signed tree before returning its bytes. For an encrypted
+    /// archive the signature is checked before any key slot is tried, so a forged
+    /// or unsigned archive costs no key derivation.
     pub trust: Option<TrustPolicy>,
+    /// The most key-derivation work spent on passphrase slots (their Argon2id
+    /// parameters are not covered by any signature).
+    pub kdf_limits: KdfLimits,
+    /// Which parents of a thin child are opened: where its location hints may
+    /// lead, and parents named by the reader ([`crate::hints`]).
+    pub parents: ParentPolicy,
 }
 
 impl Default for ReadOptions {
@@ -67,6 +76,8 @@ impl Default for ReadOptions {
             verify_chunks: false,
             unlock: Unlock::default(),
             trust: None,
+            kdf_limits: KdfLimits::default(),
+            parents: ParentPolicy::default(),
         }
     }
 }
@@ -120,7 +131,7 @@ pub(crate) struct Inner {
     pub(crate) codec: Arc<dyn Compressor>,
     pages: Cache<u64, Arc<Page>, PageWeight>,
     chunks: Cache<ChunkKey, ChunkData, ChunkWeight>,
-    options: ReadOptions,
+    pub(crate) options: ReadOptions,
     /// End of the last read (for detecting sequential access).
     last_end: AtomicU64,
     /// Read-ahead has been issued up to this logical offset.
@@ -210,10 +221,29 @@ impl Archive {
             )?),
         };
         let keys = if trailer.flags & FLAG_ENCRYPTED != 0 {
+            if let Some(policy) = &options.trust {
+                // Before any key slot is tried: a trusted signature must name this
+                // archive (root hash, version, encryption flag), so a forged or
+                // unsigned archive costs no key derivation. The full manifest is
+                // checked once the archive is open.
+                let directory = from_tail(
+                    "directory",
+                    trailer.directory_offset,
+                    trailer.directory_len as usize,
+                )?;
+                crate::sign::check_before_unlock(
+                    &source.name(),
+                    &trailer,
+                    &directory,
+                    envelope.as_ref(),
+                    policy,
+                )?;
+            }
             Some(crate::crypto::keyslot::unlock_archive(
                 &source.name(),
                 envelope.as_ref(),
                 &options.unlock,
+                &options.kdf_limits,
             )?)
         } else {
             None

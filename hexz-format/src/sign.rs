@@ -391,6 +391,54 @@ pub fn check_signatures_unopened(
     )
 }
 
+/// Under `policy`, before an encrypted archive's key slots are tried: a trusted
+/// signature (embedded in `envelope` or the policy's detached one) must name the
+/// archive whose trailer and stored `directory` are given — its root hash,
+/// format version and encryption flag. The directory's CRC is checked first (a
+/// damaged directory is corruption, not a bad signature).
+pub(crate) fn check_before_unlock(
+    source_name: &str,
+    trailer: &crate::layout::Trailer,
+    directory: &[u8],
+    envelope: Option<&crate::crypto::envelope::Envelope>,
+    policy: &TrustPolicy,
+) -> Result<()> {
+    if policy.keys.is_empty() {
+        return Err(Error::InvalidSetting {
+            setting: "trust policy",
+            detail: "no trusted public key given".into(),
+        });
+    }
+    let crc = crc32fast::hash(directory);
+    if crc != trailer.directory_crc {
+        return Err(Error::Checksum {
+            what: "directory",
+            offset: trailer.directory_offset,
+            expected: trailer.directory_crc,
+            actual: crc,
+        });
+    }
+    let actual = Manifest {
+        major: trailer.major,
+        minor: trailer.minor,
+        encrypted: trailer.flags & FLAG_ENCRYPTED != 0,
+        root: Hash32(*blake3::hash(directory).as_bytes()),
+        catalog: Hash32([0; 32]),
+        provenance: Hash32([0; 32]),
+        parents: Vec::new(),
+    };
+    let embedded = envelope.map(|e| e.signatures.clone()).unwrap_or_default();
+    pick(
+        source_name.to_string(),
+        embedded,
+        policy.detached.as_deref(),
+        &policy.keys,
+        Some(&actual),
+        false,
+    )?;
+    Ok(())
+}
+
 /// The first candidate signature that is well-formed, verifies, is by a trusted key
 /// and matches `actual` (every field when `full`, else root, version and
 /// encryption flag); otherwise the most telling problem.

@@ -78,6 +78,58 @@ pub(crate) fn read_vec(
     Ok(buf)
 }
 
+/// Open the local file at `path` for reading, refusing anything but a regular
+/// file (a FIFO, device, socket or folder named by an archive's parent hint, or
+/// given by mistake).
+///
+/// The type is checked before opening (following symbolic links), and again on
+/// the open handle; the open itself is non-blocking (`O_NONBLOCK`, no controlling
+/// terminal), so a FIFO swapped in between cannot make it wait for a writer. The
+/// error is [`io::ErrorKind::InvalidInput`] wrapping [`NotRegularFile`].
+pub fn open_regular_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    check_regular(&std::fs::metadata(path)?.file_type())?;
+    let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)?;
+    check_regular(&file.metadata()?.file_type())?;
+    Ok(file)
+}
+
+/// A local path that is not a regular file was given as an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a regular file but a {kind}: hexz reads archives from regular files only")]
+pub struct NotRegularFile {
+    /// `FIFO`, `character device`, `block device`, `socket`, `folder`, `special file`.
+    pub kind: &'static str,
+}
+
+fn check_regular(t: &std::fs::FileType) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        return Ok(());
+    }
+    let kind = if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_dir() {
+        "folder"
+    } else {
+        "special file"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        NotRegularFile { kind },
+    ))
+}
+
 /// A local file read with `pread`.
 #[derive(Debug)]
 pub struct FileSource {
@@ -88,14 +140,14 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Open `path` for reading.
+    /// Open `path` for reading: a regular file only ([`open_regular_file`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let io_err = |error| Error::Io {
             path: path.to_path_buf(),
             error,
         };
-        let file = File::open(path).map_err(io_err)?;
+        let file = open_regular_file(path).map_err(io_err)?;
         let meta = file.metadata().map_err(io_err)?;
         Ok(Self {
             file,
@@ -284,5 +336,67 @@ impl ReadAt for PrimedSource {
 
     fn modified(&self) -> Option<std::time::SystemTime> {
         self.inner.modified()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    fn kind(e: &Error) -> Option<&'static str> {
+        match e {
+            Error::Io { error, .. } => error
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<NotRegularFile>())
+                .map(|n| n.kind),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn only_regular_files_are_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = FileSource::open(dir.path()).unwrap_err();
+        assert_eq!(kind(&err), Some("folder"), "{err}");
+        let err = FileSource::open("/dev/null").unwrap_err();
+        assert_eq!(kind(&err), Some("character device"), "{err}");
+        assert!(err.to_string().contains("regular files only"), "{err}");
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("f"), dir.path().join("link")).unwrap();
+        assert_eq!(FileSource::open(dir.path().join("link")).unwrap().size(), 1);
+    }
+
+    /// A FIFO is refused without waiting for a writer. Should the open block (as a
+    /// plain `File::open` does), the loop below opens the write end as soon as a
+    /// reader waits, which releases it: the test then fails on the error's kind,
+    /// it never hangs.
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("p.hxz");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let path = fifo.clone();
+        let opener = std::thread::spawn(move || FileSource::open(&path).map(|_| ()));
+        let mut writer = None;
+        while !opener.is_finished() && writer.is_none() {
+            writer = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(&fifo)
+                .ok();
+            std::thread::yield_now();
+        }
+        let err = opener.join().unwrap().unwrap_err();
+        assert!(writer.is_none(), "the open waited for a writer");
+        assert_eq!(kind(&err), Some("FIFO"), "{err}");
     }
 }

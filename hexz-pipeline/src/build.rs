@@ -186,12 +186,16 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     // (opened with the recipe's keys: an encrypted chain shares them).
     let parents = match &plan.parent {
         Some(parent) => {
-            let unlock = crate::crypto::unlock(plan)?;
+            let options = hexz_format::ReadOptions {
+                unlock: crate::crypto::unlock(plan)?,
+                kdf_limits: crate::crypto::kdf_limits(plan),
+                ..hexz_format::ReadOptions::default()
+            };
             Some(crate::thin::parent_set(
                 parent,
                 &plan.output,
                 registry,
-                &unlock,
+                options,
             )?)
         }
         None => None,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hexz_format::crypto::ChunkHasher;
 use hexz_format::crypto::keyfile::parse_raw_key;
 use hexz_format::{
-    Encryption, ReadOptions, SignatureBlock, Signing, SlotSpec, TrustPolicy, Unlock,
+    Encryption, KdfLimits, ReadOptions, SignatureBlock, Signing, SlotSpec, TrustPolicy, Unlock,
 };
 use zeroize::Zeroizing;
 
@@ -177,12 +177,24 @@ pub fn unlock(plan: &Plan) -> Result<Unlock> {
     Ok(unlock)
 }
 
+/// The reader's KDF limits, raised to admit the Argon2id parameters `plan`
+/// writes with (its own chain, and what it builds, must open).
+pub fn kdf_limits(plan: &Plan) -> KdfLimits {
+    let limits = KdfLimits::default();
+    match &plan.encrypt {
+        Some(e) => limits.admitting(&e.kdf),
+        None => limits,
+    }
+}
+
 /// Read options that open what `plan` builds: its key file and passphrases as
-/// keys, and, when it signs, a trust policy for its signer (with the detached
-/// signature next to `archive` when signatures are detached).
+/// keys (with KDF limits that admit its own parameters), and, when it signs, a
+/// trust policy for its signer (with the detached signature next to `archive`
+/// when signatures are detached).
 pub fn read_options(plan: &Plan, archive: &Path) -> Result<ReadOptions> {
     let mut options = ReadOptions {
         unlock: unlock(plan)?,
+        kdf_limits: kdf_limits(plan),
         ..ReadOptions::default()
     };
     if let Some(SignPlan {

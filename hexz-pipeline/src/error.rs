@@ -65,6 +65,28 @@ pub enum PipelineError {
         /// What is there instead: nothing, or another archive.
         reason: String,
     },
+    /// Publishing a thin child whose parent hint, resolved against the
+    /// destination, leads where its readers do not look by default (another
+    /// host or bucket, outside the destination's folder): nothing was sent there.
+    #[error(
+        "cannot publish {} to {url}: its parent {root} would be looked for at {location}, \
+         {reason}, which readers do not follow by default; allow the place (hexz publish \
+         --allow-parent-url PREFIX; readers then need it too) or publish a self-contained \
+         copy (hexz squash)",
+        archive.display()
+    )]
+    PublishParentRefused {
+        /// The local archive (a thin child).
+        archive: PathBuf,
+        /// The destination URL.
+        url: String,
+        /// The parent's root hash.
+        root: Box<Hash32>,
+        /// The hint resolved against the destination.
+        location: String,
+        /// Why it is not followed.
+        reason: hexz_format::HintRefusal,
+    },
     /// Publishing failed: the upload was aborted and nothing new is visible at
     /// the destination.
     #[error("publishing {} to {url} failed: {error}", archive.display())]

@@ -115,12 +115,10 @@ pub fn open_archive_path(
     Ok(Archive::open_path(path, registry, options)?.with_parent_resolver(resolver))
 }
 
-/// Opens a child's parents with the child's transports and keys.
+/// Opens a child's parents with the child's transports, keys, KDF limits and
+/// parent policy.
 fn resolver(registry: &Registry, options: &ReadOptions) -> std::sync::Arc<RegistryResolver> {
-    std::sync::Arc::new(RegistryResolver::with_unlock(
-        registry.clone(),
-        options.unlock.clone(),
-    ))
+    std::sync::Arc::new(RegistryResolver::for_options(registry.clone(), options))
 }
 
 /// The README's Rust examples compile as doc tests.

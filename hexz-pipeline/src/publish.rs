@@ -44,11 +44,19 @@ pub struct PublishOptions {
     /// that opens it, publishing it fails with `KeyRequired` unless the caller
     /// knows it has no parents (`self_contained`).
     pub unlock: hexz_format::crypto::Unlock,
+    /// Key-derivation limits for opening the archive with `unlock`.
+    pub kdf_limits: hexz_format::KdfLimits,
     /// The caller knows the archive is not a thin child (a recipe without
     /// `parent:`): the parents check at the destination is skipped, so an
     /// archive sealed only to X25519 recipients publishes from a machine that
     /// cannot open it.
     pub self_contained: bool,
+    /// Places a parent's location hint may lead to besides the destination's
+    /// folder (URL or path prefixes, as [`hexz_format::ParentPolicy::allowed`]):
+    /// a needed parent is looked for only where the published child's readers
+    /// will follow its hint, so a hint naming another host or bucket is refused
+    /// (nothing is sent there) unless allowed here.
+    pub allow_parent_urls: Vec<String>,
 }
 
 /// What [`publish`] did.
@@ -112,7 +120,7 @@ pub fn publish(
         elapsed: Duration::ZERO,
     };
     if !options.self_contained {
-        check_remote_parents(&source, archive, &url, registry, &options.unlock)?;
+        check_remote_parents(&source, archive, &url, registry, options)?;
     }
     match remote_state(registry, &url, size, root_hash)? {
         Remote::Same => {
@@ -193,7 +201,15 @@ pub fn build_and_publish(
                     concurrency: p.concurrency,
                 },
                 unlock: crate::crypto::unlock(plan)?,
+                kdf_limits: crate::crypto::kdf_limits(plan),
                 self_contained: plan.parent.is_none(),
+                // The recipe names its parent: that place is the user's choice.
+                allow_parent_urls: plan
+                    .parent
+                    .iter()
+                    .filter(|p| url_scheme(p).is_some())
+                    .cloned()
+                    .collect(),
             },
         )?),
         None => None,
@@ -213,22 +229,29 @@ fn destination_url(dest: &str) -> Result<String> {
 
 /// A thin child publishes only itself: each parent it reads chunks from must
 /// already be where readers of the published child will look (its location hint
-/// resolved against `url`), with the size and root hash the child names. One
-/// `stat` and one tail read per parent (no key needed for the parents).
+/// resolved against `url`, within the parent-hint policy), with the size and
+/// root hash the child names. One `stat` and one tail read per parent (no key
+/// needed for the parents); a hint the policy refuses is an error before any
+/// request is sent.
 fn check_remote_parents(
     source: &Arc<dyn ReadAt>,
     archive: &Path,
     url: &str,
     registry: &Registry,
-    unlock: &hexz_format::crypto::Unlock,
+    publish: &PublishOptions,
 ) -> Result<()> {
     let options = ReadOptions {
         chunk_cache_bytes: 1 << 20,
         page_cache_bytes: 1 << 20,
         readahead_bytes: 0,
         verify_chunks: false,
-        unlock: unlock.clone(),
+        unlock: publish.unlock.clone(),
+        kdf_limits: publish.kdf_limits,
         ..ReadOptions::default()
+    };
+    let policy = hexz_format::ParentPolicy {
+        allowed: publish.allow_parent_urls.clone(),
+        ..hexz_format::ParentPolicy::default()
     };
     // An encrypted archive's parents list is sealed: opening it needs a key
     // (`KeyRequired` / `WrongKey` name the archive and say so).
@@ -238,7 +261,15 @@ fn check_remote_parents(
         let Some(parent) = parents.get(usize::from(index) - 1) else {
             continue;
         };
-        let location = hexz_format::parents::resolve_hint(url, &parent.hint);
+        let location = policy.locate(url, &parent.hint).map_err(|reason| {
+            PipelineError::PublishParentRefused {
+                archive: archive.to_path_buf(),
+                url: url.to_string(),
+                root: Box::new(parent.root_hash),
+                location: hexz_format::parents::resolve_hint(url, &parent.hint),
+                reason,
+            }
+        })?;
         let reason = match remote_state(registry, &location, parent.archive_size, parent.root_hash)?
         {
             Remote::Same => continue,

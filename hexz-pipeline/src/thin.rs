@@ -11,18 +11,30 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hexz_format::parents::ResolveError;
-use hexz_format::{Archive, Hash32, ParentArchive, ParentResolver, ParentSet, ReadOptions, Unlock};
+use hexz_format::{
+    Archive, Hash32, KdfLimits, ParentArchive, ParentPolicy, ParentResolver, ParentSet,
+    ReadOptions, Unlock,
+};
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
 use crate::registry::{Registry, url_scheme};
 
 /// Opens parents of thin children with a registry's transports and codecs.
+///
+/// Which locations it is asked to open is the reader's decision
+/// ([`hexz_format::hints::ParentPolicy`], checked before the resolver is
+/// called); the parents it opens get the same policy, keys and KDF limits for
+/// their own parents.
 #[derive(Debug, Clone)]
 pub struct RegistryResolver {
     registry: Registry,
     /// Keys offered to encrypted parents (those of the child).
     unlock: Unlock,
+    /// Key-derivation limits for encrypted parents (those of the child).
+    kdf_limits: KdfLimits,
+    /// The parent policy of the child, for the parents' own parents.
+    parents: ParentPolicy,
     /// An archive served by root hash without asking the registry: one written
     /// but not yet stored (a compaction's new chain root, `volume/retain.rs`).
     held: Option<Archive>,
@@ -40,7 +52,19 @@ impl RegistryResolver {
         Self {
             registry,
             unlock,
+            kdf_limits: KdfLimits::default(),
+            parents: ParentPolicy::default(),
             held: None,
+        }
+    }
+
+    /// A resolver over `registry` for a child opened with `options`: its keys,
+    /// KDF limits and parent policy carry over to the parents.
+    pub fn for_options(registry: Registry, options: &ReadOptions) -> Self {
+        Self {
+            kdf_limits: options.kdf_limits,
+            parents: options.parents.clone(),
+            ..Self::with_unlock(registry, options.unlock.clone())
         }
     }
 
@@ -52,18 +76,20 @@ impl RegistryResolver {
             ..self
         }
     }
-}
 
-/// Parents serve chunk blobs only, read through the child's chunk cache: their
-/// own caches stay small.
-fn parent_read_options(unlock: &Unlock) -> ReadOptions {
-    ReadOptions {
-        unlock: unlock.clone(),
-        chunk_cache_bytes: 0,
-        page_cache_bytes: 1 << 20,
-        readahead_bytes: 0,
-        verify_chunks: false,
-        ..ReadOptions::default()
+    /// Parents serve chunk blobs only, read through the child's chunk cache:
+    /// their own caches stay small.
+    fn parent_read_options(&self) -> ReadOptions {
+        ReadOptions {
+            unlock: self.unlock.clone(),
+            kdf_limits: self.kdf_limits,
+            parents: self.parents.clone(),
+            chunk_cache_bytes: 0,
+            page_cache_bytes: 1 << 20,
+            readahead_bytes: 0,
+            verify_chunks: false,
+            ..ReadOptions::default()
+        }
     }
 }
 
@@ -84,7 +110,7 @@ impl ParentResolver for RegistryResolver {
             .registry
             .open_source(location)
             .map_err(|e| Box::new(e) as ResolveError)?;
-        let archive = Archive::open(source, &self.registry, parent_read_options(&self.unlock))?;
+        let archive = Archive::open(source, &self.registry, self.parent_read_options())?;
         // A parent's own index leaves may be deltas against its parents (FORMAT.md
         // §14.3.5): a writer reading its chunk index follows them, one hop.
         Ok(archive.with_parent_resolver(std::sync::Arc::new(self.clone())))
@@ -94,12 +120,13 @@ impl ParentResolver for RegistryResolver {
 /// The parent chain a build dedups against: the archive at `parent` (a path or
 /// URL) and every ancestor it names, each opened and checked against its root
 /// hash, with location hints made relative to `output` where both are local.
-/// `unlock` opens encrypted parents (a chain shares its keys).
+/// `options` open the parent: its keys open encrypted parents (a chain shares
+/// its keys), its KDF limits and parent policy apply to the chain.
 pub fn parent_set(
     parent: &str,
     output: &Path,
     registry: &Registry,
-    unlock: &Unlock,
+    options: ReadOptions,
 ) -> Result<ParentSet> {
     if url_scheme(parent).is_none() {
         let same = match (std::fs::canonicalize(parent), std::fs::canonicalize(output)) {
@@ -112,10 +139,6 @@ pub fn parent_set(
             });
         }
     }
-    let options = ReadOptions {
-        unlock: unlock.clone(),
-        ..ReadOptions::default()
-    };
     let direct =
         crate::open_archive(parent, registry, options).map_err(|e| PipelineError::Parent {
             location: parent.to_string(),
@@ -206,7 +229,9 @@ pub struct ChainLink {
     /// Root hash, hex: the archive's identity (for a parent: the one the child
     /// expects).
     pub root_hash: String,
-    /// `ok`, `missing` (cannot be opened) or `mismatch` (another archive is there).
+    /// `ok`, `missing` (cannot be opened), `mismatch` (another archive is there)
+    /// or `refused` (its hint leads outside the child's store or folder: not
+    /// looked for, see [`hexz_format::hints`]).
     pub status: &'static str,
     /// Why it is missing or mismatched.
     pub error: Option<String>,
@@ -243,6 +268,9 @@ pub fn log(archive: &Archive) -> Result<Vec<ChainLink>> {
                     }
                     hexz_format::Error::ParentUnavailable { location, .. } => {
                         ("missing", location.clone())
+                    }
+                    hexz_format::Error::ParentRefused { location, .. } => {
+                        ("refused", location.clone())
                     }
                     _ => ("missing", p.hint.clone()),
                 };

@@ -80,6 +80,11 @@ _OPEN_OPTIONS = (
     "passphrase",
     "key",
     "trusted_public_keys",
+    "parents",
+    "allow_parent_urls",
+    "kdf_max_memory",
+    "kdf_max_iterations",
+    "kdf_max_slots",
 ) + tuple("s3_" + k for k in _S3_KEYS)
 
 
@@ -127,7 +132,24 @@ def _open_archive(
         key=key,
         trusted_public_keys=options.get("trusted_public_keys"),
         metadata=metadata,
+        parents=_locations(options.get("parents"), "parents"),
+        allow_parent_urls=_locations(options.get("allow_parent_urls"), "allow_parent_urls"),
+        kdf_max_memory=options.get("kdf_max_memory"),
+        kdf_max_iterations=options.get("kdf_max_iterations"),
+        kdf_max_slots=options.get("kdf_max_slots"),
     )
+
+
+def _locations(value: Any, name: str) -> Optional[List[str]]:
+    """A list of paths or URLs (one alone is taken as a list of one)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        value = [value]
+    try:
+        return [os.fspath(v) for v in value]
+    except TypeError:
+        raise TypeError(f"{name} must be a path, a URL or a list of them, not {value!r}") from None
 
 
 class Reader(io.RawIOBase):
@@ -345,6 +367,13 @@ def open(path_or_url: PathLike, mode: str = "r", **options: Any) -> Union[Reader
     ``s3_region=``, ``s3_access_key_id=``, ``s3_secret_access_key=``,
     ``s3_session_token=``, ``s3_virtual_host_style=`` (default: the AWS
     environment variables), ``passphrase``, ``key``, ``trusted_public_keys``.
+    Thin archives: ``parents`` (parent archives to use, paths or URLs, matched by
+    root hash wherever the child's hints point) and ``allow_parent_urls`` (URL or
+    path prefixes a parent hint may lead to besides the child's own store and
+    folder; docs/SECURITY.md, "Parent hints"). Key slots: ``kdf_max_memory``
+    (bytes, default 256 MiB), ``kdf_max_iterations`` (default 8) and
+    ``kdf_max_slots`` (passphrase slots tried, default 4) raise the limits on the
+    Argon2id work an archive may ask for (raise them only for archives you trust).
     Writing options: those of :class:`Writer`.
     """
     if mode in ("r", "rb"):

@@ -47,6 +47,11 @@ class Archive:
         key: Optional[bytes] = None,
         trusted_public_keys: Optional[Sequence[Union[str, bytes]]] = None,
         metadata: Optional[bytes] = None,
+        parents: Optional[Sequence[str]] = None,
+        allow_parent_urls: Optional[Sequence[str]] = None,
+        kdf_max_memory: Optional[int] = None,
+        kdf_max_iterations: Optional[int] = None,
+        kdf_max_slots: Optional[int] = None,
     ) -> "Archive": ...
     def __len__(self) -> int: ...
     def size(self) -> int: ...

@@ -12,7 +12,7 @@ use pyo3::types::{PyBytes, PyDict};
 
 use crate::arrow::ArrowStream;
 use crate::errors::{Error, Result};
-use crate::options::{KeyOptions, s3_options};
+use crate::options::{KeyOptions, TrustLimits, s3_options};
 use crate::pool;
 use crate::prefetch::Prefetcher;
 use crate::raw_buffer;
@@ -101,7 +101,8 @@ impl Archive {
     /// `metadata`: a snapshot from `metadata_snapshot` on a handle on the same
     /// archive (checked like fetched bytes; see `hexz_format::Archive::open_with_metadata`).
     #[staticmethod]
-    #[pyo3(signature = (location, *, cache_bytes=None, page_cache_bytes=None, readahead_bytes=None, verify_chunks=false, s3=None, passphrase=None, key=None, trusted_public_keys=None, metadata=None))]
+    /// `parents`, `allow_parent_urls`, `kdf_max_*`: see `options::TrustLimits`.
+    #[pyo3(signature = (location, *, cache_bytes=None, page_cache_bytes=None, readahead_bytes=None, verify_chunks=false, s3=None, passphrase=None, key=None, trusted_public_keys=None, metadata=None, parents=None, allow_parent_urls=None, kdf_max_memory=None, kdf_max_iterations=None, kdf_max_slots=None))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -115,6 +116,11 @@ impl Archive {
         key: Option<KeyText>,
         trusted_public_keys: Option<Vec<KeyText>>,
         metadata: Option<Vec<u8>>,
+        parents: Option<Vec<String>>,
+        allow_parent_urls: Option<Vec<String>>,
+        kdf_max_memory: Option<u64>,
+        kdf_max_iterations: Option<u32>,
+        kdf_max_slots: Option<usize>,
     ) -> Result<Self> {
         let keys = KeyOptions {
             passphrase: passphrase.map(KeyText::into_bytes),
@@ -136,6 +142,14 @@ impl Archive {
             options.readahead_bytes = v;
         }
         options.verify_chunks = verify_chunks;
+        TrustLimits {
+            parents: parents.unwrap_or_default(),
+            allow_parent_urls: allow_parent_urls.unwrap_or_default(),
+            kdf_max_memory,
+            kdf_max_iterations,
+            kdf_max_slots,
+        }
+        .apply(&mut options)?;
         let mut registry = Registry::default();
         if let Some(s3) = s3 {
             registry.register_transport(Arc::new(OpendalTransport::with_s3(s3_options(s3)?)));

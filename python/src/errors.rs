@@ -162,11 +162,13 @@ fn format(e: &hexz_format::Error) -> PyErr {
             io_error(error.kind(), message)
         }
         F::Unsupported { .. } => UnsupportedError::new_err(message),
-        F::KeyRequired { .. } | F::WrongKey { .. } | F::InvalidKey { .. } => {
+        F::KeyRequired { .. } | F::WrongKey { .. } | F::InvalidKey { .. } | F::KdfLimit { .. } => {
             BadKeyError::new_err(message)
         }
         F::Unsigned { .. } | F::BadSignature { .. } => SignatureError::new_err(message),
-        F::ParentUnavailable { .. } | F::ParentNotAttached { .. } => {
+        // A parent not looked for (its hint leads outside the child's store or
+        // folder) is reported like a missing one, the message saying why.
+        F::ParentUnavailable { .. } | F::ParentNotAttached { .. } | F::ParentRefused { .. } => {
             NotFoundError::new_err(message)
         }
         // Another archive where a parent should be: wrong bytes, as the CLI's

@@ -1,7 +1,7 @@
 //! Options that come from Python keyword arguments.
 
 use hexz_format::crypto::keyfile::{PublicKeyKind, parse_raw_key};
-use hexz_format::{PublicKey, ReadOptions, TrustPolicy, Unlock};
+use hexz_format::{KdfLimits, ParentPolicy, PublicKey, ReadOptions, TrustPolicy, Unlock};
 use hexz_opendal::S3Options;
 use hexz_pipeline::Registry;
 use pyo3::prelude::*;
@@ -64,6 +64,52 @@ impl KeyOptions {
                 detached: hexz_pipeline::crypto::default_detached_signature(location, registry)?,
             });
         }
+        Ok(())
+    }
+}
+
+/// Which parents of a thin archive are opened, and how much key-derivation work
+/// its passphrase slots may cost: `parents=` (archives named by the reader),
+/// `allow_parent_urls=` (prefixes hints may lead to), `kdf_max_memory=` (bytes),
+/// `kdf_max_iterations=`, `kdf_max_slots=` (see `hexz_format::hints` and
+/// `hexz_format::KdfLimits`).
+#[derive(Debug, Default)]
+pub struct TrustLimits {
+    /// Parent archives (paths or URLs), matched by root hash.
+    pub parents: Vec<String>,
+    /// URL or path prefixes a hint may lead to.
+    pub allow_parent_urls: Vec<String>,
+    /// Largest Argon2id memory, bytes.
+    pub kdf_max_memory: Option<u64>,
+    /// Most Argon2id iterations.
+    pub kdf_max_iterations: Option<u32>,
+    /// Most passphrase slots tried.
+    pub kdf_max_slots: Option<usize>,
+}
+
+impl TrustLimits {
+    /// Put the parent policy and KDF limits into `options`.
+    pub fn apply(&self, options: &mut ReadOptions) -> Result<()> {
+        options.parents = ParentPolicy {
+            explicit: self.parents.clone(),
+            allowed: self.allow_parent_urls.clone(),
+        };
+        let mut limits = KdfLimits::default();
+        if let Some(bytes) = self.kdf_max_memory {
+            limits.memory_kib = u32::try_from(bytes / 1024)
+                .ok()
+                .filter(|&k| k > 0)
+                .ok_or_else(|| {
+                    Error::Invalid(format!("kdf_max_memory={bytes}: 1 KiB to 4 TiB, in bytes"))
+                })?;
+        }
+        if let Some(n) = self.kdf_max_iterations {
+            limits.iterations = n;
+        }
+        if let Some(n) = self.kdf_max_slots {
+            limits.passphrase_slots = n;
+        }
+        options.kdf_limits = limits;
         Ok(())
     }
 }

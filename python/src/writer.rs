@@ -225,15 +225,26 @@ impl Writer {
             let signer = signing.as_ref().map(|(_, public)| public.to_string());
             // Thin child: the parent chain's chunk ids, read before anything is
             // written (an encrypted parent opened with the child's keys).
-            let unlock = encrypt
-                .as_ref()
-                .map(|e| e.unlock.clone())
-                .unwrap_or_default();
+            let parent_options = hexz_format::ReadOptions {
+                unlock: encrypt
+                    .as_ref()
+                    .map(|e| e.unlock.clone())
+                    .unwrap_or_default(),
+                // The chain opens with the child's own Argon2id parameters.
+                kdf_limits: encrypt.iter().flat_map(|e| &e.slots).fold(
+                    hexz_format::KdfLimits::default(),
+                    |limits, slot| match slot {
+                        hexz_format::SlotSpec::Passphrase { kdf, .. } => limits.admitting(kdf),
+                        _ => limits,
+                    },
+                ),
+                ..hexz_format::ReadOptions::default()
+            };
             let parents = match parent {
                 None => None,
                 Some(ParentArg::Open(archive)) => Some(thin::parent_set_of(archive, &dest)?),
                 Some(ParentArg::Location(location)) => Some(
-                    thin::parent_set(&location, &dest, &registry, &unlock)
+                    thin::parent_set(&location, &dest, &registry, parent_options)
                         .map_err(|e| mixed_chain(e, encrypted))?,
                 ),
             };

@@ -283,5 +283,43 @@ def test_thin_child_of_a_parent_on_s3(tmp_path, s3_endpoint):
     full = write(tmp_path / "full.hxz", version(2))
     s = write(tmp_path / "v2.hxz", version(2), parent=url, **s3)
     assert s["thin"] and s["archive_size"] < full["archive_size"] / 5
-    # The child names its parent by URL: reading it needs the S3 settings too.
-    check(tmp_path / "v2.hxz", version(2), **s3)
+    # The child names its parent by URL: a local archive's hint is not followed
+    # to a URL unless the reader allows the place (or names the parent).
+    with hexz.open(tmp_path / "v2.hxz", **s3) as r:
+        with pytest.raises(hexz.NotFoundError, match="allow_parent_urls"):
+            r.read("f0.bin")
+    bucket = url.split("/")[2]
+    check(tmp_path / "v2.hxz", version(2), allow_parent_urls=[f"s3://{bucket}/"], **s3)
+    check(tmp_path / "v2.hxz", version(2), parents=[url], **s3)
+
+
+def test_parents_names_a_parent_its_hint_does_not_find(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write(tmp_path / "a" / "v1.hxz", version(1))
+    write(tmp_path / "a" / "v2.hxz", version(2), parent=tmp_path / "a" / "v1.hxz")
+    os.rename(tmp_path / "a" / "v1.hxz", tmp_path / "b" / "elsewhere.hxz")
+    with hexz.open(tmp_path / "a" / "v2.hxz") as r:
+        with pytest.raises(hexz.NotFoundError, match="v1.hxz"):
+            r.read("f0.bin")
+    check(tmp_path / "a" / "v2.hxz", version(2), parents=tmp_path / "b" / "elsewhere.hxz")
+    check(tmp_path / "a" / "v2.hxz", version(2), parents=[str(tmp_path / "b" / "elsewhere.hxz")])
+    with pytest.raises(TypeError, match="parents"):
+        hexz.open(tmp_path / "a" / "v2.hxz", parents=3)
+
+
+def test_key_derivation_limits(tmp_path):
+    # Iterations above the reader's default limit (8): refused before Argon2id
+    # runs, with the option that raises it named; raised, it opens.
+    costly = {"passphrase": "pw", "kdf": {"memory": "64KiB", "iterations": 9}}
+    write(tmp_path / "c.hxz", version(1), encrypt=costly)
+    with pytest.raises(hexz.BadKeyError, match="kdf_max_iterations"):
+        hexz.open(tmp_path / "c.hxz", passphrase="pw")
+    check(tmp_path / "c.hxz", version(1), passphrase="pw", kdf_max_iterations=9)
+    # Six passphrase slots: the first four are tried.
+    many = {"passphrase": [f"pw{i}" for i in range(6)], "kdf": FAST_KDF}
+    write(tmp_path / "m.hxz", version(1), encrypt=many)
+    check(tmp_path / "m.hxz", version(1), passphrase="pw3")
+    with pytest.raises(hexz.BadKeyError, match="kdf_max_slots"):
+        hexz.open(tmp_path / "m.hxz", passphrase="pw5")
+    check(tmp_path / "m.hxz", version(1), passphrase="pw5", kdf_max_slots=6)

@@ -15,6 +15,8 @@
 //! * `safety`      — hostile archives cannot write outside the extraction folder;
 //! * `recipes`     — recipe and usage errors, `--dry-run`;
 //! * `corrupt`     — damaged archives give exit code 3;
+//! * `parent_hints` — a thin archive's parent hints: FIFOs, other hosts, no
+//!   echo, `--parent` and `--allow-parent-url`;
 //! * `thin`        — thin snapshots: `--parent`, chains of ten, `log`, `diff`,
 //!   `squash`, missing and substituted parents.
 //! * `crypto`      — keygen, encrypted and signed builds, keys and trust on read
@@ -43,6 +45,8 @@ mod crypto;
 mod determinism;
 #[path = "cli/owners.rs"]
 mod owners;
+#[path = "cli/parent_hints.rs"]
+mod parent_hints;
 #[path = "cli/progress.rs"]
 mod progress;
 #[path = "cli/recipes.rs"]

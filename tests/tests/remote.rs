@@ -8,7 +8,8 @@
 //!
 //! Themes in `tests/remote/*.rs`: `reads` (request counts at nginx), `publish`,
 //! `cache` (the on-disk chunk cache), `faults` (500s and stalls through the
-//! fault-injecting `proxy`), `conformance` (the transport suite on s3 and http).
+//! fault-injecting `proxy`), `conformance` (the transport suite on s3 and http),
+//! `hints` (parent hints of remote archives stay on their host or bucket and folder).
 //!
 //! Each test builds one archive locally, uploads it, opens it by URL and compares
 //! listings, whole entries and random ranges byte for byte with the local copy, and
@@ -22,6 +23,8 @@ mod cache;
 mod conformance;
 #[path = "remote/faults.rs"]
 mod faults;
+#[path = "remote/hints.rs"]
+mod hints;
 #[path = "remote/proxy.rs"]
 mod proxy;
 #[path = "remote/publish.rs"]
@@ -330,7 +333,24 @@ fn thin_child_reads_its_parent_over_http() {
         ReadOptions::default(),
     )
     .unwrap();
-    let child = open_archive_path(&plan.output, &registry, ReadOptions::default()).unwrap();
+    // A local child whose hint is a URL: followed only where the reader allows
+    // (docs/SECURITY.md, "Parent hints").
+    let refused = open_archive_path(&plan.output, &registry, ReadOptions::default()).unwrap();
+    assert!(
+        matches!(
+            refused.check_parents(),
+            Err(hexz_format::Error::ParentRefused { .. })
+        ),
+        "a local archive's URL hint was followed"
+    );
+    let allowed = ReadOptions {
+        parents: hexz_format::ParentPolicy {
+            allowed: vec![format!("{base}/thin/")],
+            ..Default::default()
+        },
+        ..ReadOptions::default()
+    };
+    let child = open_archive_path(&plan.output, &registry, allowed).unwrap();
     assert_eq!(child.parents().unwrap()[0].hint, parent_url);
     assert!(fs::metadata(&plan.output).unwrap().len() * 4 < fs::metadata(&parent).unwrap().len());
     for e in plain.entries().map(|e| e.unwrap()) {

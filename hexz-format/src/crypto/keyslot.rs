@@ -23,7 +23,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::{ArchiveKeys, random_bytes, seal};
+use super::{ArchiveKeys, KdfLimits, KdfParameter, random_bytes, seal};
 use crate::bytes::{Cursor, PutLe};
 use crate::error::{Error, Result};
 
@@ -124,6 +124,8 @@ impl KdfParams {
             setting: "Argon2id parameters",
             detail,
         })?;
+        #[cfg(test)]
+        tests::KDF_RUNS.with(|n| n.set(n.get() + 1));
         let params = argon2::Params::new(self.memory_kib, self.iterations, self.lanes, Some(32))
             .map_err(|e| Error::InvalidSetting {
                 setting: "Argon2id parameters",
@@ -370,8 +372,10 @@ impl KeySlot {
         })
     }
 
-    /// Try every key of `unlock` that fits this slot's kind.
-    pub fn open(&self, unlock: &Unlock) -> Result<Option<ArchiveKeys>> {
+    /// Try every key of `unlock` that fits this slot's kind. A passphrase slot
+    /// runs its KDF once per passphrase: callers check its parameters against the
+    /// reader's [`KdfLimits`] first ([`unlock_archive`]).
+    pub(crate) fn open(&self, unlock: &Unlock) -> Result<Option<ArchiveKeys>> {
         match self {
             Self::Passphrase {
                 kdf,
@@ -497,10 +501,17 @@ impl KeySlot {
 }
 
 /// Unwrap an encrypted archive's keys with the first slot that `unlock` opens.
+///
+/// Passphrase slots are bounded by `limits` before any KDF runs: a slot whose
+/// Argon2id parameters exceed them, and every passphrase slot after the first
+/// `limits.passphrase_slots`, is skipped. If no slot opens and one was skipped,
+/// the error is [`Error::KdfLimit`] for the first skipped slot (the key may be
+/// in it); otherwise [`Error::WrongKey`].
 pub(crate) fn unlock_archive(
     source_name: &str,
     envelope: Option<&super::envelope::Envelope>,
     unlock: &Unlock,
+    limits: &KdfLimits,
 ) -> Result<ArchiveKeys> {
     let slots = envelope.map(|e| e.slots.as_slice()).unwrap_or_default();
     if slots.is_empty() {
@@ -516,8 +527,14 @@ pub(crate) fn unlock_archive(
             what: "the archive is encrypted; give a passphrase, key file or X25519 identity",
         });
     }
+    let passphrase_slots = slots
+        .iter()
+        .filter(|s| matches!(s, KeySlot::Passphrase { .. }))
+        .count();
     let mut tried = 0;
-    for slot in slots {
+    let mut passphrase_seen = 0;
+    let mut skipped: Option<Error> = None;
+    for (number, slot) in slots.iter().enumerate() {
         let fits = match slot {
             KeySlot::Passphrase { .. } => !unlock.passphrases.is_empty(),
             KeySlot::KeyFile { .. } => !unlock.key_files.is_empty(),
@@ -526,14 +543,247 @@ pub(crate) fn unlock_archive(
         if !fits {
             continue;
         }
+        if let KeySlot::Passphrase { kdf, .. } = slot {
+            passphrase_seen += 1;
+            let over = if passphrase_seen > limits.passphrase_slots {
+                Some((
+                    KdfParameter::PassphraseSlots,
+                    passphrase_slots as u64,
+                    limits.passphrase_slots as u64,
+                ))
+            } else {
+                limits.exceeded_by(kdf)
+            };
+            if let Some((parameter, value, limit)) = over {
+                skipped.get_or_insert(Error::KdfLimit {
+                    source_name: source_name.to_string(),
+                    slot: number,
+                    parameter,
+                    value,
+                    limit,
+                });
+                continue;
+            }
+        }
         tried += 1;
         if let Some(keys) = slot.open(unlock)? {
             return Ok(keys);
         }
     }
-    Err(Error::WrongKey {
+    Err(skipped.unwrap_or_else(|| Error::WrongKey {
         source_name: source_name.to_string(),
         offered: unlock.describe(),
         slots: tried,
-    })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::crypto::envelope::Envelope;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Argon2id runs on this thread (tests run each on their own thread).
+        pub(super) static KDF_RUNS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    const SMALL: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        lanes: 1,
+    };
+
+    fn runs() -> usize {
+        KDF_RUNS.with(Cell::get)
+    }
+
+    /// An envelope of passphrase slots wrapping `keys`, one per passphrase, then
+    /// the slots' parameters replaced by `kdf` (without deriving with them).
+    fn envelope(keys: &ArchiveKeys, passphrases: &[&str], kdf: &[KdfParams]) -> Envelope {
+        let slots = passphrases
+            .iter()
+            .zip(kdf)
+            .map(|(p, k)| {
+                let spec = SlotSpec::Passphrase {
+                    passphrase: Zeroizing::new(p.as_bytes().to_vec()),
+                    kdf: SMALL,
+                };
+                match KeySlot::wrap(&spec, keys).unwrap() {
+                    KeySlot::Passphrase {
+                        salt,
+                        nonce,
+                        wrapped,
+                        ..
+                    } => KeySlot::Passphrase {
+                        kdf: *k,
+                        salt,
+                        nonce,
+                        wrapped,
+                    },
+                    other => other,
+                }
+            })
+            .collect();
+        Envelope {
+            slots,
+            signatures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_slot_above_the_limits_is_refused_without_running_the_kdf() {
+        let keys = ArchiveKeys::generate().unwrap();
+        let huge = KdfParams {
+            memory_kib: KdfParams::MAX_MEMORY_KIB,
+            ..SMALL
+        };
+        let env = envelope(&keys, &["pw"], &[huge]);
+        let unlock = Unlock::default().passphrase("pw");
+        let before = runs();
+        let err = unlock_archive("a.hxz", Some(&env), &unlock, &KdfLimits::default()).unwrap_err();
+        assert_eq!(runs(), before, "no Argon2id run");
+        assert!(
+            matches!(
+                err,
+                Error::KdfLimit {
+                    slot: 0,
+                    parameter: KdfParameter::Memory,
+                    value: 1_048_576,
+                    limit: 262_144,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("--kdf-max-memory"), "{text}");
+        assert!(text.contains("kdf_max_memory="), "{text}");
+        let slow = KdfParams {
+            iterations: 64,
+            ..SMALL
+        };
+        let env = envelope(&keys, &["pw"], &[slow]);
+        let before = runs();
+        let err = unlock_archive("a.hxz", Some(&env), &unlock, &KdfLimits::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::KdfLimit {
+                    parameter: KdfParameter::Iterations,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(runs(), before, "no Argon2id run");
+    }
+
+    #[test]
+    fn a_raised_limit_opens_the_slot() {
+        let keys = ArchiveKeys::generate().unwrap();
+        // Within the format's bounds, above the default reader limit of 8.
+        let slow = KdfParams {
+            iterations: 9,
+            ..SMALL
+        };
+        let spec = SlotSpec::Passphrase {
+            passphrase: Zeroizing::new(b"pw".to_vec()),
+            kdf: slow,
+        };
+        let env = Envelope {
+            slots: vec![KeySlot::wrap(&spec, &keys).unwrap()],
+            signatures: Vec::new(),
+        };
+        let unlock = Unlock::default().passphrase("pw");
+        assert!(unlock_archive("a", Some(&env), &unlock, &KdfLimits::default()).is_err());
+        let raised = KdfLimits {
+            iterations: 9,
+            ..KdfLimits::default()
+        };
+        let opened = unlock_archive("a", Some(&env), &unlock, &raised).unwrap();
+        assert_eq!(opened.payload().as_ref(), keys.payload().as_ref());
+    }
+
+    #[test]
+    fn only_the_first_passphrase_slots_are_tried() {
+        let keys = ArchiveKeys::generate().unwrap();
+        let names: Vec<String> = (0..12).map(|i| format!("pw{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let env = envelope(&keys, &refs, &[SMALL; 12]);
+        let limits = KdfLimits::default();
+        // A wrong passphrase: 4 slots derived, not 12; the error says why.
+        let before = runs();
+        let err = unlock_archive(
+            "a",
+            Some(&env),
+            &Unlock::default().passphrase("no"),
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(runs() - before, KdfLimits::DEFAULT_PASSPHRASE_SLOTS);
+        assert!(
+            matches!(
+                err,
+                Error::KdfLimit {
+                    slot: 4,
+                    parameter: KdfParameter::PassphraseSlots,
+                    value: 12,
+                    limit: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // The passphrase of slot 3 opens; that of slot 8 is never tried.
+        assert!(
+            unlock_archive(
+                "a",
+                Some(&env),
+                &Unlock::default().passphrase("pw3"),
+                &limits
+            )
+            .is_ok()
+        );
+        let before = runs();
+        assert!(
+            unlock_archive(
+                "a",
+                Some(&env),
+                &Unlock::default().passphrase("pw8"),
+                &limits
+            )
+            .is_err()
+        );
+        assert_eq!(runs() - before, 4);
+        let more = KdfLimits {
+            passphrase_slots: 12,
+            ..limits
+        };
+        assert!(
+            unlock_archive("a", Some(&env), &Unlock::default().passphrase("pw8"), &more).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_costly_slot_does_not_hide_a_good_one() {
+        let keys = ArchiveKeys::generate().unwrap();
+        let huge = KdfParams {
+            memory_kib: KdfParams::MAX_MEMORY_KIB,
+            ..SMALL
+        };
+        // A hostile slot first, the real one after it: the real one opens.
+        let env = envelope(&keys, &["x", "pw"], &[huge, SMALL]);
+        let before = runs();
+        let opened = unlock_archive(
+            "a",
+            Some(&env),
+            &Unlock::default().passphrase("pw"),
+            &KdfLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(runs() - before, 1);
+        assert_eq!(opened.payload().as_ref(), keys.payload().as_ref());
+    }
 }

@@ -21,6 +21,7 @@
 //! with the parent's own key slots (the same passphrase or key, typically).
 
 pub mod envelope;
+pub mod kdf_limits;
 pub mod keyfile;
 pub mod keyslot;
 pub mod manage;
@@ -34,6 +35,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::layout::{HASH_BLAKE3, HASH_BLAKE3_KEYED};
 
+pub use kdf_limits::{KdfLimits, KdfParameter};
 pub use keyfile::{PublicKey, PublicKeyKind, SecretKeyFile};
 pub use keyslot::{KdfParams, SlotSpec, Unlock};
 pub use seal::{BlobRole, Sealer, TAG_LEN};

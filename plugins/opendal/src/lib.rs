@@ -134,7 +134,9 @@ impl OpendalSource {
                 url: url.to_string(),
                 error,
             };
-            let file = File::open(&path).map_err(local)?;
+            // A regular file only, opened without blocking (a FIFO named by a
+            // parent hint must not hang the reader).
+            let file = hexz_format::source::open_regular_file(path.as_ref()).map_err(local)?;
             let meta = file.metadata().map_err(local)?;
             return Ok(Self {
                 backend: Backend::File(Arc::new(file)),

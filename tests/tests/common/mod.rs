@@ -124,3 +124,78 @@ pub fn kill_while_writing(mut child: Child, dir: &Path, what: &str) -> Vec<PathB
         Err(_) => Vec::new(),
     }
 }
+
+/// A thin pair written as a hostile builder could: `dir/v1.hxz`, a plain archive
+/// of one file `data.bin`, and `dir/v2.hxz`, a child holding the same file (so
+/// every chunk of it is read from v1) whose location hint for v1 is `hint`,
+/// whatever it says. Returns (v1, v2).
+pub fn thin_pair_with_hint(dir: &Path, hint: &str) -> (PathBuf, PathBuf) {
+    use hexz_format::{Archive, ArchiveWriter, EntryMeta, ParentArchive, ParentSet, WriterOptions};
+    let options = || WriterOptions::new(std::sync::Arc::new(hexz_lz4::Lz4Compressor::new()));
+    let data = noise(200_000, 21);
+    let meta = EntryMeta {
+        mode: 0o100644,
+        ..EntryMeta::default()
+    };
+    let mut w = ArchiveWriter::new(Vec::new(), options()).unwrap();
+    w.add_bytes("data.bin", &data, meta.clone()).unwrap();
+    let v1 = dir.join("v1.hxz");
+    std::fs::write(&v1, w.finish().unwrap().0).unwrap();
+    let parent = Archive::open_path(
+        &v1,
+        &hexz_pipeline::Registry::default(),
+        hexz_format::ReadOptions::default(),
+    )
+    .unwrap();
+    let mut w = ArchiveWriter::new(Vec::new(), options()).unwrap();
+    w.set_parents(
+        ParentSet::new(vec![ParentArchive {
+            archive: parent,
+            hint: hint.to_string(),
+        }])
+        .unwrap(),
+    )
+    .unwrap();
+    w.add_bytes("data.bin", &data, meta).unwrap();
+    let v2 = dir.join("v2.hxz");
+    std::fs::write(&v2, w.finish().unwrap().0).unwrap();
+    (v1, v2)
+}
+
+/// A loopback HTTP server that answers every request with 404 and counts the
+/// connections it accepted: a host a hint may name. The count is read after
+/// the client returned; a client that sent a request waited for its answer, so
+/// the count already includes it.
+#[derive(Debug, Clone)]
+pub struct CountingServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingServer {
+    /// Start one (its thread lives until the test process ends).
+    pub fn start() -> CountingServer {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&connections);
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        CountingServer { url, connections }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
