@@ -43,6 +43,15 @@ impl TreeKind {
             Self::Names => "name-index page",
         }
     }
+
+    /// The tree's name in messages.
+    pub(crate) fn tree_name(self) -> &'static str {
+        match self {
+            Self::Chunks => "chunk index",
+            Self::Catalog => "catalog",
+            Self::Names => "name index",
+        }
+    }
 }
 
 /// The first key of a page, as stored in its parent.
@@ -229,6 +238,16 @@ pub(crate) enum Page {
 }
 
 impl Page {
+    /// Records in the page (leaf records, or children of an internal page).
+    pub(crate) fn records(&self) -> usize {
+        match self {
+            Page::ChunkLeaf(v) => v.len(),
+            Page::CatalogLeaf(v) => v.len(),
+            Page::NameLeaf(v) => v.len(),
+            Page::Internal(v) => v.len(),
+        }
+    }
+
     /// Approximate heap size, for the cache's weigher.
     pub(crate) fn weight(&self) -> u64 {
         let n = match self {
@@ -369,6 +388,14 @@ pub(crate) fn decode_page(
     };
     c.finish()?;
     Ok(page)
+}
+
+/// The `first` field of a page's header (bytes 8..16 of its raw bytes; 0 when
+/// they are too short, which [`decode_page`] refuses).
+pub(crate) fn header_first(raw: &[u8]) -> u64 {
+    raw.get(8..PAGE_HEADER_LEN)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 fn decode_name(c: &mut Cursor<'_>) -> Result<String> {

@@ -625,11 +625,10 @@ fn garbage_between_valid_magics_is_rejected() {
         bytes[len - 8..].copy_from_slice(&MAGIC);
         let e = open_err(&bytes);
         let at = (len - TRAILER_LEN) as u64;
-        // Either the version (checked before the CRC, so garbage is reported as a
-        // version when it reads as one) or the CRC.
+        // The CRC (checked before the version: garbage is damage, never "a newer
+        // version").
         assert!(
-            matches!(e, Error::Checksum { what: "trailer", offset, .. } if offset == at)
-                || matches!(e, Error::UnsupportedVersion { .. }),
+            matches!(e, Error::Checksum { what: "trailer", offset, .. } if offset == at),
             "{len}: {e:?}"
         );
         // With a valid major version the CRC is what catches it.
@@ -697,11 +696,20 @@ fn newer_major_in_trailer_is_unsupported_even_with_a_valid_crc() {
         "{e:?}"
     );
     assert!(e.to_string().contains("upgrade hexz"), "{e}");
-    // CRC not recomputed: a newer major may change the trailer, CRC included, so
-    // the version is checked first.
-    let mut b = bytes.clone();
-    b[at + 32..at + 34].copy_from_slice(&newer.to_le_bytes());
-    assert!(matches!(open_err(&b), Error::UnsupportedVersion { major, .. } if major == newer));
+    // CRC not recomputed: a changed version byte is damage, not a newer format
+    // (every major keeps the CRC of bytes 0..48 where it is), so the CRC is what
+    // refuses it, as corruption.
+    for major in [newer, 0, u16::MAX] {
+        let mut b = bytes.clone();
+        b[at + 32..at + 34].copy_from_slice(&major.to_le_bytes());
+        let e = open_err(&b);
+        assert!(
+            matches!(e, Error::Checksum { what: "trailer", offset, .. } if offset == at as u64),
+            "major {major}: {e:?}"
+        );
+        assert!(e.is_corruption(), "{e}");
+        assert!(!e.to_string().contains("upgrade"), "{e}");
+    }
     // Older than supported.
     let mut b = bytes.clone();
     edit_trailer(&mut b, |t| t.major = 0);
@@ -1421,7 +1429,8 @@ fn every_flipped_byte_is_caught() {
                 b[pos] ^= mask;
                 match exercise(&b) {
                     Ok(Outcome::Rejected(e)) => {
-                        if !(e.is_corruption() || matches!(e, Error::UnsupportedVersion { .. })) {
+                        // A flipped version byte too: damage, not "upgrade hexz".
+                        if !e.is_corruption() {
                             failures.push(format!(
                                 "{pos} ^ {mask:#04x}: not a corruption error: {e:?}"
                             ));
