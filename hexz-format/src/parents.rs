@@ -240,8 +240,9 @@ pub(crate) struct ParentLinks {
     table: OnceLock<Arc<ParentTable>>,
     /// The page-bases section (delta pages, [`crate::delta`]), once decoded.
     page_bases: OnceLock<crate::delta::PageBases>,
-    /// The chunk-bases sections (delta chunks, [`crate::chunkdelta`]), once checked.
-    chunk_bases: OnceLock<Arc<crate::chunkbases::ChunkBaseIndex>>,
+    /// The chunk-bases sections (delta chunks, [`crate::chunkdelta`]), once checked
+    /// (by one thread: the others wait for it rather than read them again).
+    chunk_bases: std::sync::Mutex<Option<Arc<crate::chunkbases::ChunkBaseIndex>>>,
 }
 
 #[derive(Debug)]
@@ -289,11 +290,16 @@ impl ParentLinks {
         &self,
         child: &Inner,
     ) -> Result<Arc<crate::chunkbases::ChunkBaseIndex>> {
-        if let Some(b) = self.chunk_bases.get() {
+        let mut slot = self
+            .chunk_bases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(b) = &*slot {
             return Ok(b.clone());
         }
         let index = Arc::new(crate::chunkbases::ChunkBaseIndex::load(child)?);
-        Ok(self.chunk_bases.get_or_init(|| index).clone())
+        *slot = Some(index.clone());
+        Ok(index)
     }
 
     /// The opened parent `index` (1-based, as in chunk records).
