@@ -15,6 +15,8 @@
 //! * `safety`      — hostile archives cannot write outside the extraction folder;
 //! * `recipes`     — recipe and usage errors, `--dry-run`;
 //! * `corrupt`     — damaged archives give exit code 3;
+//! * `hostile`     — archives that lie about their size: refused as corrupt, in
+//!   bounded memory (peak RSS measured with the `peak-rss` helper);
 //! * `thin`        — thin snapshots: `--parent`, chains of ten, `log`, `diff`,
 //!   `squash`, missing and substituted parents.
 //! * `crypto`      — keygen, encrypted and signed builds, keys and trust on read
@@ -41,6 +43,8 @@ mod corrupt;
 mod crypto;
 #[path = "cli/determinism.rs"]
 mod determinism;
+#[path = "cli/hostile.rs"]
+mod hostile;
 #[path = "cli/owners.rs"]
 mod owners;
 #[path = "cli/progress.rs"]
