@@ -1266,9 +1266,15 @@ impl Inner {
             visit(&page)?;
         }
         if records != tree.count {
+            // The count field of the tree's root in the directory.
+            let root_at = match kind {
+                TreeKind::Chunks => 128,
+                TreeKind::Catalog => 200,
+                TreeKind::Names => 272,
+            };
             return Err(Error::Corrupt {
                 what: "directory",
-                offset: 0,
+                offset: self.trailer.directory_offset + root_at + 8,
                 detail: format!(
                     "{}: the {} holds {records} records, the directory says {}",
                     Excerpt(&self.source.name()),

@@ -7,6 +7,7 @@ mod columns;
 mod common;
 mod crypto;
 mod golden;
+mod lies;
 mod malformed;
 mod ranges;
 mod roundtrip;
