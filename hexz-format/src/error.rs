@@ -427,3 +427,105 @@ impl Error {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant that shows a name, path or other text from a file shows at
+    /// most a bounded prefix of it: a 200 KB name is not echoed.
+    #[test]
+    fn errors_quote_a_bounded_prefix_of_file_text() {
+        let long = "n".repeat(200_000);
+        let io = || io::Error::other("boom");
+        let errors = [
+            Error::SourceRead {
+                source_name: long.clone(),
+                offset: 0,
+                len: 1,
+                error: io(),
+            },
+            Error::Io {
+                path: PathBuf::from(&long),
+                error: io(),
+            },
+            Error::Input {
+                name: long.clone(),
+                error: io(),
+            },
+            Error::EntryNotFound { name: long.clone() },
+            Error::InvalidName {
+                name: long.clone(),
+                reason: "too long",
+            },
+            Error::DuplicateName { name: long.clone() },
+            Error::Unsupported {
+                source_name: long.clone(),
+                feature: "x",
+            },
+            Error::ParentUnavailable {
+                archive: long.clone(),
+                index: 1,
+                root_hash: Hash32([0; 32]),
+                location: long.clone(),
+                error: Box::new(io()),
+            },
+            Error::ParentMismatch {
+                archive: long.clone(),
+                index: 1,
+                location: long.clone(),
+                expected: Hash32([0; 32]),
+                actual: Hash32([1; 32]),
+            },
+            Error::ParentNotAttached {
+                archive: long.clone(),
+                index: 1,
+                root_hash: Hash32([0; 32]),
+                hint: long.clone(),
+            },
+            Error::KeyRequired {
+                source_name: long.clone(),
+                what: "a key",
+            },
+            Error::WrongKey {
+                source_name: long.clone(),
+                offered: "passphrase".into(),
+                slots: 1,
+            },
+            Error::InvalidKey {
+                what: long.clone(),
+                detail: "bad".into(),
+            },
+            Error::Unsigned {
+                source_name: long.clone(),
+            },
+            Error::NotAFile {
+                name: long.clone(),
+                kind: "dir",
+            },
+            Error::UnknownCodec(UnknownCodec {
+                name: long.clone(),
+                known: vec!["zstd".into()],
+            }),
+        ];
+        for e in errors {
+            let msg = e.to_string();
+            assert!(msg.len() < 1200, "{} bytes: {:.300}", msg.len(), msg);
+            assert!(msg.contains("… (200000 bytes)"), "{msg:.300}");
+        }
+    }
+
+    #[test]
+    fn excerpts_cut_at_a_character_boundary_and_escape_controls() {
+        let s = format!("{}é{}", "a".repeat(MAX_QUOTED_LEN - 1), "b".repeat(10));
+        let shown = Excerpt(&s).to_string();
+        assert!(shown.starts_with(&"a".repeat(MAX_QUOTED_LEN - 1)));
+        assert!(
+            shown.ends_with(&format!("… ({} bytes)", s.len())),
+            "{shown}"
+        );
+        assert_eq!(Excerpt("a\u{1b}[31mred").to_string(), "a\\u{1b}[31mred");
+        assert_eq!(format!("{:?}", Excerpt("x\ny")), "\"x\\ny\"");
+        assert_eq!(Excerpt::path(std::path::Path::new("a/b")), "a/b");
+    }
+}
