@@ -55,7 +55,7 @@ fn key(b: &ChunkBase) -> Key {
 }
 
 fn weight(list: &[ChunkBase]) -> u64 {
-    (list.len() * std::mem::size_of::<ChunkBase>()) as u64
+    std::mem::size_of_val(list) as u64
 }
 
 impl ChunkBaseIndex {

@@ -43,8 +43,11 @@ fn verify_refuses(bytes: &[u8]) -> Error {
     fast
 }
 
+/// Sets one field of the stats.
+type SetStat = fn(&mut Stats, u64);
+
 /// Every stats field, by name, with a setter.
-fn stats_fields() -> Vec<(&'static str, fn(&mut Stats, u64))> {
+fn stats_fields() -> Vec<(&'static str, SetStat)> {
     vec![
         ("unique_chunk_count", |s, v| s.unique_chunk_count = v),
         ("unique_raw_bytes", |s, v| s.unique_raw_bytes = v),

@@ -201,7 +201,8 @@ fn verify_refuses_what_the_directory_and_trailer_state_falsely() {
     let (archive, _, b) = build_two_files(dir.path(), "lz4");
     let good = fs::read(&archive).unwrap();
     let arc = archive.as_os_str();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    type Lie = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Lie)> = vec![
         (
             "chunk index holds",
             Box::new(|bytes| {
