@@ -84,6 +84,12 @@ impl Weighter<u64, Arc<Page>> for PageWeight {
 #[derive(Debug, Clone)]
 struct ChunkWeight;
 
+/// Chunk records a read handles at once (one batched load): 16 384 records, 1 MiB
+/// of 64-byte chunks (the smallest a writer cuts but for a stream's last); a
+/// read over more is done a group at a time, so what it holds does not follow
+/// the number of chunks an index packs into a range.
+pub(crate) const READ_STEP_RECORDS: usize = 16 * 1024;
+
 /// How long a task on the rayon pool waits for a chunk another thread is
 /// loading before it loads the chunk itself (see `Inner::chunk`).
 const POOL_CLAIM_WAIT: Duration = Duration::from_secs(1);
@@ -902,14 +908,25 @@ impl Inner {
 
     /// Chunk records covering `[offset, end)`.
     fn chunks_covering(&self, offset: u64, end: u64) -> Result<Vec<ChunkRecord>> {
+        self.chunks_covering_at_most(offset, end, usize::MAX)
+    }
+
+    /// The first chunk records covering `[offset, end)`, at most `max` of them
+    /// (at least one when the range is not empty).
+    fn chunks_covering_at_most(
+        &self,
+        offset: u64,
+        end: u64,
+        max: usize,
+    ) -> Result<Vec<ChunkRecord>> {
         let mut out = Vec::new();
         let mut pos = offset;
-        while pos < end {
+        while pos < end && out.len() < max.max(1) {
             let (page, mut i) = self.chunk_leaf(pos)?;
             let Page::ChunkLeaf(records) = &*page else {
                 return Err(self.corrupt("chunk index", "leaf expected"));
             };
-            while i < records.len() && pos < end {
+            while i < records.len() && pos < end && out.len() < max.max(1) {
                 out.push(records[i]);
                 pos = records[i].logical_end();
                 i += 1;
@@ -1137,7 +1154,28 @@ impl Inner {
             };
             self.copy_chunk(&first, data.as_deref().map(Vec::as_slice), offset, end, buf);
         } else {
-            let records = self.chunks_covering(offset, end)?;
+            self.fill(offset, buf)?;
+        }
+        if sequential {
+            self.readahead(end);
+        }
+        Ok(())
+    }
+
+    /// Fill `buf` from logical `offset`, [`READ_STEP_RECORDS`] chunk records at a
+    /// time: each group's uncached chunks fetched with one batched load and
+    /// decompressed in parallel. (A group's memory is bounded whatever the chunk
+    /// sizes: an index of one-byte chunks does not make a 1 MiB read hold a
+    /// million records.)
+    fn fill(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let end = offset + buf.len() as u64;
+        let mut pos = offset;
+        while pos < end {
+            let records = self.chunks_covering_at_most(pos, end, READ_STEP_RECORDS)?;
+            let Some(last) = records.last() else {
+                return Err(self.corrupt("chunk index", "no chunk covers the offset"));
+            };
+            pos = last.logical_end();
             let uncached = records
                 .iter()
                 .filter(|r| !r.is_zero() && !self.chunks.contains_key(&(r.source, r.blob_offset)))
@@ -1179,9 +1217,6 @@ impl Inner {
                 self.copy_chunk(r, d.as_deref().map(Vec::as_slice), offset, end, buf);
             }
         }
-        if sequential {
-            self.readahead(end);
-        }
         Ok(())
     }
 
@@ -1207,7 +1242,7 @@ impl Inner {
         self.prefetched_to.store(to, Ordering::Relaxed);
         let inner = Arc::clone(self);
         rayon::spawn(move || {
-            if let Ok(records) = inner.chunks_covering(from, to) {
+            if let Ok(records) = inner.chunks_covering_at_most(from, to, READ_STEP_RECORDS) {
                 inner.load_batch(&records);
             }
         });
