@@ -1063,8 +1063,10 @@ impl Inner {
     }
 
     /// Chunk `r` from the cache, or loaded and cached when no other thread is
-    /// loading it (nor its base); `None` when one is. Never waits: safe on the
-    /// rayon pool.
+    /// loading it (nor its base); `None` when one is. Never waits for another
+    /// thread's load: safe on the rayon pool. (Finding a delta's base may wait
+    /// for a chunk-bases section another thread is reading, a read that needs no
+    /// other thread.)
     pub(crate) fn chunk_no_wait(&self, r: &ChunkRecord) -> Result<Option<ChunkData>> {
         let key = (r.source, r.blob_offset);
         let data = match self.chunks.get_value_or_guard(&key, Some(Duration::ZERO)) {
