@@ -182,24 +182,21 @@ impl ChunkBaseSource {
     /// ancestor's own chunk-bases sections when that ancestor's parents list is
     /// the rest of `chain` (else it has no base here, and the child does not
     /// reference it). Only the bases of `deltas` are kept, so memory follows the
-    /// chain's chunk indexes, not what their sections claim.
+    /// chain's chunk indexes, not what their sections claim. `deltas` is sorted.
     pub(crate) fn from_chain(chain: &[Archive], deltas: &[(u16, u64)]) -> Result<Self> {
         let mut bases = Vec::new();
         for (k, a) in chain.iter().enumerate() {
             let source = (k + 1) as u16;
-            let mut wanted = deltas
-                .iter()
-                .filter(|d| d.0 == source)
-                .map(|d| d.1)
-                .peekable();
-            if wanted.peek().is_none() {
+            let from = deltas.partition_point(|d| d.0 < source);
+            let to = deltas.partition_point(|d| d.0 <= source);
+            if from == to {
                 continue;
             }
             let own = a.inner.parents.chunk_bases(&a.inner)?;
             if own.is_empty() || !parents_are(a, &chain[k + 1..])? {
                 continue;
             }
-            for blob_offset in wanted {
+            for &(_, blob_offset) in &deltas[from..to] {
                 let Some(b) = own.find(&a.inner, 0, blob_offset)? else {
                     continue;
                 };

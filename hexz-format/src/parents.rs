@@ -589,6 +589,7 @@ impl ParentSet {
             .filter(|c| c.flags & CHUNK_DELTA != 0)
             .map(|c| (c.source, c.blob_offset))
             .collect();
+        debug_assert!(deltas.is_sorted());
         let chunk_bases = crate::chunkdelta::ChunkBaseSource::from_chain(&archives, &deltas)?;
         // A delta blob is referenced only with its base known.
         chunks.retain(|c| {
