@@ -175,8 +175,18 @@ pub fn detached_signature(
     registry: &Registry,
 ) -> Result<Option<Vec<u8>>> {
     if let Some(p) = sig {
+        let read = || -> std::io::Result<Vec<u8>> {
+            use std::io::Read;
+            // No more than a signature can be: a larger file is refused by its
+            // parser, not read whole.
+            let mut bytes = Vec::new();
+            std::fs::File::open(p)?
+                .take(hexz_pipeline::crypto::MAX_SIG_LEN + 1)
+                .read_to_end(&mut bytes)?;
+            Ok(bytes)
+        };
         return Ok(Some(
-            std::fs::read(p).with_context(|| format!("reading signature {}", p.display()))?,
+            read().with_context(|| format!("reading signature {}", p.display()))?,
         ));
     }
     Ok(hexz_pipeline::crypto::default_detached_signature(

@@ -10,7 +10,8 @@
 //! (keyed) BLAKE3 of the chunk's raw bytes, so deduplication, `diff` and
 //! verification see it as any chunk.
 //!
-//! The child's **chunk-bases sections** (kind [`SECTION_CHUNK_BASES`], critical)
+//! The child's **chunk-bases sections** (kind
+//! [`SECTION_CHUNK_BASES`](crate::layout::SECTION_CHUNK_BASES), critical)
 //! say, for every delta blob the child's chunk index reads — stored in the child
 //! (source 0) or in an ancestor (a delta blob the child deduplicates against) —
 //! which chunk is its base, in the child's own parents numbering:
@@ -39,14 +40,10 @@
 //!
 //! [`Compressor::compress_with_base`]: crate::codec::Compressor::compress_with_base
 
-use std::sync::Arc;
-
 use crate::bytes::{Cursor, PutLe};
 use crate::codec::Compressor;
-use crate::error::{Error, Result};
-use crate::layout::{
-    CHUNK_DELTA, CHUNK_RAW, CHUNK_RECORD_LEN, ChunkRecord, MAX_PAGE_LEN, SECTION_CHUNK_BASES,
-};
+use crate::error::{Error, Excerpt, Result};
+use crate::layout::{CHUNK_DELTA, CHUNK_RAW, CHUNK_RECORD_LEN, ChunkRecord, MAX_PAGE_LEN};
 use crate::parents::{MAX_PARENTS, ParentRef, ParentSet};
 use crate::reader::{Archive, ChunkData, Inner};
 
@@ -133,9 +130,6 @@ pub fn decode_chunk_bases(bytes: &[u8], offset: u64) -> Result<Vec<ChunkBase>> {
     Ok(list)
 }
 
-/// Shared, decoded chunk bases (all sections), sorted by (source, blob offset).
-pub(crate) type ChunkBases = Arc<Vec<ChunkBase>>;
-
 /// The record for the delta blob (`source`, `blob_offset`) in `list`.
 pub(crate) fn find(list: &[ChunkBase], source: u16, blob_offset: u64) -> Option<&ChunkBase> {
     list.binary_search_by_key(&(source, blob_offset), ChunkBase::key)
@@ -144,51 +138,6 @@ pub(crate) fn find(list: &[ChunkBase], source: u16, blob_offset: u64) -> Option<
 }
 
 impl Inner {
-    /// Every chunk-bases section, decoded and concatenated (empty when the archive
-    /// has none); keys must increase across sections too, and the records are at
-    /// most the chunk index's.
-    pub(crate) fn load_chunk_bases(&self) -> Result<Vec<ChunkBase>> {
-        let mut all: Vec<ChunkBase> = Vec::new();
-        for s in self
-            .directory
-            .sections
-            .iter()
-            .filter(|s| s.kind == SECTION_CHUNK_BASES)
-        {
-            let raw = self.load_blob(
-                &s.page,
-                "chunk-bases section",
-                crate::crypto::BlobRole::Section,
-            )?;
-            let list = decode_chunk_bases(&raw, s.page.offset)?;
-            if let (Some(last), Some(first)) = (all.last(), list.first())
-                && last.key() >= first.key()
-            {
-                return Err(Error::Corrupt {
-                    what: "chunk-bases section",
-                    offset: s.page.offset,
-                    detail: "records not in increasing (source, blob offset) across sections"
-                        .into(),
-                });
-            }
-            // One record per delta blob the chunk index reads: never more than
-            // its records (which also bounds what a hostile directory makes us
-            // allocate across sections).
-            if (all.len() + list.len()) as u64 > self.directory.stats.chunk_count {
-                return Err(Error::Corrupt {
-                    what: "chunk-bases section",
-                    offset: s.page.offset,
-                    detail: format!(
-                        "more records than the archive's {} chunk records",
-                        self.directory.stats.chunk_count
-                    ),
-                });
-            }
-            all.extend(list);
-        }
-        Ok(all)
-    }
-
     /// The decoded bytes of the base of delta chunk `r` (a record of this
     /// archive's index): its record in the chunk-bases sections, the base chunk
     /// loaded (through the chunk cache) from the parent that stores it, with that
@@ -201,12 +150,13 @@ impl Inner {
     /// index), from the chunk-bases sections.
     pub(crate) fn delta_base_record(&self, r: &ChunkRecord) -> Result<ChunkRecord> {
         let bases = self.parents.chunk_bases(self)?;
-        let record = find(&bases, r.source, r.blob_offset).ok_or_else(|| Error::Corrupt {
+        let record = bases.find(self, r.source, r.blob_offset)?;
+        let record = record.ok_or_else(|| Error::Corrupt {
             what: "chunk",
             offset: r.blob_offset,
             detail: format!(
                 "{}: a delta chunk (source {}) without a record in the chunk-bases section",
-                self.source.name(),
+                Excerpt(&self.source.name()),
                 r.source
             ),
         })?;
@@ -226,30 +176,44 @@ pub(crate) struct ChunkBaseSource {
 }
 
 impl ChunkBaseSource {
-    /// From the whole chain (`chain` nearest first, as the child lists it): each
-    /// ancestor's own delta blobs, when its parents list is the rest of `chain`
-    /// (else its delta blobs have no base here, and the child does not reference
-    /// them).
-    pub(crate) fn from_chain(chain: &[Archive]) -> Result<Self> {
+    /// From the whole chain (`chain` nearest first, as the child lists it): the
+    /// bases of `deltas`, the chain's delta blobs in the child's numbering
+    /// (source *k* + 1 = `chain[k]`, where the blob is stored), each found in its
+    /// ancestor's own chunk-bases sections when that ancestor's parents list is
+    /// the rest of `chain` (else it has no base here, and the child does not
+    /// reference it). Only the bases of `deltas` are kept, so memory follows the
+    /// chain's chunk indexes, not what their sections claim. `deltas` is sorted.
+    pub(crate) fn from_chain(chain: &[Archive], deltas: &[(u16, u64)]) -> Result<Self> {
         let mut bases = Vec::new();
         for (k, a) in chain.iter().enumerate() {
+            let source = (k + 1) as u16;
+            let from = deltas.partition_point(|d| d.0 < source);
+            let to = deltas.partition_point(|d| d.0 <= source);
+            if from == to {
+                continue;
+            }
             let own = a.inner.parents.chunk_bases(&a.inner)?;
             if own.is_empty() || !parents_are(a, &chain[k + 1..])? {
                 continue;
             }
-            let source = (k + 1) as u16;
-            bases.extend(own.iter().filter(|b| b.source == 0).filter_map(|b| {
-                Some(ChunkBase {
-                    source,
-                    blob_offset: b.blob_offset,
-                    base: ChunkRecord {
-                        source: b.base.source.checked_add(source)?,
-                        ..b.base
-                    },
-                })
-            }));
+            for &(_, blob_offset) in &deltas[from..to] {
+                let Some(b) = own.find(&a.inner, 0, blob_offset)? else {
+                    continue;
+                };
+                if let Some(base_source) = b.base.source.checked_add(source) {
+                    bases.push(ChunkBase {
+                        source,
+                        blob_offset,
+                        base: ChunkRecord {
+                            source: base_source,
+                            ..b.base
+                        },
+                    });
+                }
+            }
         }
         bases.sort_unstable_by_key(ChunkBase::key);
+        bases.dedup_by_key(|b| b.key());
         Ok(Self {
             archives: chain.to_vec(),
             bases,
@@ -257,31 +221,44 @@ impl ChunkBaseSource {
     }
 
     /// From the direct parent alone, for a child whose parents list is `refs`
-    /// (`refs[0]` the parent, then the parent's own list): every delta blob the
-    /// parent reads, one place down the list.
-    pub(crate) fn from_direct(parent: &Archive, refs: &[ParentRef]) -> Result<Self> {
+    /// (`refs[0]` the parent, then the parent's own list): the bases of `deltas`
+    /// (delta blobs the child may reference, in its numbering: source ≥ 1), found
+    /// in the parent's chunk-bases sections one place up the list.
+    pub(crate) fn from_direct(
+        parent: &Archive,
+        refs: &[ParentRef],
+        deltas: &[(u16, u64)],
+    ) -> Result<Self> {
         let own = parent.inner.parents.chunk_bases(&parent.inner)?;
-        let agrees = parent
-            .parents()?
-            .iter()
-            .map(|p| p.root_hash)
-            .eq(refs.iter().skip(1).map(|r| r.root_hash));
-        let bases = if agrees {
-            own.iter()
-                .filter_map(|b| {
-                    Some(ChunkBase {
-                        source: b.source.checked_add(1)?,
-                        blob_offset: b.blob_offset,
+        let agrees = !own.is_empty()
+            && parent
+                .parents()?
+                .iter()
+                .map(|p| p.root_hash)
+                .eq(refs.iter().skip(1).map(|r| r.root_hash));
+        let mut bases = Vec::new();
+        if agrees {
+            for &(source, blob_offset) in deltas {
+                let Some(in_parent) = source.checked_sub(1) else {
+                    continue;
+                };
+                let Some(b) = own.find(&parent.inner, in_parent, blob_offset)? else {
+                    continue;
+                };
+                if let Some(base_source) = b.base.source.checked_add(1) {
+                    bases.push(ChunkBase {
+                        source,
+                        blob_offset,
                         base: ChunkRecord {
-                            source: b.base.source.checked_add(1)?,
+                            source: base_source,
                             ..b.base
                         },
-                    })
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+                    });
+                }
+            }
+        }
+        bases.sort_unstable_by_key(ChunkBase::key);
+        bases.dedup_by_key(|b| b.key());
         Ok(Self {
             archives: vec![parent.clone()],
             bases,

@@ -93,7 +93,7 @@ pub trait CodecProvider: Send + Sync {
 
 /// A codec name that no registered plugin provides.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown codec `{name}` (known: {})", known.join(", "))]
+#[error("unknown codec `{}` (known: {})", crate::error::Excerpt(name), known.join(", "))]
 pub struct UnknownCodec {
     /// The name that was asked for.
     pub name: String,

@@ -229,7 +229,10 @@ pub enum ColumnError {
         len: usize,
     },
     /// A column name that is not UTF-8 or holds a control character.
-    #[error("column name at byte {at} is not UTF-8 without control characters: {name:?}")]
+    #[error(
+        "column name at byte {at} is not UTF-8 without control characters: {:?}",
+        crate::error::Excerpt(name)
+    )]
     BadName {
         /// Where the name starts.
         at: usize,
@@ -237,7 +240,7 @@ pub enum ColumnError {
         name: String,
     },
     /// Two columns share a name.
-    #[error("duplicate column name `{name}`")]
+    #[error("duplicate column name `{}`", crate::error::Excerpt(name))]
     DuplicateName {
         /// The name.
         name: String,

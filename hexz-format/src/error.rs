@@ -26,13 +26,70 @@ impl fmt::Debug for Hash32 {
     }
 }
 
+/// Longest part of a name, path or other text taken from a file (an archive, an
+/// input, a recipe) that an error message quotes, in bytes.
+pub const MAX_QUOTED_LEN: usize = 256;
+
+/// A string from a file as error messages quote it: at most [`MAX_QUOTED_LEN`]
+/// bytes of it (cut at a character boundary, then `…` and its length), control
+/// characters escaped (`\n`, `\u{1b}`), so a message stays one short line
+/// whatever the file holds. Every error that shows a name, path, hint or other
+/// text from a file shows it through this.
+///
+/// ```
+/// use hexz_format::error::Excerpt;
+/// assert_eq!(Excerpt("a.txt").to_string(), "a.txt");
+/// assert_eq!(Excerpt("line\nbreak").to_string(), "line\\nbreak");
+/// let long = "x".repeat(200_000);
+/// assert_eq!(Excerpt(&long).to_string(), format!("{}… (200000 bytes)", "x".repeat(256)));
+/// ```
+#[derive(Clone, Copy)]
+pub struct Excerpt<'a>(pub &'a str);
+
+impl Excerpt<'_> {
+    /// A path, lossily decoded, as [`Excerpt`] shows it.
+    pub fn path(path: &std::path::Path) -> String {
+        Excerpt(&path.to_string_lossy()).to_string()
+    }
+}
+
+impl fmt::Display for Excerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        let mut end = s.len().min(MAX_QUOTED_LEN);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        for c in s[..end].chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_fmt(format_args!("{c}"))?;
+            }
+        }
+        if end < s.len() {
+            write!(f, "… ({} bytes)", s.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Excerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
 /// Every error the format layer returns. Variants carry the structure a caller needs
 /// (what, where, expected, actual); `Display` turns it into one line for people.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Reading the underlying source failed.
-    #[error("{source_name}: read of {len} bytes at offset {offset} failed: {error}")]
+    #[error(
+        "{}: read of {len} bytes at offset {offset} failed: {error}",
+        Excerpt(source_name)
+    )]
     SourceRead {
         /// The source (path or URL).
         source_name: String,
@@ -45,7 +102,7 @@ pub enum Error {
         error: io::Error,
     },
     /// Writing or creating a local file failed.
-    #[error("{}: {error}", path.display())]
+    #[error("{}: {error}", Excerpt::path(path))]
     Io {
         /// The file involved.
         path: PathBuf,
@@ -54,7 +111,7 @@ pub enum Error {
         error: io::Error,
     },
     /// An input handed to the writer could not be read.
-    #[error("reading input `{name}` failed: {error}")]
+    #[error("reading input `{}` failed: {error}", Excerpt(name))]
     Input {
         /// The entry being added.
         name: String,
@@ -167,7 +224,7 @@ pub enum Error {
         error: CodecError,
     },
     /// No entry has this name.
-    #[error("no entry named `{name}` in the archive")]
+    #[error("no entry named `{}` in the archive", Excerpt(name))]
     EntryNotFound {
         /// The name asked for.
         name: String,
@@ -185,7 +242,7 @@ pub enum Error {
         size: u64,
     },
     /// An entry name is not acceptable.
-    #[error("invalid entry name {name:?}: {reason}")]
+    #[error("invalid entry name {:?}: {reason}", Excerpt(name))]
     InvalidName {
         /// The name (lossily decoded if it was not UTF-8).
         name: String,
@@ -193,7 +250,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// Two entries have the same name.
-    #[error("duplicate entry name `{name}`")]
+    #[error("duplicate entry name `{}`", Excerpt(name))]
     DuplicateName {
         /// The name.
         name: String,
@@ -207,7 +264,7 @@ pub enum Error {
         detail: String,
     },
     /// The archive uses a feature this reader does not implement.
-    #[error("{source_name}: {feature} is not supported by this reader")]
+    #[error("{}: {feature} is not supported by this reader", Excerpt(source_name))]
     Unsupported {
         /// The archive.
         source_name: String,
@@ -234,7 +291,9 @@ pub enum Error {
     },
     /// A thin child's parent cannot be opened (missing, unreachable, unreadable).
     #[error(
-        "{archive}: parent {index} (root hash {root_hash}) is not available at `{location}`: {error}"
+        "{}: parent {index} (root hash {root_hash}) is not available at `{}`: {error}",
+        Excerpt(archive),
+        Excerpt(location)
     )]
     ParentUnavailable {
         /// The child (path or URL).
@@ -251,7 +310,9 @@ pub enum Error {
     },
     /// The archive found at a parent's location is another archive.
     #[error(
-        "{archive}: parent {index} at `{location}` has root hash {actual}, but the archive was built on {expected}"
+        "{}: parent {index} at `{}` has root hash {actual}, but the archive was built on {expected}",
+        Excerpt(archive),
+        Excerpt(location)
     )]
     ParentMismatch {
         /// The child (path or URL).
@@ -305,7 +366,9 @@ pub enum Error {
     /// A chunk lives in a parent, but the archive was opened without a way to open
     /// parents (see `Archive::with_parent_resolver`).
     #[error(
-        "{archive}: data is stored in parent {index} (`{hint}`, root hash {root_hash}) and no parent resolver is attached"
+        "{}: data is stored in parent {index} (`{}`, root hash {root_hash}) and no parent resolver is attached",
+        Excerpt(archive),
+        Excerpt(hint)
     )]
     ParentNotAttached {
         /// The child.
@@ -318,7 +381,7 @@ pub enum Error {
         hint: String,
     },
     /// The archive is encrypted (or a key file is protected) and no key was given.
-    #[error("{source_name}: {what}")]
+    #[error("{}: {what}", Excerpt(source_name))]
     KeyRequired {
         /// The archive (or key file).
         source_name: String,
@@ -328,7 +391,8 @@ pub enum Error {
     /// None of the offered keys opens a key slot: wrong passphrase or key. (A
     /// damaged envelope is reported as corruption instead: it has its own CRC.)
     #[error(
-        "{source_name}: wrong key: no key slot opens with the given {offered} ({slots} slot(s) tried)"
+        "{}: wrong key: no key slot opens with the given {offered} ({slots} slot(s) tried)",
+        Excerpt(source_name)
     )]
     WrongKey {
         /// The archive (or key file).
@@ -339,7 +403,7 @@ pub enum Error {
         slots: usize,
     },
     /// A key (file, argument or recipe value) is malformed or of the wrong kind.
-    #[error("invalid key ({what}): {detail}")]
+    #[error("invalid key ({}): {detail}", Excerpt(what))]
     InvalidKey {
         /// Which key.
         what: String,
@@ -356,13 +420,13 @@ pub enum Error {
         offset: u64,
     },
     /// A signature was required and the archive has none (embedded or detached).
-    #[error("{source_name}: the archive is not signed")]
+    #[error("{}: the archive is not signed", Excerpt(source_name))]
     Unsigned {
         /// The archive.
         source_name: String,
     },
     /// A signature does not check out.
-    #[error("{source_name}: bad signature: {problem}")]
+    #[error("{}: bad signature: {problem}", Excerpt(source_name))]
     BadSignature {
         /// The archive.
         source_name: String,
@@ -370,7 +434,7 @@ pub enum Error {
         problem: crate::sign::SignatureProblem,
     },
     /// The entry is not a regular file or record (it has no bytes to read).
-    #[error("entry `{name}` is a {kind}, not a file")]
+    #[error("entry `{}` is a {kind}, not a file", Excerpt(name))]
     NotAFile {
         /// The entry.
         name: String,
@@ -398,5 +462,107 @@ impl Error {
                 | Error::CorruptColumns { .. }
                 | Error::SealBroken { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant that shows a name, path or other text from a file shows at
+    /// most a bounded prefix of it: a 200 KB name is not echoed.
+    #[test]
+    fn errors_quote_a_bounded_prefix_of_file_text() {
+        let long = "n".repeat(200_000);
+        let io = || io::Error::other("boom");
+        let errors = [
+            Error::SourceRead {
+                source_name: long.clone(),
+                offset: 0,
+                len: 1,
+                error: io(),
+            },
+            Error::Io {
+                path: PathBuf::from(&long),
+                error: io(),
+            },
+            Error::Input {
+                name: long.clone(),
+                error: io(),
+            },
+            Error::EntryNotFound { name: long.clone() },
+            Error::InvalidName {
+                name: long.clone(),
+                reason: "too long",
+            },
+            Error::DuplicateName { name: long.clone() },
+            Error::Unsupported {
+                source_name: long.clone(),
+                feature: "x",
+            },
+            Error::ParentUnavailable {
+                archive: long.clone(),
+                index: 1,
+                root_hash: Hash32([0; 32]),
+                location: long.clone(),
+                error: Box::new(io()),
+            },
+            Error::ParentMismatch {
+                archive: long.clone(),
+                index: 1,
+                location: long.clone(),
+                expected: Hash32([0; 32]),
+                actual: Hash32([1; 32]),
+            },
+            Error::ParentNotAttached {
+                archive: long.clone(),
+                index: 1,
+                root_hash: Hash32([0; 32]),
+                hint: long.clone(),
+            },
+            Error::KeyRequired {
+                source_name: long.clone(),
+                what: "a key",
+            },
+            Error::WrongKey {
+                source_name: long.clone(),
+                offered: "passphrase".into(),
+                slots: 1,
+            },
+            Error::InvalidKey {
+                what: long.clone(),
+                detail: "bad".into(),
+            },
+            Error::Unsigned {
+                source_name: long.clone(),
+            },
+            Error::NotAFile {
+                name: long.clone(),
+                kind: "dir",
+            },
+            Error::UnknownCodec(UnknownCodec {
+                name: long.clone(),
+                known: vec!["zstd".into()],
+            }),
+        ];
+        for e in errors {
+            let msg = e.to_string();
+            assert!(msg.len() < 1200, "{} bytes: {:.300}", msg.len(), msg);
+            assert!(msg.contains("… (200000 bytes)"), "{msg:.300}");
+        }
+    }
+
+    #[test]
+    fn excerpts_cut_at_a_character_boundary_and_escape_controls() {
+        let s = format!("{}é{}", "a".repeat(MAX_QUOTED_LEN - 1), "b".repeat(10));
+        let shown = Excerpt(&s).to_string();
+        assert!(shown.starts_with(&"a".repeat(MAX_QUOTED_LEN - 1)));
+        assert!(
+            shown.ends_with(&format!("… ({} bytes)", s.len())),
+            "{shown}"
+        );
+        assert_eq!(Excerpt("a\u{1b}[31mred").to_string(), "a\\u{1b}[31mred");
+        assert_eq!(format!("{:?}", Excerpt("x\ny")), "\"x\\ny\"");
+        assert_eq!(Excerpt::path(std::path::Path::new("a/b")), "a/b");
     }
 }

@@ -277,8 +277,9 @@ impl Trailer {
     }
 
     /// Decode and check the trailer found at `offset` of an archive of `size` bytes:
-    /// magic, CRC, version range, reserved bytes, flags, and that the regions it
-    /// points to lie inside the file and before the trailer.
+    /// magic, CRC, version range (an unsupported version is reported only with a
+    /// valid CRC; otherwise the trailer is damaged), reserved bytes, flags, and
+    /// that the regions it points to lie inside the file and before the trailer.
     pub fn decode(bytes: &[u8; TRAILER_LEN], offset: u64) -> Result<Self> {
         if bytes[56..64] != MAGIC {
             return Err(Error::BadMagic {
@@ -299,15 +300,10 @@ impl Trailer {
             major: c.u16()?,
             minor: c.u16()?,
         };
-        // Version first: a newer major may change everything after it, CRC included.
-        if !(OLDEST_SUPPORTED_MAJOR..=NEWEST_SUPPORTED_MAJOR).contains(&t.major) {
-            return Err(Error::UnsupportedVersion {
-                major: t.major,
-                minor: t.minor,
-                oldest_major: OLDEST_SUPPORTED_MAJOR,
-                newest_major: NEWEST_SUPPORTED_MAJOR,
-            });
-        }
+        // The CRC before the version: a damaged version byte is damage, not a
+        // newer format. Every major keeps the magic, the version at 32..36 and
+        // this CRC of bytes 0..48 at 48..52, so that an older reader can tell an
+        // archive it cannot read from a damaged one.
         let stored = u32::from_le_bytes([bytes[48], bytes[49], bytes[50], bytes[51]]);
         let actual = crc32fast::hash(&bytes[..48]);
         if stored != actual {
@@ -316,6 +312,14 @@ impl Trailer {
                 offset,
                 expected: stored,
                 actual,
+            });
+        }
+        if !(OLDEST_SUPPORTED_MAJOR..=NEWEST_SUPPORTED_MAJOR).contains(&t.major) {
+            return Err(Error::UnsupportedVersion {
+                major: t.major,
+                minor: t.minor,
+                oldest_major: OLDEST_SUPPORTED_MAJOR,
+                newest_major: NEWEST_SUPPORTED_MAJOR,
             });
         }
         c.reserved(12)?;
@@ -753,13 +757,24 @@ impl Entry {
         let columns = c.bytes(columns_len)?.to_vec();
         debug_assert_eq!(c.pos() - start, len);
         if kind == EntryKind::Symlink && target.is_empty() {
-            return Err(c.corrupt(format!("symlink `{name}` has no target")));
+            return Err(c.corrupt(format!(
+                "symlink `{}` has no target",
+                crate::error::Excerpt(&name)
+            )));
         }
         if !kind.has_data() && size != 0 {
-            return Err(c.corrupt(format!("{} `{name}` has size {size}", kind.as_str())));
+            return Err(c.corrupt(format!(
+                "{} `{}` has size {size}",
+                kind.as_str(),
+                crate::error::Excerpt(&name)
+            )));
         }
         if kind != EntryKind::Symlink && !target.is_empty() {
-            return Err(c.corrupt(format!("{} `{name}` has a symlink target", kind.as_str())));
+            return Err(c.corrupt(format!(
+                "{} `{}` has a symlink target",
+                kind.as_str(),
+                crate::error::Excerpt(&name)
+            )));
         }
         Ok(Entry {
             id,

@@ -22,6 +22,7 @@ pub mod sign;
 pub use codec::{CodecError, CodecProvider, Compressor, NoCompression, StaticCodecs, UnknownCodec};
 
 mod bytes;
+pub mod chunkbases;
 pub mod chunkdelta;
 pub mod delta;
 pub mod error;

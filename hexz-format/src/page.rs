@@ -43,6 +43,15 @@ impl TreeKind {
             Self::Names => "name-index page",
         }
     }
+
+    /// The tree's name in messages.
+    pub(crate) fn tree_name(self) -> &'static str {
+        match self {
+            Self::Chunks => "chunk index",
+            Self::Catalog => "catalog",
+            Self::Names => "name index",
+        }
+    }
 }
 
 /// The first key of a page, as stored in its parent.
@@ -218,6 +227,16 @@ impl TreeBuilder {
     }
 }
 
+/// Bytes a heap allocation of `n` bytes takes (header and rounding to 16, at
+/// least 32, as glibc's malloc does); 0 for none.
+fn heap_len(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        ((n + 8).div_ceil(16) * 16).max(32)
+    }
+}
+
 /// A decoded page.
 #[derive(Debug)]
 pub(crate) enum Page {
@@ -229,15 +248,48 @@ pub(crate) enum Page {
 }
 
 impl Page {
-    /// Approximate heap size, for the cache's weigher.
+    /// Records in the page (leaf records, or children of an internal page).
+    pub(crate) fn records(&self) -> usize {
+        match self {
+            Page::ChunkLeaf(v) => v.len(),
+            Page::CatalogLeaf(v) => v.len(),
+            Page::NameLeaf(v) => v.len(),
+            Page::Internal(v) => v.len(),
+        }
+    }
+
+    /// Heap size, for the cache's weigher: the records and every string they
+    /// own, each allocation counted as the allocator rounds it (so that the
+    /// page cache's budget is what it holds, even for pages of short names).
     pub(crate) fn weight(&self) -> u64 {
+        use std::mem::size_of;
         let n = match self {
-            Page::ChunkLeaf(v) => v.len() * std::mem::size_of::<ChunkRecord>(),
-            Page::CatalogLeaf(v) => v.iter().map(|e| 96 + e.name.len() + e.columns.len()).sum(),
-            Page::NameLeaf(v) => v.iter().map(|(n, _)| 32 + n.len()).sum(),
-            Page::Internal(v) => v.len() * 96,
+            Page::ChunkLeaf(v) => v.len() * size_of::<ChunkRecord>(),
+            Page::CatalogLeaf(v) => v
+                .iter()
+                .map(|e| {
+                    size_of::<Entry>()
+                        + heap_len(e.name.len())
+                        + heap_len(e.target.as_ref().map_or(0, String::len))
+                        + heap_len(e.columns.len())
+                })
+                .sum(),
+            Page::NameLeaf(v) => v
+                .iter()
+                .map(|(n, _)| size_of::<(String, u64)>() + heap_len(n.len()))
+                .sum(),
+            Page::Internal(v) => v
+                .iter()
+                .map(|(k, _)| {
+                    size_of::<(Key, PageRef)>()
+                        + match k {
+                            Key::Name(n) => heap_len(n.len()),
+                            _ => 0,
+                        }
+                })
+                .sum(),
         };
-        n as u64 + 64
+        (heap_len(n) + size_of::<Page>()) as u64
     }
 }
 
@@ -369,6 +421,14 @@ pub(crate) fn decode_page(
     };
     c.finish()?;
     Ok(page)
+}
+
+/// The `first` field of a page's header (bytes 8..16 of its raw bytes; 0 when
+/// they are too short, which [`decode_page`] refuses).
+pub(crate) fn header_first(raw: &[u8]) -> u64 {
+    raw.get(8..PAGE_HEADER_LEN)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 fn decode_name(c: &mut Cursor<'_>) -> Result<String> {

@@ -46,7 +46,7 @@ use rayon::prelude::*;
 
 use crate::bytes::{Cursor, PutLe};
 use crate::crypto::ChunkHasher;
-use crate::error::{Error, Hash32, Result};
+use crate::error::{Error, Excerpt, Hash32, Result};
 use crate::layout::{CHUNK_DELTA, ChunkRecord, MAX_PAGE_LEN, SECTION_PARENTS};
 use crate::page::{Page, TreeKind};
 use crate::reader::{Archive, Inner, VerifyReport};
@@ -179,8 +179,9 @@ pub(crate) struct ParentLinks {
     table: OnceLock<Arc<ParentTable>>,
     /// The page-bases section (delta pages, [`crate::delta`]), once decoded.
     page_bases: OnceLock<crate::delta::PageBases>,
-    /// The chunk-bases sections (delta chunks, [`crate::chunkdelta`]), once decoded.
-    chunk_bases: OnceLock<crate::chunkdelta::ChunkBases>,
+    /// The chunk-bases sections (delta chunks, [`crate::chunkdelta`]), once checked
+    /// (by one thread: the others wait for it rather than read them again).
+    chunk_bases: std::sync::Mutex<Option<Arc<crate::chunkbases::ChunkBaseIndex>>>,
     /// The parents the reader named (`ReadOptions::parents.explicit`), opened on
     /// first need.
     explicit: OnceLock<Vec<Archive>>,
@@ -225,13 +226,22 @@ impl ParentLinks {
         Ok(self.page_bases.get_or_init(|| list).clone())
     }
 
-    /// The child's chunk-bases sections, decoded once (empty when it has none).
-    pub(crate) fn chunk_bases(&self, child: &Inner) -> Result<crate::chunkdelta::ChunkBases> {
-        if let Some(b) = self.chunk_bases.get() {
+    /// The child's chunk-bases sections, checked once (empty when it has none);
+    /// their records are read a section at a time, on demand.
+    pub(crate) fn chunk_bases(
+        &self,
+        child: &Inner,
+    ) -> Result<Arc<crate::chunkbases::ChunkBaseIndex>> {
+        let mut slot = self
+            .chunk_bases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(b) = &*slot {
             return Ok(b.clone());
         }
-        let list = Arc::new(child.load_chunk_bases()?);
-        Ok(self.chunk_bases.get_or_init(|| list).clone())
+        let index = Arc::new(crate::chunkbases::ChunkBaseIndex::load(child)?);
+        *slot = Some(index.clone());
+        Ok(index)
     }
 
     /// The opened parent `index` (1-based, as in chunk records).
@@ -245,7 +255,7 @@ impl ParentLinks {
                 offset: 0,
                 detail: format!(
                     "{}: a chunk is stored in parent {index}, but the archive lists {} parents",
-                    child.source.name(),
+                    Excerpt(&child.source.name()),
                     table.refs.len()
                 ),
             })?;
@@ -411,7 +421,7 @@ impl Archive {
         let bases: std::collections::HashSet<u16> = pages
             .iter()
             .map(|b| b.source)
-            .chain(chunks.iter().map(|b| b.base.source))
+            .chain(chunks.base_sources().iter().copied())
             .collect();
         Ok(self
             .parents()?
@@ -440,7 +450,7 @@ impl Archive {
                 offset: 0,
                 detail: format!(
                     "{}: per-parent chunk counts differ from the chunk index",
-                    self.source_name()
+                    Excerpt(&self.source_name())
                 ),
             });
         }
@@ -510,7 +520,7 @@ impl ParentSet {
             if p.hint.is_empty() || p.hint.len() > MAX_HINT_LEN || p.hint.contains('\0') {
                 return Err(Error::InvalidSetting {
                     setting: "parent location hint",
-                    detail: format!("{:?}: 1..={MAX_HINT_LEN} bytes, no NUL", p.hint),
+                    detail: format!("{:?}: 1..={MAX_HINT_LEN} bytes, no NUL", Excerpt(&p.hint)),
                 });
             }
             // Chunk ids only match along a chain built with one dedup key (or
@@ -525,8 +535,8 @@ impl ParentSet {
                     detail: format!(
                         "{} and {} do not share a dedup key (one is encrypted, or they \
                          were built with different keys)",
-                        chain[0].archive.source_name(),
-                        p.archive.source_name()
+                        Excerpt(&chain[0].archive.source_name()),
+                        Excerpt(&p.archive.source_name())
                     ),
                 });
             }
@@ -563,7 +573,14 @@ impl ParentSet {
         let mut chunks: Vec<ParentChunk> = per_parent.into_iter().flatten().collect();
         let hasher = chain[0].archive.chunk_hasher();
         let archives: Vec<Archive> = chain.iter().map(|p| p.archive.clone()).collect();
-        let chunk_bases = crate::chunkdelta::ChunkBaseSource::from_chain(&archives)?;
+        // `chunks` is in (source, blob offset) order: each ancestor's blobs, sorted.
+        let deltas: Vec<(u16, u64)> = chunks
+            .iter()
+            .filter(|c| c.flags & CHUNK_DELTA != 0)
+            .map(|c| (c.source, c.blob_offset))
+            .collect();
+        debug_assert!(deltas.is_sorted());
+        let chunk_bases = crate::chunkdelta::ChunkBaseSource::from_chain(&archives, &deltas)?;
         // A delta blob is referenced only with its base known.
         chunks.retain(|c| {
             c.flags & CHUNK_DELTA == 0 || chunk_bases.base_of(c.source, c.blob_offset).is_some()
@@ -608,7 +625,7 @@ impl ParentSet {
             if r.hint.is_empty() || r.hint.len() > MAX_HINT_LEN || r.hint.contains('\0') {
                 return Err(bad(format!(
                     "hint {:?}: 1..={MAX_HINT_LEN} bytes, no NUL",
-                    r.hint
+                    Excerpt(&r.hint)
                 )));
             }
             if refs[..i].iter().any(|o| o.root_hash == r.root_hash) {
@@ -644,7 +661,15 @@ impl ParentSet {
                 refs[0].root_hash
             )));
         }
-        let chunk_bases = crate::chunkdelta::ChunkBaseSource::from_direct(direct_parent, &refs)?;
+        let mut deltas: Vec<(u16, u64)> = chunks
+            .iter()
+            .filter(|c| c.flags & CHUNK_DELTA != 0)
+            .map(|c| (c.source, c.blob_offset))
+            .collect();
+        deltas.sort_unstable();
+        deltas.dedup();
+        let chunk_bases =
+            crate::chunkdelta::ChunkBaseSource::from_direct(direct_parent, &refs, &deltas)?;
         // A delta blob is referenced only with its base known.
         chunks.retain(|c| {
             c.flags & CHUNK_DELTA == 0 || chunk_bases.base_of(c.source, c.blob_offset).is_some()

@@ -22,7 +22,7 @@ use crate::columns::{ColumnSchema, Value};
 use crate::crypto::envelope::Envelope;
 use crate::crypto::seal::{BlobRole, Place, Sealer};
 use crate::crypto::{ArchiveKeys, ChunkHasher, KdfLimits, Unlock};
-use crate::error::{Error, Hash32, Result};
+use crate::error::{Error, Excerpt, Hash32, Result};
 use crate::hints::ParentPolicy;
 use crate::layout::{
     BLOB_DELTA, BLOB_RAW, CHUNK_DELTA, CHUNK_RAW, ChunkRecord, Directory, Entry, FLAG_ENCRYPTED,
@@ -38,6 +38,7 @@ mod batch;
 mod preload;
 mod ranges;
 mod snapshot;
+mod verify;
 
 /// Reader settings.
 #[derive(Debug, Clone)]
@@ -93,6 +94,12 @@ impl Weighter<u64, Arc<Page>> for PageWeight {
 
 #[derive(Debug, Clone)]
 struct ChunkWeight;
+
+/// Chunk records a read handles at once (one batched load): 16 384 records, 1 MiB
+/// of 64-byte chunks (the smallest a writer cuts but for a stream's last); a
+/// read over more is done a group at a time, so what it holds does not follow
+/// the number of chunks an index packs into a range.
+pub(crate) const READ_STEP_RECORDS: usize = 16 * 1024;
 
 /// How long a task on the rayon pool waits for a chunk another thread is
 /// loading before it loads the chunk itself (see `Inner::chunk`).
@@ -487,7 +494,7 @@ impl Archive {
             .decode_row(&entry.columns)
             .map(Some)
             .map_err(|error| Error::CorruptColumns {
-                context: format!("columns of entry `{}`", entry.name),
+                context: format!("columns of entry `{}`", Excerpt(&entry.name)),
                 error,
             })
     }
@@ -527,7 +534,11 @@ impl Archive {
         if entry.name != name {
             return Err(self.inner.corrupt(
                 "name index",
-                &format!("`{name}` points at entry {id}, which is `{}`", entry.name),
+                &format!(
+                    "`{}` points at entry {id}, which is `{}`",
+                    Excerpt(name),
+                    Excerpt(&entry.name)
+                ),
             ));
         }
         Ok(entry)
@@ -563,7 +574,7 @@ impl Archive {
 
     /// Fill `buf` from `entry` at `offset` (relative to the entry).
     pub fn read_entry_at(&self, entry: &Entry, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let what = || format!("entry `{}`", entry.name);
+        let what = || format!("entry `{}`", Excerpt(&entry.name));
         let end = offset.checked_add(buf.len() as u64);
         if end.is_none_or(|end| end > entry.size) {
             return Err(Error::OutOfRange {
@@ -596,7 +607,7 @@ impl Archive {
                 "catalog",
                 &format!(
                     "entry `{}` ({}+{}) extends past the logical stream of {} bytes",
-                    entry.name,
+                    Excerpt(&entry.name),
                     entry.offset,
                     entry.size,
                     self.len()
@@ -604,7 +615,7 @@ impl Archive {
             ));
         }
         let len = usize::try_from(entry.size).map_err(|_| Error::OutOfRange {
-            what: format!("entry `{}`", entry.name),
+            what: format!("entry `{}`", Excerpt(&entry.name)),
             offset: 0,
             len: entry.size,
             size: usize::MAX as u64,
@@ -640,172 +651,6 @@ impl Archive {
             name: String::new(),
         }
     }
-
-    /// Check the header, every page, every stored chunk (CRC32, decompression,
-    /// BLAKE3 id) and the agreement of catalog and name index. Bypasses the caches.
-    pub fn verify(&self) -> Result<VerifyReport> {
-        self.verify_with(true)
-    }
-
-    /// [`verify`](Self::verify); with `deep` false the chunk blobs are skipped (the
-    /// tree — every page and section — is still checked).
-    pub fn verify_with(&self, deep: bool) -> Result<VerifyReport> {
-        let inner = &self.inner;
-        let mut report = VerifyReport::default();
-        // Open reads the header only when it lies in the tail it fetched.
-        let header = read_vec(inner.source.as_ref(), "header", 0, HEADER_LEN)?;
-        check_header(&header, &inner.trailer)?;
-        let dir = &inner.directory;
-        // Chunk index: walk every leaf, collect distinct blobs.
-        let mut blobs: Vec<ChunkRecord> = Vec::new();
-        let mut expected_offset = 0u64;
-        inner.walk_tree(
-            &dir.chunk_tree,
-            TreeKind::Chunks,
-            &mut report,
-            &mut |page| {
-                if let Page::ChunkLeaf(records) = page {
-                    for r in records {
-                        if r.logical_offset != expected_offset {
-                            return Err(
-                                inner.corrupt("chunk index", "chunks do not tile the stream")
-                            );
-                        }
-                        expected_offset = r.logical_end();
-                        if !r.is_zero() {
-                            blobs.push(*r);
-                        }
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        if expected_offset != dir.stats.logical_size {
-            return Err(inner.corrupt("chunk index", "chunks do not cover the logical stream"));
-        }
-        // Raw bytes per source (0: this archive, k: parent k), for the parents
-        // section's counts.
-        let mut per_source: Vec<(u64, u64)> = Vec::new();
-        for r in &blobs {
-            let i = usize::from(r.source);
-            if per_source.len() <= i {
-                per_source.resize(i + 1, (0, 0));
-            }
-            per_source[i].0 += 1;
-            per_source[i].1 += u64::from(r.raw_len);
-        }
-        if per_source.len() > 1 || self.is_thin() {
-            self.verify_parent_counts(&per_source)?;
-            // Even the fast check opens every parent that serves chunks: a missing
-            // or substituted parent is an error, never a pass.
-            self.check_parents()?;
-        }
-        // Every delta chunk has its base recorded; the base records join the
-        // index's (a base read for a delta is checked with the chunk, below, and
-        // must agree with any index record of the same blob).
-        let chunk_bases = inner.parents.chunk_bases(inner)?;
-        if let Some(r) = blobs.iter().find(|r| {
-            r.flags & CHUNK_DELTA != 0
-                && crate::chunkdelta::find(&chunk_bases, r.source, r.blob_offset).is_none()
-        }) {
-            return Err(Error::Corrupt {
-                what: "chunk index",
-                offset: r.blob_offset,
-                detail: format!(
-                    "{}: a delta chunk (source {}) without a record in the chunk-bases section",
-                    self.source_name(),
-                    r.source
-                ),
-            });
-        }
-        blobs.extend(chunk_bases.iter().map(|b| b.base));
-        blobs.sort_unstable_by_key(|r| (r.source, r.blob_offset));
-        // Records sharing a blob must agree on everything about it.
-        let same_blob = |a: &ChunkRecord, b: &ChunkRecord| {
-            (a.raw_len, a.stored_len, a.crc, a.flags, a.id)
-                == (b.raw_len, b.stored_len, b.crc, b.flags, b.id)
-        };
-        if blobs.windows(2).any(|w| {
-            (w[0].source, w[0].blob_offset) == (w[1].source, w[1].blob_offset)
-                && !same_blob(&w[0], &w[1])
-        }) {
-            return Err(inner.corrupt(
-                "chunk index",
-                "records sharing a blob disagree (index or chunk-bases records)",
-            ));
-        }
-        blobs.dedup_by_key(|r| (r.source, r.blob_offset));
-        if deep {
-            report.chunks = blobs.len() as u64;
-            report.stored_bytes += blobs.iter().map(|r| u64::from(r.stored_len)).sum::<u64>();
-            blobs
-                .par_iter()
-                .try_for_each(|r| inner.load_chunk(r, true).map(drop))?;
-        }
-        // Catalog and name index; with a column schema, every entry's columns.
-        let schema = inner.schema()?;
-        let mut entries = 0u64;
-        let mut stream_end = 0u64;
-        let mut entry_names: Vec<String> = Vec::new();
-        inner.walk_tree(
-            &dir.catalog_tree,
-            TreeKind::Catalog,
-            &mut report,
-            &mut |page| {
-                if let Page::CatalogLeaf(list) = page {
-                    for e in list {
-                        if e.id != entries || e.offset < stream_end {
-                            return Err(inner.corrupt("catalog", "entries out of order"));
-                        }
-                        stream_end = e.offset + e.size;
-                        if let Some(schema) = &schema {
-                            schema.check_row(&e.columns).map_err(|error| {
-                                Error::CorruptColumns {
-                                    context: format!("columns of entry `{}`", e.name),
-                                    error,
-                                }
-                            })?;
-                        }
-                        entries += 1;
-                        entry_names.push(e.name.clone());
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        if stream_end > dir.stats.logical_size {
-            return Err(inner.corrupt("catalog", "an entry extends past the logical stream"));
-        }
-        // The name index must list every entry once, in strictly increasing order,
-        // each pointing at the entry of that name.
-        let mut names = 0u64;
-        let mut previous: Option<String> = None;
-        inner.walk_tree(&dir.name_tree, TreeKind::Names, &mut report, &mut |page| {
-            if let Page::NameLeaf(list) = page {
-                for (name, id) in list {
-                    if entry_names.get(*id as usize) != Some(name) {
-                        return Err(inner.corrupt("name index", "a name points at another entry"));
-                    }
-                    if previous.as_ref().is_some_and(|p| p >= name) {
-                        return Err(inner.corrupt("name index", "names out of order"));
-                    }
-                    previous = Some(name.clone());
-                    names += 1;
-                }
-            }
-            Ok(())
-        })?;
-        if entries != dir.stats.entry_count || names != dir.stats.entry_count {
-            return Err(inner.corrupt("catalog", "entry counts disagree"));
-        }
-        for s in &dir.sections {
-            inner.load_blob(&s.page, "section", BlobRole::Section)?;
-            report.pages += 1;
-            report.stored_bytes += u64::from(s.page.stored_len);
-        }
-        report.entries = entries;
-        Ok(report)
-    }
 }
 
 impl Inner {
@@ -839,7 +684,7 @@ impl Inner {
         Error::Corrupt {
             what,
             offset: 0,
-            detail: format!("{}: {detail}", self.source.name()),
+            detail: format!("{}: {detail}", Excerpt(&self.source.name())),
         }
     }
 
@@ -1093,14 +938,25 @@ impl Inner {
 
     /// Chunk records covering `[offset, end)`.
     fn chunks_covering(&self, offset: u64, end: u64) -> Result<Vec<ChunkRecord>> {
+        self.chunks_covering_at_most(offset, end, usize::MAX)
+    }
+
+    /// The first chunk records covering `[offset, end)`, at most `max` of them
+    /// (at least one when the range is not empty).
+    fn chunks_covering_at_most(
+        &self,
+        offset: u64,
+        end: u64,
+        max: usize,
+    ) -> Result<Vec<ChunkRecord>> {
         let mut out = Vec::new();
         let mut pos = offset;
-        while pos < end {
+        while pos < end && out.len() < max.max(1) {
             let (page, mut i) = self.chunk_leaf(pos)?;
             let Page::ChunkLeaf(records) = &*page else {
                 return Err(self.corrupt("chunk index", "leaf expected"));
             };
-            while i < records.len() && pos < end {
+            while i < records.len() && pos < end && out.len() < max.max(1) {
                 out.push(records[i]);
                 pos = records[i].logical_end();
                 i += 1;
@@ -1237,8 +1093,10 @@ impl Inner {
     }
 
     /// Chunk `r` from the cache, or loaded and cached when no other thread is
-    /// loading it (nor its base); `None` when one is. Never waits: safe on the
-    /// rayon pool.
+    /// loading it (nor its base); `None` when one is. Never waits for another
+    /// thread's load: safe on the rayon pool. (Finding a delta's base may wait
+    /// for a chunk-bases section another thread is reading, a read that needs no
+    /// other thread.)
     pub(crate) fn chunk_no_wait(&self, r: &ChunkRecord) -> Result<Option<ChunkData>> {
         let key = (r.source, r.blob_offset);
         let data = match self.chunks.get_value_or_guard(&key, Some(Duration::ZERO)) {
@@ -1328,7 +1186,28 @@ impl Inner {
             };
             self.copy_chunk(&first, data.as_deref().map(Vec::as_slice), offset, end, buf);
         } else {
-            let records = self.chunks_covering(offset, end)?;
+            self.fill(offset, buf)?;
+        }
+        if sequential {
+            self.readahead(end);
+        }
+        Ok(())
+    }
+
+    /// Fill `buf` from logical `offset`, [`READ_STEP_RECORDS`] chunk records at a
+    /// time: each group's uncached chunks fetched with one batched load and
+    /// decompressed in parallel. (A group's memory is bounded whatever the chunk
+    /// sizes: an index of one-byte chunks does not make a 1 MiB read hold a
+    /// million records.)
+    fn fill(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let end = offset + buf.len() as u64;
+        let mut pos = offset;
+        while pos < end {
+            let records = self.chunks_covering_at_most(pos, end, READ_STEP_RECORDS)?;
+            let Some(last) = records.last() else {
+                return Err(self.corrupt("chunk index", "no chunk covers the offset"));
+            };
+            pos = last.logical_end();
             let uncached = records
                 .iter()
                 .filter(|r| !r.is_zero() && !self.chunks.contains_key(&(r.source, r.blob_offset)))
@@ -1370,9 +1249,6 @@ impl Inner {
                 self.copy_chunk(r, d.as_deref().map(Vec::as_slice), offset, end, buf);
             }
         }
-        if sequential {
-            self.readahead(end);
-        }
         Ok(())
     }
 
@@ -1398,13 +1274,16 @@ impl Inner {
         self.prefetched_to.store(to, Ordering::Relaxed);
         let inner = Arc::clone(self);
         rayon::spawn(move || {
-            if let Ok(records) = inner.chunks_covering(from, to) {
+            if let Ok(records) = inner.chunks_covering_at_most(from, to, READ_STEP_RECORDS) {
                 inner.load_batch(&records);
             }
         });
     }
 
     /// Visit every page of `tree` (depth-first, in key order), bypassing the cache.
+    /// Checks, beyond each page's own checks, that every page header's `first` is
+    /// the number of leaf records before it and that the leaves hold exactly the
+    /// root's record count (so a directory cannot state another count).
     pub(crate) fn walk_tree(
         &self,
         tree: &TreeRoot,
@@ -1416,6 +1295,9 @@ impl Inner {
             return Ok(());
         }
         let mut stack = vec![(tree.root, tree.depth - 1, None::<Key>)];
+        // Leaf records visited so far: pages are visited in key order, each
+        // before the leaves under it.
+        let mut records = 0u64;
         while let Some((r, level, expected)) = stack.pop() {
             let raw = self.load_blob(&r, kind.what(), BlobRole::Page)?;
             report.pages += 1;
@@ -1428,12 +1310,45 @@ impl Inner {
             if let Some(key) = &expected {
                 check_first_key(&page, key).map_err(|d| self.corrupt(kind.what(), d))?;
             }
-            if let Page::Internal(children) = &page {
-                for (key, child) in children.iter().rev() {
-                    stack.push((*child, level - 1, Some(key.clone())));
+            let header_first = crate::page::header_first(&raw);
+            if header_first != records {
+                return Err(Error::Corrupt {
+                    what: kind.what(),
+                    offset: r.offset,
+                    detail: format!(
+                        "{}: the page header says its first record is {header_first}, but \
+                         {records} records come before it",
+                        Excerpt(&self.source.name())
+                    ),
+                });
+            }
+            match &page {
+                Page::Internal(children) => {
+                    for (key, child) in children.iter().rev() {
+                        stack.push((*child, level - 1, Some(key.clone())));
+                    }
                 }
+                leaf => records += leaf.records() as u64,
             }
             visit(&page)?;
+        }
+        if records != tree.count {
+            // The count field of the tree's root in the directory.
+            let root_at = match kind {
+                TreeKind::Chunks => 128,
+                TreeKind::Catalog => 200,
+                TreeKind::Names => 272,
+            };
+            return Err(Error::Corrupt {
+                what: "directory",
+                offset: self.trailer.directory_offset + root_at + 8,
+                detail: format!(
+                    "{}: the {} holds {records} records, the directory says {}",
+                    Excerpt(&self.source.name()),
+                    kind.tree_name(),
+                    tree.count
+                ),
+            });
         }
         Ok(())
     }
@@ -1520,7 +1435,7 @@ impl Read for EntryReader {
         let what = if self.name.is_empty() {
             "the logical stream".to_string()
         } else {
-            format!("entry `{}`", self.name)
+            format!("entry `{}`", Excerpt(&self.name))
         };
         self.archive
             .inner

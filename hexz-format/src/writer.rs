@@ -320,7 +320,10 @@ impl WriterOptions {
         {
             return Err(Error::InvalidSetting {
                 setting: "codec name",
-                detail: format!("{name:?} must be 1..=32 printable ASCII bytes"),
+                detail: format!(
+                    "{:?} must be 1..=32 printable ASCII bytes",
+                    crate::error::Excerpt(name)
+                ),
             });
         }
         if !(4096..=(8 << 20)).contains(&self.page_size) {
@@ -677,7 +680,7 @@ impl<W: Sink> ArchiveWriter<W> {
             Some(schema) => schema
                 .check_row(columns)
                 .map_err(|error| Error::InvalidColumns {
-                    context: format!("entry `{name}`"),
+                    context: format!("entry `{}`", crate::error::Excerpt(name)),
                     error,
                 }),
             None => Ok(()),
@@ -768,7 +771,10 @@ impl<W: Sink> ArchiveWriter<W> {
         if meta.columns.len() > MAX_COLUMNS_LEN || meta.mtime_nsec >= 1_000_000_000 {
             return Err(Error::InvalidSetting {
                 setting: "entry metadata",
-                detail: format!("`{name}`: columns over 1 MiB or mtime nanoseconds out of range"),
+                detail: format!(
+                    "`{}`: columns over 1 MiB or mtime nanoseconds out of range",
+                    crate::error::Excerpt(name)
+                ),
             });
         }
         self.open = None;

@@ -530,6 +530,113 @@ fn a_base_swapped_for_another_chunk_of_the_parent_fails() {
     );
 }
 
+/// `bytes` (an archive whose directory ends at the trailer) with its chunk-bases
+/// records replaced by `edit` of them, in one section written where the
+/// directory was; every CRC and hash recomputed.
+fn with_chunk_bases(bytes: &[u8], edit: impl FnOnce(&mut Vec<ChunkBase>)) -> Vec<u8> {
+    use hexz_format::chunkdelta::encode_chunk_bases;
+    use hexz_format::layout::{Directory, PageRef, TRAILER_LEN, Trailer};
+    let at = bytes.len() - TRAILER_LEN;
+    let mut t = Trailer::decode(bytes[at..].try_into().unwrap(), at as u64).unwrap();
+    let start = t.directory_offset as usize;
+    let mut d = Directory::decode(&bytes[start..at], t.directory_offset).unwrap();
+    let a = Archive::open(
+        Arc::new(MemorySource::new(bytes.to_vec(), "edit.hxz")),
+        &crate::common::codecs(),
+        ReadOptions::default(),
+    )
+    .unwrap();
+    let mut list: Vec<ChunkBase> = chunk_bases(&a);
+    edit(&mut list);
+    let raw = encode_chunk_bases(&list);
+    let mut stored = Vec::new();
+    hexz_zstd::ZstdCompressor::new(3)
+        .unwrap()
+        .compress(&raw, &mut stored)
+        .unwrap();
+    let mut out = bytes[..start].to_vec();
+    d.sections.retain(|s| s.kind != SECTION_CHUNK_BASES);
+    d.sections.push(hexz_format::layout::Section {
+        kind: SECTION_CHUNK_BASES,
+        flags: hexz_format::layout::SECTION_CRITICAL,
+        page: PageRef {
+            offset: out.len() as u64,
+            stored_len: stored.len() as u32,
+            raw_len: raw.len() as u32,
+            crc: crc32fast::hash(&stored),
+            flags: 0,
+            hash: *blake3::hash(&stored).as_bytes(),
+        },
+    });
+    out.extend_from_slice(&stored);
+    let dir = d.encode();
+    t.directory_offset = out.len() as u64;
+    t.directory_len = dir.len() as u32;
+    t.directory_crc = crc32fast::hash(&dir);
+    out.extend_from_slice(&dir);
+    out.extend_from_slice(&t.encode());
+    out
+}
+
+#[test]
+fn verify_refuses_a_chunk_base_record_for_a_blob_that_is_no_delta() {
+    let store = Store::new(ReadOptions::default());
+    build(&store, "v0.hxz", &tree(0), None, zstd());
+    let good = build(&store, "v1.hxz", &tree(1), Some("v0.hxz"), zstd());
+    // The rewrite itself keeps a valid archive.
+    store.put("v1.hxz", with_chunk_bases(&good, |_| {}));
+    open(&store, "v1.hxz").unwrap().verify().unwrap();
+    check_reads(&store, "v1.hxz", &tree(1));
+    // One more record, for a blob of the child that no chunk record reads as a
+    // delta: every rule of the section holds (keys increasing, a valid base),
+    // and reads never ask for it; but a record must name a delta blob the
+    // chunk index reads, and this one names none.
+    let a = open(&store, "v1.hxz").unwrap();
+    let whole = deltas(&a)
+        .iter()
+        .filter(|r| r.source == 0)
+        .map(|r| r.blob_offset + 1)
+        .max()
+        .unwrap();
+    assert!(records(&a).iter().all(|r| r.blob_offset != whole));
+    store.put(
+        "v1.hxz",
+        with_chunk_bases(&good, |list| {
+            list.push(ChunkBase {
+                source: 0,
+                blob_offset: whole,
+                base: list[0].base,
+            });
+            list.sort_by_key(|b| (b.source, b.blob_offset));
+        }),
+    );
+    check_reads(&store, "v1.hxz", &tree(1));
+    for deep in [false, true] {
+        let err = open(&store, "v1.hxz")
+            .unwrap()
+            .verify_with(deep)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { what: "chunk-bases section", offset, detail }
+                if *offset == whole && detail.contains("does not read as a delta chunk")),
+            "{err:?}"
+        );
+    }
+    // One record fewer: a delta chunk without its base.
+    let (r, _) = first_own_delta(&a);
+    store.put(
+        "v1.hxz",
+        with_chunk_bases(&good, |list| {
+            list.retain(|b| (b.source, b.blob_offset) != (0, r.blob_offset))
+        }),
+    );
+    let err = open(&store, "v1.hxz").unwrap().verify().unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupt { what: "chunk index", offset, .. } if *offset == r.blob_offset),
+        "{err:?}"
+    );
+}
+
 #[test]
 fn an_lz4_child_has_no_delta_chunks() {
     let store = Store::new(ReadOptions::default());

@@ -8,6 +8,7 @@ mod common;
 mod crypto;
 mod golden;
 mod kdf_limits;
+mod lies;
 mod malformed;
 mod ranges;
 mod roundtrip;

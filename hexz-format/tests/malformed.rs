@@ -83,7 +83,7 @@ fn sample_entries() -> Vec<Expect> {
 const PROVENANCE: &[u8] = br#"{"tool":"hexz-format malformed tests"}"#;
 
 /// The sample archive, with a provenance section.
-fn sample(codec: Arc<dyn Compressor>) -> Vec<u8> {
+pub(crate) fn sample(codec: Arc<dyn Compressor>) -> Vec<u8> {
     let mut w = ArchiveWriter::new(Vec::new(), small_options(codec)).unwrap();
     for (i, e) in sample_entries().iter().enumerate() {
         let meta = EntryMeta {
@@ -108,15 +108,15 @@ fn sample(codec: Arc<dyn Compressor>) -> Vec<u8> {
     w.finish().unwrap().0
 }
 
-fn lz4() -> Arc<dyn Compressor> {
+pub(crate) fn lz4() -> Arc<dyn Compressor> {
     Arc::new(hexz_lz4::Lz4Compressor::new())
 }
 
-fn zstd() -> Arc<dyn Compressor> {
+pub(crate) fn zstd() -> Arc<dyn Compressor> {
     Arc::new(hexz_zstd::ZstdCompressor::new(3).unwrap())
 }
 
-fn none() -> Arc<dyn Compressor> {
+pub(crate) fn none() -> Arc<dyn Compressor> {
     Arc::new(NoCompression)
 }
 
@@ -204,7 +204,7 @@ fn read_all(archive: &Archive) -> Result<Vec<String>, Error> {
 
 /// The error `open` must fail with.
 #[track_caller]
-fn open_err(bytes: &[u8]) -> Error {
+pub(crate) fn open_err(bytes: &[u8]) -> Error {
     match open(bytes) {
         Err(e) => e,
         Ok(_) => panic!("open accepted a malformed archive"),
@@ -224,16 +224,16 @@ fn assert_names(e: &Error, what: &str, offset: u64) {
 // ---------------------------------------------------------------------------
 // Crafting helpers.
 
-fn trailer_offset(bytes: &[u8]) -> usize {
+pub(crate) fn trailer_offset(bytes: &[u8]) -> usize {
     bytes.len() - TRAILER_LEN
 }
 
-fn trailer_of(bytes: &[u8]) -> Trailer {
+pub(crate) fn trailer_of(bytes: &[u8]) -> Trailer {
     let at = trailer_offset(bytes);
     Trailer::decode(bytes[at..].try_into().unwrap(), at as u64).unwrap()
 }
 
-fn directory_of(bytes: &[u8]) -> Directory {
+pub(crate) fn directory_of(bytes: &[u8]) -> Directory {
     let t = trailer_of(bytes);
     let start = t.directory_offset as usize;
     Directory::decode(
@@ -244,7 +244,7 @@ fn directory_of(bytes: &[u8]) -> Directory {
 }
 
 /// Edit the decoded trailer and re-encode it (CRC recomputed).
-fn edit_trailer(bytes: &mut [u8], edit: impl FnOnce(&mut Trailer)) {
+pub(crate) fn edit_trailer(bytes: &mut [u8], edit: impl FnOnce(&mut Trailer)) {
     let mut t = trailer_of(bytes);
     edit(&mut t);
     let at = trailer_offset(bytes);
@@ -252,7 +252,7 @@ fn edit_trailer(bytes: &mut [u8], edit: impl FnOnce(&mut Trailer)) {
 }
 
 /// Edit the trailer's raw bytes, then recompute its CRC.
-fn edit_trailer_bytes(bytes: &mut [u8], edit: impl FnOnce(&mut [u8])) {
+pub(crate) fn edit_trailer_bytes(bytes: &mut [u8], edit: impl FnOnce(&mut [u8])) {
     let at = trailer_offset(bytes);
     let t = &mut bytes[at..];
     edit(t);
@@ -262,7 +262,7 @@ fn edit_trailer_bytes(bytes: &mut [u8], edit: impl FnOnce(&mut [u8])) {
 
 /// Replace the directory's stored bytes by edited ones; fix the trailer's length and
 /// CRC. (The writer puts the directory right before the trailer.)
-fn edit_directory_bytes(bytes: &mut Vec<u8>, edit: impl FnOnce(&mut Vec<u8>)) {
+pub(crate) fn edit_directory_bytes(bytes: &mut Vec<u8>, edit: impl FnOnce(&mut Vec<u8>)) {
     let t = trailer_of(bytes);
     let start = t.directory_offset as usize;
     assert_eq!(start + t.directory_len as usize, trailer_offset(bytes));
@@ -279,7 +279,7 @@ fn edit_directory_bytes(bytes: &mut Vec<u8>, edit: impl FnOnce(&mut Vec<u8>)) {
 }
 
 /// Edit the decoded directory and re-encode it (trailer CRC recomputed).
-fn edit_directory(bytes: &mut Vec<u8>, edit: impl FnOnce(&mut Directory)) {
+pub(crate) fn edit_directory(bytes: &mut Vec<u8>, edit: impl FnOnce(&mut Directory)) {
     edit_directory_bytes(bytes, |raw| {
         let mut d = Directory::decode(raw, 0).unwrap();
         edit(&mut d);
@@ -288,13 +288,13 @@ fn edit_directory(bytes: &mut Vec<u8>, edit: impl FnOnce(&mut Directory)) {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Tree {
+pub(crate) enum Tree {
     Chunks,
     Catalog,
     Names,
 }
 
-fn tree_mut(d: &mut Directory, t: Tree) -> &mut TreeRoot {
+pub(crate) fn tree_mut(d: &mut Directory, t: Tree) -> &mut TreeRoot {
     match t {
         Tree::Chunks => &mut d.chunk_tree,
         Tree::Catalog => &mut d.catalog_tree,
@@ -304,7 +304,7 @@ fn tree_mut(d: &mut Directory, t: Tree) -> &mut TreeRoot {
 
 /// How much of a page edit to paper over.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Fix {
+pub(crate) enum Fix {
     /// Leave the page ref alone: the CRC catches the edit.
     Nothing,
     /// Recompute the CRC only: the BLAKE3 hash catches the edit.
@@ -316,7 +316,12 @@ enum Fix {
 /// Edit the stored bytes of `tree`'s root page in place and fix what `fix` says in
 /// the directory (whose CRC is always fixed). Needs an archive whose pages are
 /// stored raw (codec `none`); returns the page's offset.
-fn edit_root_page(bytes: &mut Vec<u8>, tree: Tree, fix: Fix, edit: impl FnOnce(&mut [u8])) -> u64 {
+pub(crate) fn edit_root_page(
+    bytes: &mut Vec<u8>,
+    tree: Tree,
+    fix: Fix,
+    edit: impl FnOnce(&mut [u8]),
+) -> u64 {
     let mut dir = directory_of(bytes);
     let root = &mut tree_mut(&mut dir, tree).root;
     assert_ne!(root.flags & BLOB_RAW, 0, "page must be stored raw");
@@ -334,7 +339,7 @@ fn edit_root_page(bytes: &mut Vec<u8>, tree: Tree, fix: Fix, edit: impl FnOnce(&
 }
 
 /// The decoded root page of `tree`.
-fn root_page(bytes: &[u8], tree: Tree) -> Vec<u8> {
+pub(crate) fn root_page(bytes: &[u8], tree: Tree) -> Vec<u8> {
     let mut dir = directory_of(bytes);
     let codec = codecs().decompressor(&dir.codec).unwrap();
     let r = tree_mut(&mut dir, tree).root;
@@ -387,19 +392,19 @@ fn catalog_entries(bytes: &[u8]) -> Vec<usize> {
     out
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
-fn put_u32(b: &mut [u8], at: usize, v: u32) {
+pub(crate) fn put_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
-fn put_u64(b: &mut [u8], at: usize, v: u64) {
+pub(crate) fn put_u64(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
 
@@ -625,11 +630,10 @@ fn garbage_between_valid_magics_is_rejected() {
         bytes[len - 8..].copy_from_slice(&MAGIC);
         let e = open_err(&bytes);
         let at = (len - TRAILER_LEN) as u64;
-        // Either the version (checked before the CRC, so garbage is reported as a
-        // version when it reads as one) or the CRC.
+        // The CRC (checked before the version: garbage is damage, never "a newer
+        // version").
         assert!(
-            matches!(e, Error::Checksum { what: "trailer", offset, .. } if offset == at)
-                || matches!(e, Error::UnsupportedVersion { .. }),
+            matches!(e, Error::Checksum { what: "trailer", offset, .. } if offset == at),
             "{len}: {e:?}"
         );
         // With a valid major version the CRC is what catches it.
@@ -697,11 +701,20 @@ fn newer_major_in_trailer_is_unsupported_even_with_a_valid_crc() {
         "{e:?}"
     );
     assert!(e.to_string().contains("upgrade hexz"), "{e}");
-    // CRC not recomputed: a newer major may change the trailer, CRC included, so
-    // the version is checked first.
-    let mut b = bytes.clone();
-    b[at + 32..at + 34].copy_from_slice(&newer.to_le_bytes());
-    assert!(matches!(open_err(&b), Error::UnsupportedVersion { major, .. } if major == newer));
+    // CRC not recomputed: a changed version byte is damage, not a newer format
+    // (every major keeps the CRC of bytes 0..48 where it is), so the CRC is what
+    // refuses it, as corruption.
+    for major in [newer, 0, u16::MAX] {
+        let mut b = bytes.clone();
+        b[at + 32..at + 34].copy_from_slice(&major.to_le_bytes());
+        let e = open_err(&b);
+        assert!(
+            matches!(e, Error::Checksum { what: "trailer", offset, .. } if offset == at as u64),
+            "major {major}: {e:?}"
+        );
+        assert!(e.is_corruption(), "{e}");
+        assert!(!e.to_string().contains("upgrade"), "{e}");
+    }
     // Older than supported.
     let mut b = bytes.clone();
     edit_trailer(&mut b, |t| t.major = 0);
@@ -1421,7 +1434,8 @@ fn every_flipped_byte_is_caught() {
                 b[pos] ^= mask;
                 match exercise(&b) {
                     Ok(Outcome::Rejected(e)) => {
-                        if !(e.is_corruption() || matches!(e, Error::UnsupportedVersion { .. })) {
+                        // A flipped version byte too: damage, not "upgrade hexz".
+                        if !e.is_corruption() {
                             failures.push(format!(
                                 "{pos} ^ {mask:#04x}: not a corruption error: {e:?}"
                             ));

@@ -247,7 +247,10 @@ impl EntryBatches {
                 .map(|e| {
                     schema.decode_row(&e.columns).map_err(|error| {
                         external(hexz_format::Error::CorruptColumns {
-                            context: format!("columns of entry `{}`", e.name),
+                            context: format!(
+                                "columns of entry `{}`",
+                                hexz_format::error::Excerpt(&e.name)
+                            ),
                             error,
                         })
                     })
@@ -426,7 +429,7 @@ fn external(e: hexz_format::Error) -> ArrowError {
 
 fn too_big(e: &Entry) -> ArrowError {
     ArrowError::ExternalError(Box::new(hexz_format::Error::OutOfRange {
-        what: format!("entry `{}`", e.name),
+        what: format!("entry `{}`", hexz_format::error::Excerpt(&e.name)),
         offset: e.offset,
         len: e.size,
         size: i64::MAX as u64,

@@ -91,7 +91,7 @@ pub fn signing(plan: &Plan) -> Result<Option<Signing>> {
 }
 
 /// Largest detached signature read (a manifest is at most 64 KiB).
-const MAX_SIG_LEN: u64 = 1 << 17;
+pub const MAX_SIG_LEN: u64 = 1 << 17;
 
 /// The detached signature of the archive at `location` (a path or URL), if there
 /// is one: `<location>.sig`, read from disk or fetched through `registry`'s

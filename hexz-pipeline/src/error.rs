@@ -4,6 +4,7 @@ use std::io;
 use std::path::PathBuf;
 
 use hexz_format::Hash32;
+use hexz_format::error::Excerpt;
 
 use crate::recipe::RecipeError;
 
@@ -18,7 +19,7 @@ pub enum PipelineError {
     #[error(transparent)]
     Format(#[from] hexz_format::Error),
     /// A plugin name that is not registered.
-    #[error("unknown {kind} `{name}`; registered: {}", known.join(", "))]
+    #[error("unknown {kind} `{}`; registered: {}", Excerpt(name), known.join(", "))]
     UnknownPlugin {
         /// `"compressor"` or `"transport"`.
         kind: &'static str,
@@ -49,9 +50,11 @@ pub enum PipelineError {
     /// Publishing a thin child whose parent is not where the child's readers will
     /// look for it (its hint, resolved against the destination URL).
     #[error(
-        "cannot publish {} to {url}: its parent {root} is not at {location} ({reason}); \
+        "cannot publish {} to {}: its parent {root} is not at {} ({reason}); \
          publish the parent there first",
-        archive.display()
+        Excerpt::path(archive),
+        Excerpt(url),
+        Excerpt(location)
     )]
     PublishParent {
         /// The local archive (a thin child).
@@ -89,7 +92,11 @@ pub enum PipelineError {
     },
     /// Publishing failed: the upload was aborted and nothing new is visible at
     /// the destination.
-    #[error("publishing {} to {url} failed: {error}", archive.display())]
+    #[error(
+        "publishing {} to {} failed: {error}",
+        Excerpt::path(archive),
+        Excerpt(url)
+    )]
     Publish {
         /// The local archive.
         archive: PathBuf,
@@ -100,7 +107,7 @@ pub enum PipelineError {
         error: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A plugin rejected its settings.
-    #[error("{plugin}: {detail}")]
+    #[error("{}: {}", Excerpt(plugin), Excerpt(detail))]
     PluginSettings {
         /// The plugin.
         plugin: String,
@@ -108,7 +115,7 @@ pub enum PipelineError {
         detail: String,
     },
     /// A local file operation failed.
-    #[error("{}: {error}", path.display())]
+    #[error("{}: {error}", Excerpt::path(path))]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -117,7 +124,7 @@ pub enum PipelineError {
         error: io::Error,
     },
     /// An input path cannot be represented as an entry name.
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {reason}", Excerpt::path(path))]
     UnsupportedInput {
         /// The input file.
         path: PathBuf,
@@ -126,7 +133,7 @@ pub enum PipelineError {
     },
     /// An archive entry would be written outside the extraction folder, or through
     /// a symbolic link.
-    #[error("refusing to extract `{name}`: {reason}")]
+    #[error("refusing to extract `{}`: {reason}", Excerpt(name))]
     UnsafePath {
         /// The entry.
         name: String,
@@ -137,7 +144,8 @@ pub enum PipelineError {
     #[error(
         "{}: symbolic link loop: it leads back to {}, which contains it; \
          exclude it, or use `symlinks: keep`",
-        path.display(), ancestor.display()
+        Excerpt::path(path),
+        Excerpt::path(ancestor)
     )]
     SymlinkLoop {
         /// The link.
@@ -149,7 +157,8 @@ pub enum PipelineError {
     #[error(
         "{}: symbolic link to `{}` points to nothing, so it cannot be followed; \
          exclude it, or use `symlinks: keep`",
-        path.display(), target.display()
+        Excerpt::path(path),
+        Excerpt::path(target)
     )]
     DanglingSymlink {
         /// The link.
@@ -161,7 +170,7 @@ pub enum PipelineError {
     #[error(
         "cannot give {} the owner {uid}:{gid}: {error}; use --no-same-owner to keep \
          the extracting user as owner",
-        path.display()
+        Excerpt::path(path)
     )]
     Chown {
         /// The extracted path.
@@ -178,7 +187,7 @@ pub enum PipelineError {
     #[error(transparent)]
     Records(Box<crate::records::RecordError>),
     /// A thin build's parent cannot be opened.
-    #[error("parent `{location}`: {error}")]
+    #[error("parent `{}`: {error}", Excerpt(location))]
     Parent {
         /// The parent as given (recipe `parent:` or `--parent`).
         location: String,
@@ -187,13 +196,16 @@ pub enum PipelineError {
         error: Box<PipelineError>,
     },
     /// A thin build would replace its own parent.
-    #[error("{}: the output is the parent itself; write the child elsewhere", path.display())]
+    #[error(
+        "{}: the output is the parent itself; write the child elsewhere",
+        Excerpt::path(path)
+    )]
     ParentIsOutput {
         /// The path given as both parent and output.
         path: PathBuf,
     },
     /// `hexz squash` found something it cannot copy faithfully.
-    #[error("cannot squash {archive}: {reason}")]
+    #[error("cannot squash {}: {}", Excerpt(archive), Excerpt(reason))]
     Squash {
         /// The archive.
         archive: String,
@@ -202,7 +214,7 @@ pub enum PipelineError {
     },
     /// A column asked of [`crate::batches`] that neither the catalog nor the
     /// archive's user columns have.
-    #[error("unknown column `{name}`; known: {}", known.join(", "))]
+    #[error("unknown column `{}`; known: {}", Excerpt(name), Excerpt(&known.join(", ")))]
     UnknownColumn {
         /// The name asked for.
         name: String,
@@ -213,7 +225,10 @@ pub enum PipelineError {
     #[error(transparent)]
     Shard(#[from] crate::sampler::ShardError),
     /// An extraction target exists and overwriting was not allowed.
-    #[error("{} already exists (use --overwrite to replace it)", path.display())]
+    #[error(
+        "{} already exists (use --overwrite to replace it)",
+        Excerpt::path(path)
+    )]
     Exists {
         /// The path.
         path: PathBuf,

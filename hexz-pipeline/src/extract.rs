@@ -298,7 +298,7 @@ pub fn copy_entry(
     };
     if offset > entry.size || end > entry.size {
         return Err(hexz_format::Error::OutOfRange {
-            what: format!("entry `{}`", entry.name),
+            what: format!("entry `{}`", hexz_format::error::Excerpt(&entry.name)),
             offset,
             len: end - offset,
             size: entry.size,

@@ -43,7 +43,8 @@ pub struct ArchiveInfo {
     pub codec: Codec,
     /// Typed user columns (name and type, in order), if the archive has a schema.
     pub columns: Option<Vec<ColumnInfo>>,
-    /// Provenance recorded at build time, if any.
+    /// Provenance recorded at build time, if any (and not larger than
+    /// [`MAX_PARSED_PROVENANCE`]).
     pub provenance: Option<serde_json::Value>,
     /// Thin snapshot: the parents it names, nearest first (absent when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -174,13 +175,20 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 1.0 } else { a as f64 / b as f64 }
 }
 
+/// Largest provenance section [`info`] parses (1 MiB; `hexz build` writes a few
+/// KiB, a recipe's text and one digest per input).
+pub const MAX_PARSED_PROVENANCE: usize = 1 << 20;
+
 /// Gather [`ArchiveInfo`] (reads the provenance and parents sections, nothing else).
 pub fn info(archive: &Archive) -> Result<ArchiveInfo> {
     let d = archive.directory();
     let s = &d.stats;
     let envelope = archive.envelope()?;
+    // A parsed JSON value can take many times its text (16 times for a list of
+    // small numbers): a provenance larger than any build writes is not parsed.
     let provenance = archive
         .section(SECTION_PROVENANCE)?
+        .filter(|bytes| bytes.len() <= MAX_PARSED_PROVENANCE)
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     Ok(ArchiveInfo {
         source: archive.source_name(),
@@ -246,4 +254,46 @@ pub fn info(archive: &Archive) -> Result<ArchiveInfo> {
             .collect(),
         space: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use hexz_format::{ArchiveWriter, MemorySource, NoCompression, ReadOptions, WriterOptions};
+
+    use super::*;
+
+    fn with_provenance(json: Vec<u8>) -> Archive {
+        let mut w =
+            ArchiveWriter::new(Vec::new(), WriterOptions::new(Arc::new(NoCompression))).unwrap();
+        w.add_section(SECTION_PROVENANCE, false, json).unwrap();
+        let (bytes, _) = w.finish().unwrap();
+        Archive::open(
+            Arc::new(MemorySource::new(bytes, "p.hxz")),
+            &crate::Registry::default(),
+            ReadOptions::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_provenance_larger_than_any_build_writes_is_not_parsed() {
+        let small = with_provenance(br#"{"tool":"hexz test"}"#.to_vec());
+        assert_eq!(
+            info(&small).unwrap().provenance.unwrap()["tool"],
+            "hexz test"
+        );
+        // A list of small numbers takes 16 times its text once parsed: 2 MiB of
+        // it would be 32 MiB of values (16 MiB, the largest section, 256 MiB).
+        let mut list = b"[0".to_vec();
+        while list.len() < 2 << 20 {
+            list.extend_from_slice(b",0");
+        }
+        list.push(b']');
+        let big = with_provenance(list);
+        assert!(big.section(SECTION_PROVENANCE).unwrap().is_some());
+        assert!(info(&big).unwrap().provenance.is_none());
+    }
 }

@@ -144,7 +144,10 @@ fn check_copy(child: &Archive, output: &Path, registry: &Registry, s: &Summary) 
     for (x, y) in child.entries().zip(copy.entries()) {
         let (x, y) = (x?, y?);
         if x != y {
-            return Err(differs(&format!("entry `{}`", x.name)));
+            return Err(differs(&format!(
+                "entry `{}`",
+                hexz_format::error::Excerpt(&x.name)
+            )));
         }
     }
     // Same stream, same chunking: same cuts and ids. Compared a window at a time.

@@ -17,6 +17,8 @@
 //! * `corrupt`     — damaged archives give exit code 3;
 //! * `parent_hints` — a thin archive's parent hints: FIFOs, other hosts, no
 //!   echo, `--parent` and `--allow-parent-url`;
+//! * `hostile`     — archives that lie about their size: refused as corrupt, in
+//!   bounded memory (peak RSS measured with the `peak-rss` helper);
 //! * `thin`        — thin snapshots: `--parent`, chains of ten, `log`, `diff`,
 //!   `squash`, missing and substituted parents.
 //! * `crypto`      — keygen, encrypted and signed builds, keys and trust on read
@@ -43,6 +45,8 @@ mod corrupt;
 mod crypto;
 #[path = "cli/determinism.rs"]
 mod determinism;
+#[path = "cli/hostile.rs"]
+mod hostile;
 #[path = "cli/owners.rs"]
 mod owners;
 #[path = "cli/parent_hints.rs"]

@@ -64,6 +64,9 @@ pub fn embed_signature(archive: &Archive, path: &Path, block: SignatureBlock) ->
 fn not_encrypted(archive: &Archive) -> Error {
     Error::InvalidSetting {
         setting: "key slots",
-        detail: format!("{} is not encrypted", archive.source_name()),
+        detail: format!(
+            "{} is not encrypted",
+            crate::error::Excerpt(&archive.source_name())
+        ),
     }
 }

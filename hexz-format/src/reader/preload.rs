@@ -54,14 +54,17 @@ impl Inner {
         let mut refs: Vec<(PageRef, Option<Key>)> = vec![(tree.root, None)];
         let mut total = 0u64;
         loop {
+            // Both sizes count: the stored bytes of a level are held at once
+            // (fetched in one batch), and a ref's raw length says nothing of
+            // its stored length until the page is checked.
             total += refs
                 .iter()
                 .map(|(r, _)| {
-                    u64::from(if keep.is_some() {
-                        r.stored_len
+                    if keep.is_some() {
+                        u64::from(r.stored_len)
                     } else {
-                        r.raw_len
-                    })
+                        u64::from(r.raw_len.max(r.stored_len))
+                    }
                 })
                 .sum::<u64>();
             if total > budget {

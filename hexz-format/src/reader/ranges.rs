@@ -6,7 +6,10 @@
 //! read: it never starts the reader's read-ahead (the caller already said what
 //! it needs).
 
-use super::{Archive, Result};
+use super::{Archive, READ_STEP_RECORDS, Result};
+
+/// Chunk records [`Archive::read_ranges`] looks up at once for all its ranges.
+const READ_RANGES_RECORDS: usize = 4 * READ_STEP_RECORDS;
 
 impl Archive {
     /// The bytes of each `(offset, len)` range of the logical stream, in the
@@ -14,15 +17,35 @@ impl Archive {
     pub fn read_ranges(&self, ranges: &[(u64, usize)]) -> Result<Vec<Vec<u8>>> {
         let inner = &self.inner;
         let size = self.len();
-        // The chunk records under each range, looked up once.
-        let mut per_range = Vec::with_capacity(ranges.len());
         for &(offset, len) in ranges {
             inner.checked_len(offset, len, size, "the logical stream")?;
-            per_range.push(if len > 0 {
-                inner.chunks_covering(offset, offset + len as u64)?
+        }
+        // The chunk records under each range, looked up once — unless there are
+        // more than a few read steps' worth (an index of tiny chunks): then each
+        // range is read a step at a time, so what is held stays bounded.
+        let mut per_range = Vec::with_capacity(ranges.len());
+        let mut held = 0usize;
+        for &(offset, len) in ranges {
+            let end = offset + len as u64;
+            let budget = READ_RANGES_RECORDS.saturating_sub(held).max(1);
+            let records = if len > 0 {
+                inner.chunks_covering_at_most(offset, end, budget)?
             } else {
                 Vec::new()
-            });
+            };
+            if records.last().is_some_and(|r| r.logical_end() < end) {
+                drop(per_range);
+                return ranges
+                    .iter()
+                    .map(|&(offset, len)| {
+                        let mut buf = vec![0; len];
+                        inner.fill(offset, &mut buf)?;
+                        Ok(buf)
+                    })
+                    .collect();
+            }
+            held += records.len();
+            per_range.push(records);
         }
         // In blob order, so each batch of the load covers neighbouring blobs.
         let mut records: Vec<_> = per_range.iter().flatten().copied().collect();

@@ -141,7 +141,7 @@ fn decode(snapshot: &[u8], source: &dyn ReadAt) -> Result<Vec<(u64, Vec<u8>)>> {
             setting: "metadata snapshot",
             detail: format!(
                 "taken from an archive of {size} bytes, but {} has {} bytes (a different object)",
-                source.name(),
+                crate::error::Excerpt(&source.name()),
                 source.size()
             ),
         });

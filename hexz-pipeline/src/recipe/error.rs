@@ -4,6 +4,8 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use hexz_format::error::Excerpt;
+
 use serde_saphyr::{Error as YamlError, MessageFormatter, UserMessageFormatter};
 
 /// Where in a recipe file an error was found.
@@ -34,9 +36,15 @@ impl SourceLocation {
 impl fmt::Display for SourceLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {
-            write!(f, "{}", self.file.display())
+            write!(f, "{}", Excerpt::path(&self.file))
         } else {
-            write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+            write!(
+                f,
+                "{}:{}:{}",
+                Excerpt::path(&self.file),
+                self.line,
+                self.column
+            )
         }
     }
 }
@@ -65,8 +73,9 @@ impl fmt::Display for InterpolationProblem {
             Self::EmptyName => f.write_str("`${}` names no variable; write `${NAME}`"),
             Self::InvalidName { name } => write!(
                 f,
-                "`${{{name}}}` is not a valid variable name; use letters, digits and `_`, \
-                 not starting with a digit"
+                "`${{{}}}` is not a valid variable name; use letters, digits and `_`, \
+                 not starting with a digit",
+                Excerpt(name)
             ),
             Self::LoneDollar => {
                 f.write_str("a `$` must start `${NAME}`; write `$$` for a literal `$`")
@@ -86,7 +95,7 @@ pub enum RecipeError {
     ///
     /// The I/O error is part of the message and deliberately not exposed as
     /// [`source`](std::error::Error::source), so error chains do not repeat it.
-    #[error("cannot read recipe {}: {error}", path.display())]
+    #[error("cannot read recipe {}: {error}", Excerpt::path(path))]
     Read {
         /// The recipe path as given.
         path: PathBuf,
@@ -95,7 +104,7 @@ pub enum RecipeError {
     },
 
     /// The recipe's folder could not be made absolute (the working directory is gone).
-    #[error("cannot resolve the folder of recipe {}: {error}", path.display())]
+    #[error("cannot resolve the folder of recipe {}: {error}", Excerpt::path(path))]
     RecipeDir {
         /// The recipe path as given.
         path: PathBuf,
@@ -104,7 +113,7 @@ pub enum RecipeError {
     },
 
     /// The text is not valid YAML, or a value has the wrong type.
-    #[error("{at}: {detail}")]
+    #[error("{at}: {detail_q}", detail_q = Excerpt(detail))]
     Yaml {
         /// Where the parser stopped.
         at: SourceLocation,
@@ -113,7 +122,7 @@ pub enum RecipeError {
     },
 
     /// A key the schema does not know (typo, or a field from a newer version).
-    #[error("{at}: unknown field `{field}`{}", unknown_field_fix(suggestion.as_deref(), expected))]
+    #[error("{at}: unknown field `{field_q}`{}", unknown_field_fix(suggestion.as_deref(), expected), field_q = Excerpt(field))]
     UnknownField {
         /// Location of the unknown key.
         at: SourceLocation,
@@ -126,7 +135,7 @@ pub enum RecipeError {
     },
 
     /// A required key is absent.
-    #[error("{at}: missing required field `{field}`; {}", missing_field_fix(field))]
+    #[error("{at}: missing required field `{field_q}`; {}", missing_field_fix(field), field_q = Excerpt(field))]
     MissingField {
         /// Location of the mapping that lacks the key.
         at: SourceLocation,
@@ -142,7 +151,7 @@ pub enum RecipeError {
     },
 
     /// A string field that must not be empty is empty (after interpolation).
-    #[error("{at}: `{field}` is empty; give it a value")]
+    #[error("{at}: `{field_q}` is empty; give it a value", field_q = Excerpt(field))]
     EmptyValue {
         /// Location of the value.
         at: SourceLocation,
@@ -152,9 +161,8 @@ pub enum RecipeError {
 
     /// `${VAR}` names a variable that is not set.
     #[error(
-        "{at}: environment variable `{variable}` is not set (used in `{field}`); \
-         set it, or write `$$` for a literal `$`"
-    )]
+        "{at}: environment variable `{variable_q}` is not set (used in `{field_q}`); \
+         set it, or write `$$` for a literal `$`", field_q = Excerpt(field), variable_q = Excerpt(variable))]
     UnsetVariable {
         /// Location of the value containing the reference.
         at: SourceLocation,
@@ -165,7 +173,7 @@ pub enum RecipeError {
     },
 
     /// A `$` in an interpolated value is malformed.
-    #[error("{at}: bad `$` in `{field}`: {problem}")]
+    #[error("{at}: bad `$` in `{field_q}`: {problem}", field_q = Excerpt(field))]
     Interpolation {
         /// Location of the value.
         at: SourceLocation,
@@ -177,9 +185,8 @@ pub enum RecipeError {
 
     /// A chunk size is neither an integer nor a size string `parse-size` understands.
     #[error(
-        "{at}: {field}: cannot read `{written}` as a size; write a byte count like `65536` \
-         or a size like `64KiB`"
-    )]
+        "{at}: {field_q}: cannot read `{written_q}` as a size; write a byte count like `65536` \
+         or a size like `64KiB`", written_q = Excerpt(written), field_q = Excerpt(field))]
     InvalidSize {
         /// Location of the value.
         at: SourceLocation,
@@ -191,9 +198,8 @@ pub enum RecipeError {
 
     /// A chunk size is outside the range FastCDC accepts.
     #[error(
-        "{at}: {field} ({}) is out of range {}–{}; choose a value in that range",
-        human_size(*value), human_size(*min), human_size(*max)
-    )]
+        "{at}: {field_q} ({}) is out of range {}–{}; choose a value in that range",
+        human_size(*value), human_size(*min), human_size(*max), field_q = Excerpt(field))]
     SizeOutOfRange {
         /// Location of the value.
         at: SourceLocation,
@@ -209,8 +215,7 @@ pub enum RecipeError {
 
     /// A value that must be a URL (`scheme://...`) is not one.
     #[error(
-        "{at}: {field}: `{written}` is not a URL; write e.g. s3://bucket/key or file:///abs/path"
-    )]
+        "{at}: {field_q}: `{written_q}` is not a URL; write e.g. s3://bucket/key or file:///abs/path", written_q = Excerpt(written), field_q = Excerpt(field))]
     NotAUrl {
         /// Location of the value.
         at: SourceLocation,
@@ -221,7 +226,7 @@ pub enum RecipeError {
     },
 
     /// A URL scheme no registered transport serves.
-    #[error("{at}: {field}: no transport for `{scheme}://`; registered: {}", known.join(", "))]
+    #[error("{at}: {field_q}: no transport for `{scheme_q}://`; registered: {}", known.join(", "), field_q = Excerpt(field), scheme_q = Excerpt(scheme))]
     UnknownTransport {
         /// Location of the value.
         at: SourceLocation,
@@ -234,7 +239,7 @@ pub enum RecipeError {
     },
 
     /// An integer setting is out of range.
-    #[error("{at}: {field} ({value}) is out of range {min}–{max}")]
+    #[error("{at}: {field_q} ({value}) is out of range {min}–{max}", field_q = Excerpt(field))]
     OutOfRange {
         /// Location of the value.
         at: SourceLocation,
@@ -249,7 +254,7 @@ pub enum RecipeError {
     },
 
     /// A chunk size is odd.
-    #[error("{at}: {field} ({value} bytes) must be an even number of bytes")]
+    #[error("{at}: {field_q} ({value} bytes) must be an even number of bytes", field_q = Excerpt(field))]
     OddSize {
         /// Location of the value.
         at: SourceLocation,
@@ -284,7 +289,7 @@ pub enum RecipeError {
     },
 
     /// A compression level outside the codec's range.
-    #[error("{at}: {codec} level {level} out of range {min}–{max}; choose a level in that range")]
+    #[error("{at}: {codec_q} level {level} out of range {min}–{max}; choose a level in that range", codec_q = Excerpt(codec))]
     LevelOutOfRange {
         /// Location of the `level` value.
         at: SourceLocation,
@@ -300,8 +305,7 @@ pub enum RecipeError {
 
     /// `compression.level` is not an integer.
     #[error(
-        "{at}: compression.level: `{written}` is not a valid level; write an integer such as `3`"
-    )]
+        "{at}: compression.level: `{written_q}` is not a valid level; write an integer such as `3`", written_q = Excerpt(written))]
     InvalidLevel {
         /// Location of the `level` value.
         at: SourceLocation,
@@ -310,7 +314,7 @@ pub enum RecipeError {
     },
 
     /// A level was given for a codec that takes none (`none`, `lz4`).
-    #[error("{at}: codec `{codec}` takes no level; remove `level: {level}`")]
+    #[error("{at}: codec `{codec_q}` takes no level; remove `level: {level}`", codec_q = Excerpt(codec))]
     LevelNotAccepted {
         /// Location of the `level` value.
         at: SourceLocation,
@@ -322,10 +326,9 @@ pub enum RecipeError {
 
     /// An input path does not exist.
     #[error(
-        "{at}: input `{written}` does not exist (resolved to {}); \
+        "{at}: input `{written_q}` does not exist (resolved to {}); \
          relative paths are resolved against the recipe's folder",
-        resolved.display()
-    )]
+        Excerpt::path(resolved), written_q = Excerpt(written))]
     InputMissing {
         /// Location of the `path` value.
         at: SourceLocation,
@@ -336,7 +339,7 @@ pub enum RecipeError {
     },
 
     /// An input path exists but could not be inspected.
-    #[error("{at}: cannot access input `{written}` (resolved to {}): {error}", resolved.display())]
+    #[error("{at}: cannot access input `{written_q}` (resolved to {}): {error}", Excerpt::path(resolved), written_q = Excerpt(written))]
     InputUnreadable {
         /// Location of the `path` value.
         at: SourceLocation,
@@ -350,7 +353,7 @@ pub enum RecipeError {
 
     /// An `include` or `exclude` pattern is not a valid glob, or can never match
     /// an entry name.
-    #[error("{at}: {field}: `{pattern}` {problem}")]
+    #[error("{at}: {field_q}: `{pattern_q}` {problem}", field_q = Excerpt(field), pattern_q = Excerpt(pattern))]
     InvalidGlob {
         /// Location of the pattern.
         at: SourceLocation,
@@ -364,12 +367,11 @@ pub enum RecipeError {
 
     /// `symlinks` is not one of `keep`, `follow`, `skip`.
     #[error(
-        "{at}: {field}: unknown symlink policy `{written}`{}",
+        "{at}: {field_q}: unknown symlink policy `{written_q}`{}",
         match suggestion {
             Some(s) => format!(", did you mean `{s}`?"),
             None => "; write `keep`, `follow` or `skip`".to_owned(),
-        }
-    )]
+        }, written_q = Excerpt(written), field_q = Excerpt(field))]
     UnknownSymlinkPolicy {
         /// Location of the value.
         at: SourceLocation,
@@ -383,9 +385,8 @@ pub enum RecipeError {
 
     /// `include`, `exclude` or `symlinks` on an input that is a single file.
     #[error(
-        "{at}: {field} applies only to directory inputs, and `{written}` is a file; \
-         remove it, or point the input at a directory"
-    )]
+        "{at}: {field_q} applies only to directory inputs, and `{written_q}` is a file; \
+         remove it, or point the input at a directory", written_q = Excerpt(written), field_q = Excerpt(field))]
     DirectoryOptionOnFile {
         /// Location of the option's value.
         at: SourceLocation,
@@ -397,13 +398,12 @@ pub enum RecipeError {
 
     /// `compression.codec` names a codec the plugin registry does not have.
     #[error(
-        "{at}: unknown codec `{codec}`; registered: {}{}",
+        "{at}: unknown codec `{codec_q}`; registered: {}{}",
         known.join(", "),
         match suggestion {
             Some(s) => format!("; did you mean `{s}`?"),
             None => "; use one of these, or register the plugin that provides it".to_owned(),
-        }
-    )]
+        }, codec_q = Excerpt(codec))]
     UnknownCodec {
         /// Location of the `codec` value (just the file when it is the default).
         at: SourceLocation,
@@ -416,7 +416,7 @@ pub enum RecipeError {
     },
 
     /// The codec's plugin rejected the recipe's settings (usually the level).
-    #[error("{at}: codec `{codec}` rejected its settings: {detail}")]
+    #[error("{at}: codec `{codec_q}` rejected its settings: {detail_q}", codec_q = Excerpt(codec), detail_q = Excerpt(detail))]
     CodecSettings {
         /// Location of the `level` value (or of `codec` when no level is written).
         at: SourceLocation,
@@ -428,7 +428,7 @@ pub enum RecipeError {
 
     /// A value that must be one of a few names is not (`records.format`,
     /// `records.encoding`).
-    #[error("{at}: {field}: unknown value `{written}`{fix}")]
+    #[error("{at}: {field_q}: unknown value `{written_q}`{fix}", written_q = Excerpt(written), field_q = Excerpt(field))]
     UnknownChoice {
         /// Location of the value.
         at: SourceLocation,
@@ -442,9 +442,8 @@ pub enum RecipeError {
 
     /// A record input whose format cannot be told from its extension.
     #[error(
-        "{at}: cannot tell the record format of `{written}` from its extension; \
-         add `format: jsonl`, `csv`, `parquet` or `arrow` under `records:`"
-    )]
+        "{at}: cannot tell the record format of `{written_q}` from its extension; \
+         add `format: jsonl`, `csv`, `parquet` or `arrow` under `records:`", written_q = Excerpt(written))]
     RecordFormatUnknown {
         /// Location of the input's `path` value.
         at: SourceLocation,
@@ -454,9 +453,8 @@ pub enum RecipeError {
 
     /// `records.name` names the same field as `records.data`.
     #[error(
-        "{at}: `{field}` is both the data field and the name field; name entries by \
-         another field, or remove `name:` to number them"
-    )]
+        "{at}: `{field_q}` is both the data field and the name field; name entries by \
+         another field, or remove `name:` to number them", field_q = Excerpt(field))]
     SameDataAndName {
         /// Location of the `name` value.
         at: SourceLocation,
@@ -466,9 +464,8 @@ pub enum RecipeError {
 
     /// `records.prefix` would make names that are absolute or hold `.`/`..`.
     #[error(
-        "{at}: {field}: `{written}` cannot start entry names: no leading `/`, no `.` or \
-         `..` component; write a relative folder such as `train/`"
-    )]
+        "{at}: {field_q}: `{written_q}` cannot start entry names: no leading `/`, no `.` or \
+         `..` component; write a relative folder such as `train/`", written_q = Excerpt(written), field_q = Excerpt(field))]
     BadPrefix {
         /// Location of the value.
         at: SourceLocation,
@@ -480,9 +477,8 @@ pub enum RecipeError {
 
     /// `records:` on an input that is a directory.
     #[error(
-        "{at}: input `{written}` is a directory, but `records:` reads one file; point \
-         `path` at a .jsonl, .csv, .parquet or .arrow file (one input per file)"
-    )]
+        "{at}: input `{written_q}` is a directory, but `records:` reads one file; point \
+         `path` at a .jsonl, .csv, .parquet or .arrow file (one input per file)", written_q = Excerpt(written))]
     RecordsNotAFile {
         /// Location of the input's `path` value.
         at: SourceLocation,
@@ -491,7 +487,7 @@ pub enum RecipeError {
     },
 
     /// A key, key file or passphrase named by `encrypt:` or `sign:` is unusable.
-    #[error("{at}: {field}: {detail}")]
+    #[error("{at}: {field_q}: {detail_q}", field_q = Excerpt(field), detail_q = Excerpt(detail))]
     BadKey {
         /// Location of the value.
         at: SourceLocation,
@@ -513,10 +509,9 @@ pub enum RecipeError {
 
     /// An input path is neither a directory nor a regular file (e.g. a socket).
     #[error(
-        "{at}: input `{written}` (resolved to {}) is neither a directory nor a regular file; \
+        "{at}: input `{written_q}` (resolved to {}) is neither a directory nor a regular file; \
          point it at a directory or a file",
-        resolved.display()
-    )]
+        Excerpt::path(resolved), written_q = Excerpt(written))]
     InputNotFileOrDir {
         /// Location of the `path` value.
         at: SourceLocation,

@@ -59,6 +59,7 @@ use indicatif::ProgressBar;
 use crate::digest::InputDigest;
 use crate::error::{PipelineError, Result};
 use crate::recipe::{DataEncoding, InputPlan, Plan, RecordFormat, RecordsPlan};
+use hexz_format::error::Excerpt;
 
 use schema::RowBuilder;
 pub(crate) use schema::SchemaBuilder;
@@ -77,8 +78,8 @@ pub struct RecordLocation {
 impl fmt::Display for RecordLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(line) => write!(f, "{}:{line}", self.path.display()),
-            None => write!(f, "{}: row {}", self.path.display(), self.row),
+            Some(line) => write!(f, "{}:{line}", Excerpt::path(&self.path)),
+            None => write!(f, "{}: row {}", Excerpt::path(&self.path), self.row),
         }
     }
 }
@@ -89,7 +90,10 @@ impl fmt::Display for RecordLocation {
 #[non_exhaustive]
 pub enum RecordError {
     /// A JSONL line is not valid JSON.
-    #[error("{at}:{column}: invalid JSON: {detail}; each line must hold one JSON object")]
+    #[error(
+        "{at}:{column}: invalid JSON: {}; each line must hold one JSON object",
+        Excerpt(detail)
+    )]
     BadJson {
         /// The line.
         at: RecordLocation,
@@ -107,7 +111,7 @@ pub enum RecordError {
         found: &'static str,
     },
     /// A CSV file could not be parsed.
-    #[error("{at}: invalid CSV: {detail}")]
+    #[error("{at}: invalid CSV: {}", Excerpt(detail))]
     BadCsv {
         /// Where.
         at: RecordLocation,
@@ -115,7 +119,11 @@ pub enum RecordError {
         detail: String,
     },
     /// A Parquet or Arrow file could not be read.
-    #[error("{}: cannot read {format} file: {detail}", path.display())]
+    #[error(
+        "{}: cannot read {format} file: {}",
+        Excerpt::path(path),
+        Excerpt(detail)
+    )]
     BadColumnar {
         /// The file.
         path: PathBuf,
@@ -125,7 +133,7 @@ pub enum RecordError {
         detail: String,
     },
     /// The `data` or `name` field is not in the file (CSV header, Arrow schema).
-    #[error("{}: no field `{field}` (named by `records.{role}`); the file has: {}", path.display(), known.join(", "))]
+    #[error("{}: no field `{}` (named by `records.{role}`); the file has: {}", Excerpt::path(path), Excerpt(field), Excerpt(&known.join(", ")))]
     NoSuchField {
         /// The file.
         path: PathBuf,
@@ -138,8 +146,9 @@ pub enum RecordError {
     },
     /// A record has no value for its data or name field.
     #[error(
-        "{at}: the record has no `{field}` (named by `records.{role}`); give every record \
+        "{at}: the record has no `{}` (named by `records.{role}`); give every record \
          one{}",
+        Excerpt(field),
         if *role == "data" { ", or write `data: null` to store each record whole" } else { "" }
     )]
     MissingField {
@@ -151,7 +160,11 @@ pub enum RecordError {
         field: String,
     },
     /// The data or name field has a type that cannot be used for it.
-    #[error("{at}: `{field}` (named by `records.{role}`) is {found}; {expected}")]
+    #[error(
+        "{at}: `{}` (named by `records.{role}`) is {}; {expected}",
+        Excerpt(field),
+        Excerpt(found)
+    )]
     FieldType {
         /// The record (or just the file, for a column type).
         at: RecordLocation,
@@ -166,8 +179,10 @@ pub enum RecordError {
     },
     /// A data field with `encoding: base64` is not base64.
     #[error(
-        "{at}: `{field}` is not valid base64 ({detail}); set `encoding: utf8` under \
-         `records:` to store the text itself"
+        "{at}: `{}` is not valid base64 ({}); set `encoding: utf8` under \
+         `records:` to store the text itself",
+        Excerpt(field),
+        Excerpt(detail)
     )]
     BadBase64 {
         /// The record.
@@ -179,8 +194,9 @@ pub enum RecordError {
     },
     /// A column holds values of two types that do not widen into one.
     #[error(
-        "{at}: field `{column}` is {found} here but {expected} at {first}; give the \
-         field one type in every record (int64 and float64 mix as float64)"
+        "{at}: field `{}` is {found} here but {expected} at {first}; give the \
+         field one type in every record (int64 and float64 mix as float64)",
+        Excerpt(column)
     )]
     TypeConflict {
         /// Where the second type was seen.
@@ -195,7 +211,7 @@ pub enum RecordError {
         found: ColumnType,
     },
     /// A value does not fit its column (a uint64 above the int64 range).
-    #[error("{at}: field `{column}`: {detail}")]
+    #[error("{at}: field `{}`: {}", Excerpt(column), Excerpt(detail))]
     BadValue {
         /// The record.
         at: RecordLocation,
@@ -205,7 +221,10 @@ pub enum RecordError {
         detail: String,
     },
     /// The fields do not make a valid column schema (too many, bad names).
-    #[error("{}: the record fields do not make a column schema: {error}", path.display())]
+    #[error(
+        "{}: the record fields do not make a column schema: {error}",
+        Excerpt::path(path)
+    )]
     Schema {
         /// The file that added the offending field.
         path: PathBuf,
@@ -214,7 +233,7 @@ pub enum RecordError {
         error: ColumnError,
     },
     /// A record's entry name is not a valid name.
-    #[error("{at}: entry name {name:?} is not valid: {reason}")]
+    #[error("{at}: entry name {:?} is not valid: {reason}", Excerpt(name))]
     BadName {
         /// The record.
         at: RecordLocation,
@@ -224,7 +243,7 @@ pub enum RecordError {
         reason: String,
     },
     /// Reading the file failed.
-    #[error("{}: {error}", path.display())]
+    #[error("{}: {error}", Excerpt::path(path))]
     Io {
         /// The file.
         path: PathBuf,

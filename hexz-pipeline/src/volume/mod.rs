@@ -114,7 +114,10 @@ pub enum VolumeError {
         version: u64,
     },
     /// The head object is not valid.
-    #[error("{volume}/HEAD: not a volume head: {detail}")]
+    #[error(
+        "{volume}/HEAD: not a volume head: {}",
+        hexz_format::error::Excerpt(detail)
+    )]
     BadHead {
         /// The volume.
         volume: String,
@@ -134,7 +137,10 @@ pub enum VolumeError {
         found: String,
     },
     /// A snapshot does not hold exactly one regular file `volume.img`.
-    #[error("{location}: not a volume snapshot ({detail})")]
+    #[error(
+        "{location}: not a volume snapshot ({})",
+        hexz_format::error::Excerpt(detail)
+    )]
     NotASnapshot {
         /// Where.
         location: String,
@@ -213,7 +219,7 @@ pub enum VolumeError {
         head: u64,
     },
     /// A damaged log.
-    #[error("{path}: bad write-ahead log: {detail}")]
+    #[error("{path}: bad write-ahead log: {}", hexz_format::error::Excerpt(detail))]
     BadWal {
         /// The log.
         path: PathBuf,

@@ -1,5 +1,7 @@
 //! The error type of the OpenDAL transport.
 
+use hexz_format::error::Excerpt;
+
 /// Everything opening or reading a location through OpenDAL can fail with. Every
 /// variant names the location; backend errors carry the HTTP status when the
 /// service answered with one.
@@ -7,7 +9,7 @@
 #[non_exhaustive]
 pub enum OpendalError {
     /// The location is not a path or a URL this transport understands.
-    #[error("{url}: {reason}")]
+    #[error("{url_q}: {reason_q}", url_q = Excerpt(url), reason_q = Excerpt(reason))]
     BadUrl {
         /// The location as given.
         url: String,
@@ -21,7 +23,7 @@ pub enum OpendalError {
         detail: String,
     },
     /// The backend failed (after retries, for temporary errors).
-    #[error("{url}: {op} failed{}: {error}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    #[error("{url_q}: {op} failed{}: {error}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(), url_q = Excerpt(url))]
     Backend {
         /// The location.
         url: String,
@@ -34,7 +36,7 @@ pub enum OpendalError {
         error: Box<opendal::Error>,
     },
     /// A local file (the data being uploaded, or a `file://` object) failed.
-    #[error("{url}: {error}")]
+    #[error("{url_q}: {error}", url_q = Excerpt(url))]
     LocalIo {
         /// The path or URL.
         url: String,
@@ -51,7 +53,7 @@ pub enum OpendalError {
         detail: String,
     },
     /// The object ended before a requested range did.
-    #[error("{url}: short read at {offset}: wanted {wanted} bytes, got {got}")]
+    #[error("{url_q}: short read at {offset}: wanted {wanted} bytes, got {got}", url_q = Excerpt(url))]
     ShortRead {
         /// The location.
         url: String,

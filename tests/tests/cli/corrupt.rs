@@ -143,3 +143,121 @@ fn truncated_or_foreign_files_give_exit_3() {
     // The OS error is given once, not repeated by the cause chain.
     assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
 }
+
+/// `bytes` with its trailer decoded, edited and re-encoded (CRC recomputed).
+fn edit_trailer(bytes: &mut [u8], edit: impl FnOnce(&mut hexz_format::layout::Trailer)) {
+    use hexz_format::layout::{TRAILER_LEN, Trailer};
+    let at = bytes.len() - TRAILER_LEN;
+    let mut t = Trailer::decode(bytes[at..].try_into().unwrap(), at as u64).unwrap();
+    edit(&mut t);
+    bytes[at..].copy_from_slice(&t.encode());
+}
+
+/// `bytes` with its directory (which ends at the trailer) decoded, edited and
+/// re-encoded, the trailer's length and CRC fixed.
+fn edit_directory(bytes: &mut Vec<u8>, edit: impl FnOnce(&mut hexz_format::layout::Directory)) {
+    use hexz_format::layout::{Directory, TRAILER_LEN, Trailer};
+    let at = bytes.len() - TRAILER_LEN;
+    let mut t = Trailer::decode(bytes[at..].try_into().unwrap(), at as u64).unwrap();
+    let start = t.directory_offset as usize;
+    assert_eq!(start + t.directory_len as usize, at);
+    let mut d = Directory::decode(&bytes[start..at], t.directory_offset).unwrap();
+    edit(&mut d);
+    let raw = d.encode();
+    bytes.truncate(start);
+    bytes.extend_from_slice(&raw);
+    t.directory_len = raw.len() as u32;
+    t.directory_crc = crc32fast::hash(&raw);
+    bytes.extend_from_slice(&t.encode());
+}
+
+#[test]
+fn a_flipped_trailer_version_byte_is_corruption_not_a_newer_version() {
+    let dir = scratch();
+    let (archive, _, _) = build_two_files(dir.path(), "lz4");
+    let good = fs::read(&archive).unwrap();
+    let at = good.len() - 64 + 32; // the trailer's major version
+    for flip in [0x01u8, 0x02, 0x80] {
+        let mut bytes = good.clone();
+        bytes[at] ^= flip;
+        fs::write(&archive, &bytes).unwrap();
+        for verb in ["info", "ls", "verify"] {
+            let err = fails_with(&run([verb.as_ref(), archive.as_os_str()]), 3);
+            assert!(err.contains("CRC32 mismatch"), "{verb}: {err}");
+            assert!(!err.contains("upgrade"), "{verb}: {err}");
+        }
+    }
+    // A trailer that checks out and names a newer major: "upgrade hexz" (exit 1).
+    let mut bytes = good;
+    edit_trailer(&mut bytes, |t| t.major += 1);
+    fs::write(&archive, &bytes).unwrap();
+    let err = fails_with(&run(["info".as_ref(), archive.as_os_str()]), 1);
+    assert!(err.contains("upgrade hexz"), "{err}");
+}
+
+#[test]
+fn verify_refuses_what_the_directory_and_trailer_state_falsely() {
+    let dir = scratch();
+    let (archive, _, b) = build_two_files(dir.path(), "lz4");
+    let good = fs::read(&archive).unwrap();
+    let arc = archive.as_os_str();
+    type Lie = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Lie)> = vec![
+        (
+            "chunk index holds",
+            Box::new(|bytes| {
+                edit_directory(bytes, |d| {
+                    d.stats.chunk_count = 1 << 63;
+                    d.chunk_tree.count = 1 << 63;
+                })
+            }),
+        ),
+        (
+            "stats.unique_raw_bytes",
+            Box::new(|bytes| edit_directory(bytes, |d| d.stats.unique_raw_bytes = 1 << 63)),
+        ),
+        (
+            "stats.unique_chunk_count",
+            Box::new(|bytes| {
+                edit_directory(bytes, |d| {
+                    let keep = (
+                        d.stats.entry_count,
+                        d.stats.chunk_count,
+                        d.stats.logical_size,
+                    );
+                    d.stats = hexz_format::Stats {
+                        entry_count: keep.0,
+                        chunk_count: keep.1,
+                        logical_size: keep.2,
+                        ..Default::default()
+                    };
+                })
+            }),
+        ),
+        (
+            "flagged signed",
+            Box::new(|bytes| edit_trailer(bytes, |t| t.flags |= hexz_format::layout::FLAG_SIGNED)),
+        ),
+    ];
+    for (expected, lie) in cases {
+        let mut bytes = good.clone();
+        lie(&mut bytes);
+        fs::write(&archive, &bytes).unwrap();
+        // The data still reads: nothing a read uses is wrong.
+        let out = run(["cat".as_ref(), arc, "b.bin".as_ref()]);
+        ok(&out);
+        assert!(out.stdout == b);
+        for deep in [false, true] {
+            let mut args = vec!["verify".as_ref(), arc];
+            if deep {
+                args.push("--deep".as_ref());
+            }
+            let err = fails_with(&run(&args), 3);
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        let out = run(["verify".as_ref(), arc, "--json".as_ref()]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["ok"], false, "{expected}");
+        assert_eq!(v["kind"], "corrupt", "{expected}");
+    }
+}

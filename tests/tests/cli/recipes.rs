@@ -175,3 +175,57 @@ fn assert_no_files_but(dir: &Path, allowed: &[&str]) {
         assert!(allowed.contains(&name.as_ref()), "unexpected {name}");
     }
 }
+
+/// Text from files is quoted in errors only as a bounded prefix: a record named
+/// by a 200 KB field, a recipe key of 200 KB, an entry name of 200 KB asked for.
+#[test]
+fn errors_quote_at_most_a_prefix_of_a_200_kb_name() {
+    const LONG: usize = 200_000;
+    let dir = scratch();
+    let data = dir.path().join("data");
+    fs::create_dir_all(&data).unwrap();
+    let name = "n".repeat(LONG);
+    fs::write(
+        data.join("r.jsonl"),
+        format!("{{\"id\": \"{name}\", \"text\": \"hello\"}}\n"),
+    )
+    .unwrap();
+    let recipe = write_recipe(
+        dir.path(),
+        "inputs:\n  - path: data/r.jsonl\n    records: { data: text, name: id, encoding: utf8 }\n\
+         output: out/r.hxz\n",
+    );
+    let check = |err: &str| {
+        assert!(err.len() < 2048, "{} bytes: {:.400}", err.len(), err);
+        assert!(err.contains(&format!("… ({LONG} bytes)")), "{err:.400}");
+    };
+    let out = run(["build".as_ref(), recipe.as_os_str(), "--quiet".as_ref()]);
+    assert_ne!(code(&out), 0);
+    let err = crate::support::stderr(&out);
+    crate::support::assert_one_line_error(&err);
+    assert!(err.contains("entry name"), "{err:.400}");
+    check(&err);
+    // A recipe value of 200 KB.
+    let err = recipe_error(&format!(
+        "inputs:\n  - path: data/\noutput: out/x.hxz\ncompression: {{ codec: {} }}\n",
+        "k".repeat(LONG)
+    ));
+    assert!(err.contains("unknown codec"), "{err:.400}");
+    check(&err);
+    // An entry name asked of an archive (100 KB: one argument holds at most
+    // 128 KiB).
+    let recipe = write_recipe(dir.path(), "inputs:\n  - path: data/\noutput: out/d.hxz\n");
+    ok(&run([
+        "build".as_ref(),
+        recipe.as_os_str(),
+        "--quiet".as_ref(),
+    ]));
+    let archive = dir.path().join("out/d.hxz");
+    let asked = "n".repeat(100_000);
+    let err = fails_with(
+        &run(["cat".as_ref(), archive.as_os_str(), asked.as_ref()]),
+        4,
+    );
+    assert!(err.len() < 2048, "{} bytes: {:.400}", err.len(), err);
+    assert!(err.contains("… (100000 bytes)"), "{err:.400}");
+}
