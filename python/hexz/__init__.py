@@ -28,7 +28,7 @@ import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _hexz
-from ._buffer import readable_address, writable_address
+from ._buffer import BufferFormatError, plain_bytes, readable_address, writable_address
 from ._hexz import (
     BadKeyError,
     ConflictError,
@@ -48,6 +48,7 @@ __version__: str = _hexz.__version__
 __all__ = [
     "AsyncReader",
     "BadKeyError",
+    "BufferFormatError",
     "ConflictError",
     "CorruptError",
     "Dataset",
@@ -446,9 +447,7 @@ class Writer:
             raise TypeError("add_bytes(data) or add_bytes(name, data, **columns)")
         if name is None:
             name = f"{self._w.entry_count():08d}"
-        if not isinstance(data, bytes):
-            data = bytes(memoryview(data))
-        self._w.add_bytes(name, data, columns or None)
+        self._w.add_bytes(name, plain_bytes(data), columns or None)
 
     def finish(self) -> Dict[str, Any]:
         """Complete the archive and move it into place (and its detached signature
@@ -501,6 +500,9 @@ def read_array(
 
     np = require("numpy", "numpy")
     dt = np.dtype(dtype)
+    if dt.hasobject:
+        # Its bytes would be pointers: filled from the archive, they crash the interpreter.
+        raise BufferFormatError(f"read_array needs a dtype of plain bytes or numbers, not {dt}")
     if isinstance(reader, EntryFile):
         base, size = reader._start, reader.size
         archive = reader._archive
@@ -515,7 +517,9 @@ def read_array(
     if offset < 0 or offset + arr.nbytes > size:
         raise InvalidInputError(f"range {offset}+{arr.nbytes} is outside the {size} bytes read from")
     if arr.nbytes:
-        address, nbytes, keep = writable_address(arr)
+        # NumPy vouches for the dtype (no objects, checked above): its bytes, whatever
+        # the dtype (records, datetimes) exports as.
+        address, nbytes, keep = writable_address(arr.reshape(-1).view(np.uint8))
         archive.read_into_address(base + offset, address, nbytes)
         del keep
     return arr
