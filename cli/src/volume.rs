@@ -148,7 +148,8 @@ pub struct GcArgs {
 }
 
 /// Exit code for volume errors: 8 for a conflict with another writer, 4 for a
-/// missing volume, version or snapshot, 3 for a snapshot with the wrong root hash.
+/// missing volume, version or snapshot, 3 for a snapshot with the wrong root hash,
+/// 2 for a size past the largest volume.
 pub fn exit_code(err: &anyhow::Error) -> Option<u8> {
     match err.downcast_ref::<VolumeError>()? {
         VolumeError::Conflict { .. } | VolumeError::WalConflict { .. } => Some(8),
@@ -159,6 +160,7 @@ pub fn exit_code(err: &anyhow::Error) -> Option<u8> {
             Some(4)
         }
         VolumeError::SnapshotMismatch { .. } => Some(3),
+        VolumeError::TooLarge { .. } => Some(2),
         _ => None,
     }
 }

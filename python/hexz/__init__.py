@@ -602,7 +602,10 @@ class Volume:
     Reads see unflushed writes. :meth:`flush` commits them atomically and returns
     the new version's id (its root hash). If another writer committed first, it
     raises :class:`ConflictError` (``.expected``, ``.found``): nothing is
-    committed and the writes stay in this object (and the log).
+    committed and the writes stay in this object — in memory only, lost when the
+    process exits, unless the volume was opened with ``wal=`` (the log keeps them).
+    A volume holds at most 4 TiB (a larger write, truncate or size raises
+    :class:`InvalidInputError`).
 
     As a context manager, and on :meth:`close`, the volume behaves like a file:
     leaving the block flushes, **also when an exception is propagating** (writes

@@ -82,9 +82,11 @@ create_exception!(
     hexz,
     ConflictError,
     HexzError,
-    "Another writer committed a version of the volume first: nothing was committed and the \
-     unflushed writes are kept. Attributes: volume, expected (the version these writes \
-     apply to), found (the version now current)."
+    "Another writer committed a version of the volume first: nothing was committed. The \
+     unflushed writes stay readable through the handle, in memory only (lost when the process \
+     exits) unless the volume was opened with a write-ahead log (wal=), which keeps them. \
+     Attributes: volume, expected (the version these writes apply to), found (the version now \
+     current)."
 );
 
 /// A Rust error on its way to Python. Functions return `Result<T, Error>`; PyO3
@@ -227,6 +229,7 @@ fn volume(e: VolumeError) -> PyErr {
             volume,
             expected,
             found,
+            ..
         } => conflict(message, volume, expected, found),
         V::WalConflict {
             volume,
@@ -243,6 +246,7 @@ fn volume(e: VolumeError) -> PyErr {
         | V::ReadOnly { .. }
         | V::OutOfRange { .. }
         | V::Overflow { .. }
+        | V::TooLarge { .. }
         | V::WalMismatch { .. } => InvalidInputError::new_err(message),
         V::Io { error, .. } => io_error(error.kind(), message),
         V::Store { error, .. } => io_error(error.io_kind(), message),
