@@ -26,6 +26,10 @@ pub struct PublishArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// A local destination: replace a file there that is not a hexz archive
+    /// (never a read-only one).
+    #[arg(long)]
+    pub force: bool,
     /// Keys that open an encrypted thin child, whose sealed parents list is
     /// checked at the destination (other archives publish without a key).
     #[command(flatten)]
@@ -46,6 +50,7 @@ pub fn run(args: PublishArgs, registry: &Registry, out: &mut dyn Write) -> Resul
         },
         unlock: args.keys.unlock()?,
         self_contained: false,
+        force: args.force,
     };
     let report = hexz_pipeline::publish(Path::new(&args.archive), &args.url, registry, &options)?;
     if args.json {

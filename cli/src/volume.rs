@@ -89,9 +89,14 @@ pub enum VolumeCommand {
         /// Read this older version (time travel, read-only).
         #[arg(long)]
         version: Option<u64>,
-        /// Write to this file instead of stdout.
+        /// Write to this file instead of stdout (atomically: it appears only
+        /// when complete). An existing file is replaced only with --force, and
+        /// never a read-only one.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Replace an existing file at --output.
+        #[arg(long, requires = "output")]
+        force: bool,
     },
     /// Set the volume's length (grow with zeros or shrink), then flush.
     Truncate {
@@ -227,6 +232,7 @@ pub fn run(args: VolumeArgs, registry: &Registry, out: &mut dyn Write) -> Result
             length,
             version,
             output,
+            force,
         } => {
             let v = match version {
                 Some(n) => Volume::open_version(&volume, n, registry, &VolumeOptions::default())?,
@@ -236,26 +242,20 @@ pub fn run(args: VolumeArgs, registry: &Registry, out: &mut dyn Write) -> Result
                 Some(l) => offset.saturating_add(l),
                 None => v.len(),
             };
-            let mut file = match &output {
-                Some(p) => Some(std::io::BufWriter::new(
-                    std::fs::File::create(p).with_context(|| format!("{}", p.display()))?,
-                )),
-                None => None,
-            };
-            let sink: &mut dyn Write = match &mut file {
-                Some(f) => f,
-                None => out,
-            };
+            if let Some(path) = &output {
+                v.export(offset, end, path, force)?;
+                return Ok(());
+            }
             let mut at = offset;
             while at < end {
                 let n = (end - at).min(4 << 20) as usize;
-                sink.write_all(&v.read(at, n)?)?;
+                out.write_all(&v.read(at, n)?)?;
                 at += n as u64;
             }
             if offset == end && offset > v.len() {
                 v.read(offset, 0)?;
             }
-            sink.flush()?;
+            out.flush()?;
         }
         VolumeCommand::Truncate {
             volume,

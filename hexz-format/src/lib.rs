@@ -24,6 +24,7 @@ pub use codec::{CodecError, CodecProvider, Compressor, NoCompression, StaticCode
 mod bytes;
 pub mod chunkdelta;
 pub mod delta;
+pub mod destination;
 pub mod error;
 pub mod layout;
 mod page;

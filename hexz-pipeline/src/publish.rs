@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hexz_format::crypto::envelope::read_tail;
+use hexz_format::destination::{self, Writes};
 use hexz_format::{Archive, FileSource, Hash32, ReadAt, ReadOptions};
 
 use crate::build::{BuildOptions, BuildReport};
@@ -49,6 +50,9 @@ pub struct PublishOptions {
     /// archive sealed only to X25519 recipients publishes from a machine that
     /// cannot open it.
     pub self_contained: bool,
+    /// A local destination (`file://`, a path) that holds a file other than a
+    /// hexz archive is replaced (`--force`); never a read-only one.
+    pub force: bool,
 }
 
 /// What [`publish`] did.
@@ -120,6 +124,12 @@ pub fn publish(
             return Ok(report);
         }
         Remote::Missing | Remote::Different => {}
+    }
+    // A local destination replaces a hexz archive, never another file or a
+    // read-only one (hexz_format::destination).
+    if let Ok(hexz_opendal::Location::Fs { path }) = hexz_opendal::Location::parse(&url) {
+        destination::check(Path::new(&path), Writes::Archive, options.force)
+            .map_err(hexz_format::Error::from)?;
     }
     let bar = crate::progress::bytes_bar(size, options.quiet, "publish");
     let put = transport
@@ -194,6 +204,7 @@ pub fn build_and_publish(
                 },
                 unlock: crate::crypto::unlock(plan)?,
                 self_contained: plan.parent.is_none(),
+                force: options.force,
             },
         )?),
         None => None,
@@ -270,8 +281,8 @@ fn remote_state(registry: &Registry, url: &str, size: u64, root_hash: Hash32) ->
     if source.size() != size {
         return Ok(Remote::Different);
     }
-    // A different archive of the same size (or not an archive at all) is
-    // replaced, not an error.
+    // A different archive of the same size (or, on an object store, not an
+    // archive at all) is replaced, not an error.
     match read_tail(source.as_ref()) {
         Ok(tail) if tail.root == root_hash => Ok(Remote::Same),
         _ => Ok(Remote::Different),

@@ -386,6 +386,11 @@ class Writer:
       "detached": False}`` (or just the key's path): sign the manifest, embedded,
       or with ``detached`` written to ``<path>.sig`` next to the archive (which
       ``hexz.open(..., trusted_public_keys=[...])`` finds).
+
+    What is at ``path`` (and ``<path>.sig``) is replaced only if it is a hexz archive
+    (a hexz signature), or with ``force=True`` any file but a read-only one; otherwise
+    ``InvalidInputError`` is raised before anything is written. :meth:`add` refuses a
+    folder that holds ``path``.
     """
 
     def __init__(
@@ -479,11 +484,13 @@ class Writer:
             self.abort()
 
 
-def build(recipe_path: PathLike, *, threads: Optional[int] = None) -> Dict[str, Any]:
+def build(recipe_path: PathLike, *, threads: Optional[int] = None, force: bool = False) -> Dict[str, Any]:
     """Build the archive a recipe describes (as ``hexz build``); returns a summary
     (path, root_hash, entries, logical_bytes, archive_size, seconds). Raises
-    ``RecipeError`` for an invalid recipe."""
-    return _hexz.build(os.fspath(recipe_path), threads=threads)
+    ``RecipeError`` for an invalid recipe, ``InvalidInputError`` for an output that
+    is the recipe, an input or inside an input folder, a read-only file, or (unless
+    ``force``) a file that is not a hexz archive."""
+    return _hexz.build(os.fspath(recipe_path), threads=threads, force=force)
 
 
 def read_array(

@@ -10,7 +10,7 @@
 //! | `SignatureError` | a missing, invalid or untrusted signature |
 //! | `StorageError` | local I/O, S3 or HTTP failures (after retries) |
 //! | `RecipeError` | an invalid recipe (the message names file, line and column) |
-//! | `InvalidInputError` | bad arguments: names, settings, codecs, columns, shards |
+//! | `InvalidInputError` | bad arguments: names, settings, codecs, columns, shards, destinations hexz may not replace |
 //! | `UnsupportedError` | a feature this build of hexz does not implement |
 //! | `ConflictError` | a volume flush lost to another writer (`.expected`, `.found` versions) |
 
@@ -163,6 +163,11 @@ fn format(e: &hexz_format::Error) -> PyErr {
         F::SourceRead { error, .. } | F::Io { error, .. } | F::Input { error, .. } => {
             io_error(error.kind(), message)
         }
+        // A destination hexz may not write to (not its file, read-only, an input).
+        F::Destination(hexz_format::destination::DestinationError::Io { error, .. }) => {
+            io_error(error.kind(), message)
+        }
+        F::Destination(_) => InvalidInputError::new_err(message),
         F::Unsupported { .. } => UnsupportedError::new_err(message),
         F::KeyRequired { .. } | F::WrongKey { .. } | F::InvalidKey { .. } => {
             BadKeyError::new_err(message)

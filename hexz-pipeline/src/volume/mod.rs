@@ -40,6 +40,7 @@
 //! read-only. **Garbage**: [`gc`]; **retention** (drop old versions and free
 //! their storage): [`gc_with`], [`Volume::gc`], [`retain`].
 
+mod export;
 mod flush;
 pub mod head;
 pub mod retain;

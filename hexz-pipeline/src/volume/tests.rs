@@ -665,7 +665,7 @@ fn flushed_chains_verify_squash_diff_and_log() {
         );
     }
     let out = dir.path().join("squashed.hxz");
-    crate::squash(&head, &out, &r).unwrap();
+    crate::squash(&head, &out, &r, false).unwrap();
     let squashed = crate::open_archive_path(&out, &r, ReadOptions::default()).unwrap();
     assert!(!squashed.is_thin());
     assert_eq!(
@@ -1008,7 +1008,7 @@ fn zstd_flushes_store_changed_chunks_as_deltas_through_flush_squash_and_gc() {
         assert_eq!(old.read(0, size).unwrap(), models[version as usize]);
     }
     let out = dir.path().join("squashed.hxz");
-    crate::squash(&head, &out, &r).unwrap();
+    crate::squash(&head, &out, &r, false).unwrap();
     let squashed = crate::open_archive_path(&out, &r, ReadOptions::default()).unwrap();
     assert!(delta_records(&squashed).is_empty());
     assert_eq!(

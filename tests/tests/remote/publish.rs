@@ -24,6 +24,7 @@ fn big_archive() -> (tempfile::TempDir, std::path::PathBuf) {
     let options = hexz_pipeline::BuildOptions {
         quiet: true,
         threads: Some(2),
+        ..Default::default()
     };
     let out = hexz_pipeline::build(&plan, &Registry::default(), &options)
         .unwrap()
