@@ -41,8 +41,8 @@ pub struct SquashReport {
 }
 
 /// Write `child`'s content to `output` as an archive without parents, then verify
-/// it (see the module docs). `output` may not be the child or one of the
-/// parents it reads; what is there is replaced only if it is a hexz archive, or
+/// it (see the module docs). `output` may not be the child or one of its
+/// parents; what is there is replaced only if it is a hexz archive, or
 /// with `force` ([`hexz_format::destination::check`]).
 pub fn squash(
     child: &Archive,
@@ -135,13 +135,18 @@ pub fn squash(
     })
 }
 
-/// `output` is not the child nor a parent it reads (by file identity, for those
-/// read from local files), and may be replaced.
+/// `output` is not the child nor one of its parents (by file identity, for
+/// local files), and may be replaced.
 fn check_output(child: &Archive, output: &Path, force: bool) -> Result<()> {
     let mut read = vec![(child.source_name(), "the archive being squashed")];
-    for index in child.needed_parents()? {
+    // Every parent in the chain that opens (the ones it reads were checked
+    // before): replacing one would break this child, and others.
+    for index in 1..=child.parents()?.len() {
+        let Ok(parent) = child.parent(index as u16) else {
+            continue;
+        };
         read.push((
-            child.parent(index)?.source_name(),
+            parent.source_name(),
             "a parent of the archive being squashed",
         ));
     }

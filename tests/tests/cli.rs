@@ -13,6 +13,8 @@
 //!   `.tmp`);
 //! * `progress`    — `--quiet` and non-terminal stderr;
 //! * `safety`      — hostile archives cannot write outside the extraction folder;
+//! * `clobber`     — no verb replaces a file it did not write: outputs inside
+//!   inputs, the recipe, other files, read-only files, links;
 //! * `recipes`     — recipe and usage errors, `--dry-run`;
 //! * `corrupt`     — damaged archives give exit code 3;
 //! * `thin`        — thin snapshots: `--parent`, chains of ten, `log`, `diff`,
@@ -35,6 +37,8 @@ mod support;
 
 #[path = "cli/atomicity.rs"]
 mod atomicity;
+#[path = "cli/clobber.rs"]
+mod clobber;
 #[path = "cli/corrupt.rs"]
 mod corrupt;
 #[path = "cli/crypto.rs"]
