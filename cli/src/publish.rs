@@ -71,6 +71,8 @@ pub fn summary_json(report: &PublishReport) -> serde_json::Value {
         "uploaded": report.uploaded,
         "uploaded_bytes": report.bytes,
         "parts": report.parts,
+        "stale_uploads_aborted": report.stale_uploads.aborted,
+        "stale_uploads_unchecked": report.stale_uploads.unchecked,
         "seconds": report.elapsed.as_secs_f64(),
     })
 }
@@ -88,6 +90,15 @@ pub fn print_line(report: &PublishReport) {
             report.bytes as f64 / 1e6 / secs.max(1e-9),
             report.root_hash
         );
+        if report.stale_uploads.aborted > 0 {
+            eprintln!(
+                "aborted {} incomplete upload(s) of {} left by an earlier publish",
+                report.stale_uploads.aborted, report.url
+            );
+        }
+        if let Some(why) = &report.stale_uploads.unchecked {
+            eprintln!("hexz: warning: {why} (a bucket lifecycle rule can remove them)");
+        }
     } else {
         eprintln!(
             "{} already holds this archive (root {}); nothing uploaded",

@@ -72,6 +72,10 @@ pub struct PublishReport {
     pub parts: u64,
     /// Whether anything was uploaded.
     pub uploaded: bool,
+    /// Incomplete multipart uploads of the key (left by killed publishes)
+    /// aborted before uploading, and why they could not be checked, if they
+    /// could not ([`hexz_opendal::multipart`]).
+    pub stale_uploads: hexz_opendal::StaleUploads,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -113,6 +117,7 @@ pub fn publish(
         bytes: 0,
         parts: 0,
         uploaded: false,
+        stale_uploads: hexz_opendal::StaleUploads::default(),
         elapsed: Duration::ZERO,
     };
     if !options.self_contained {
@@ -156,6 +161,7 @@ pub fn publish(
     }
     report.bytes = put.bytes;
     report.parts = put.parts;
+    report.stale_uploads = put.stale;
     report.uploaded = true;
     report.elapsed = started.elapsed();
     Ok(report)
