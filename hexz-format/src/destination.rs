@@ -47,7 +47,7 @@ impl Writes {
         match self {
             Writes::Archive => "a hexz archive",
             Writes::Signature => "a hexz signature file",
-            Writes::Other => "a new file",
+            Writes::Other => "the new file",
         }
     }
 }
@@ -58,8 +58,8 @@ impl Writes {
 pub enum DestinationError {
     /// Something hexz did not write is there, and `force` was not given.
     #[error(
-        "{}: {found} is there, not {}; refusing to replace it (--force, or force=True \
-         from Python, replaces it)",
+        "{}: {found} is there; not replacing it with {} (--force, or force=True from \
+         Python, replaces it)",
         path.display(),
         writes.describe()
     )]
@@ -91,7 +91,7 @@ pub enum DestinationError {
     },
     /// The destination is one of the verb's inputs.
     #[error(
-        "{}: is {role} ({}); refusing to write the output there",
+        "{}: is {role}: {}; refusing to write the output there",
         path.display(),
         other.display()
     )]

@@ -214,7 +214,7 @@ pub fn check_output(plan: &Plan, force: bool) -> Result<()> {
         {
             return Err(overlaps(
                 &input.path,
-                "inside an input folder of the recipe, and its exclude globs do not leave it out",
+                "inside an input folder of the recipe that does not exclude it",
             ));
         }
     }
