@@ -2,7 +2,8 @@
 # Writable-volume benchmark (tests/examples/volume_bench.rs): sequential and random
 # write throughput and flush latency of a Volume on the local fs and on moto (S3),
 # as ratios against a plain local file written the same way in the same run.
-# Usage: bench/volume.sh   (VOLUME_MIBS="64 256", RANDOM_WRITES=2000 tune the sizes)
+# Then the first flush after growing a volume by GROW_GIB GiB of zeros (default 64).
+# Usage: bench/volume.sh   (VOLUME_MIBS="64 256", RANDOM_WRITES=2000, GROW_GIB=64 tune the sizes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v moto_server >/dev/null 2>&1; then pip install -q "moto[server]"; fi

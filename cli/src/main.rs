@@ -61,6 +61,11 @@ enum Command {
         /// its chain lacks. Replaces the recipe's `parent:`.
         #[arg(long, value_name = "ARCHIVE")]
         parent: Option<String>,
+        /// Replace a file at the output that is not a hexz archive (or a detached
+        /// signature there that is not one). Never a read-only file, an input or
+        /// a file inside an input folder.
+        #[arg(long)]
+        force: bool,
     },
     /// Show a thin archive's chain: itself and every parent, with sizes, dates and
     /// root hashes.
@@ -95,11 +100,15 @@ enum Command {
     Squash {
         /// The thin archive: a path or URL.
         archive: PathBuf,
-        /// The archive to write.
+        /// The archive to write (not the thin archive or one of its parents).
         output: PathBuf,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Replace a file at the output that is not a hexz archive (never a
+        /// read-only one).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         keys: unlock::KeyArgs,
         #[command(flatten)]
@@ -150,7 +159,8 @@ enum Command {
         /// No progress bar.
         #[arg(short, long)]
         quiet: bool,
-        /// Replace existing files.
+        /// Replace existing files and links (a link itself, never its target;
+        /// read-only files too, with a warning; never a folder).
         #[arg(long)]
         overwrite: bool,
         /// Do not restore recorded owners (by default they are restored when
@@ -355,12 +365,14 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             json,
             parent,
+            force,
         } => {
             let mut plan = load_recipe(&recipe)?;
             if parent.is_some() {
                 plan.parent = parent;
             }
             if dry_run {
+                hexz_pipeline::build::check_output(&plan, force)?;
                 let count = hexz_pipeline::count_inputs(&plan)?;
                 // Resolving the codec checks the plugin exists and takes the level;
                 // its errors point at the recipe.
@@ -429,7 +441,11 @@ fn run(cli: Cli) -> Result<()> {
             let (report, published) = hexz_pipeline::build_and_publish(
                 &plan,
                 &registry,
-                &BuildOptions { quiet, threads },
+                &BuildOptions {
+                    quiet,
+                    threads,
+                    force,
+                },
             )?;
             let s = &report.summary.stats;
             if json {
@@ -560,6 +576,14 @@ fn run(cli: Cli) -> Result<()> {
                 no_same_owner,
             };
             let report = hexz_pipeline::extract(&a, &dest, &options)?;
+            // Said even with --quiet: --overwrite replaced files marked read-only.
+            if let Some(first) = &report.first_read_only_replaced {
+                eprintln!(
+                    "hexz: warning: --overwrite replaced {} read-only file(s), the first {}",
+                    report.read_only_replaced,
+                    first.display()
+                );
+            }
             if !quiet {
                 eprintln!(
                     "extracted {} files, {} dirs, {} symlinks ({}) to {} in {:.2}s",
@@ -723,11 +747,12 @@ fn run(cli: Cli) -> Result<()> {
             archive,
             output,
             json,
+            force,
             keys,
             parents,
         } => {
             let a = open(&archive, &registry, &keys, &TrustArgs::default(), &parents)?;
-            let report = hexz_pipeline::squash(&a, &output, &registry)?;
+            let report = hexz_pipeline::squash(&a, &output, &registry, force)?;
             thin::print_squash(&mut out, &report, json)?;
         }
         Command::Verify(args) => verify::run(&args, &registry, &mut out)?,

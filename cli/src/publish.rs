@@ -26,6 +26,10 @@ pub struct PublishArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// A local destination: replace a file there that is not a hexz archive
+    /// (never a read-only one).
+    #[arg(long)]
+    pub force: bool,
     /// Keys that open an encrypted thin child, whose sealed parents list is
     /// checked at the destination (other archives publish without a key).
     #[command(flatten)]
@@ -53,6 +57,7 @@ pub fn run(args: PublishArgs, registry: &Registry, out: &mut dyn Write) -> Resul
         kdf_limits: args.keys.kdf_limits()?,
         self_contained: false,
         allow_parent_urls: args.allow_parent_url.clone(),
+        force: args.force,
     };
     let report = hexz_pipeline::publish(Path::new(&args.archive), &args.url, registry, &options)?;
     if args.json {
@@ -73,6 +78,8 @@ pub fn summary_json(report: &PublishReport) -> serde_json::Value {
         "uploaded": report.uploaded,
         "uploaded_bytes": report.bytes,
         "parts": report.parts,
+        "stale_uploads_aborted": report.stale_uploads.aborted,
+        "stale_uploads_unchecked": report.stale_uploads.unchecked,
         "seconds": report.elapsed.as_secs_f64(),
     })
 }
@@ -90,6 +97,15 @@ pub fn print_line(report: &PublishReport) {
             report.bytes as f64 / 1e6 / secs.max(1e-9),
             report.root_hash
         );
+        if report.stale_uploads.aborted > 0 {
+            eprintln!(
+                "aborted {} incomplete upload(s) of {} left by an earlier publish",
+                report.stale_uploads.aborted, report.url
+            );
+        }
+        if let Some(why) = &report.stale_uploads.unchecked {
+            eprintln!("hexz: warning: {why} (a bucket lifecycle rule can remove them)");
+        }
     } else {
         eprintln!(
             "{} already holds this archive (root {}); nothing uploaded",

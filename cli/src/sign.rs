@@ -1,6 +1,8 @@
 //! `hexz sign`: sign an archive's manifest with an Ed25519 key, embedding the
 //! signature (only the envelope and trailer are rewritten; the root hash does not
-//! change) or writing a detached `<archive>.sig`.
+//! change) or writing a detached `<archive>.sig`. A read-only archive is not
+//! rewritten; a `.sig` replaces only a hexz signature file (or, with `--force`,
+//! any file but a read-only one).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,10 @@ pub struct SignArgs {
     /// Where to write the detached signature.
     #[arg(long, requires = "detached")]
     pub out: Option<PathBuf>,
+    /// Replace a file at the signature's place that is not a hexz signature
+    /// (never a read-only one).
+    #[arg(long, requires = "detached")]
+    pub force: bool,
     /// Keys of an encrypted archive (its manifest is read from the sealed
     /// directory), and the passphrase of a protected signing key.
     #[command(flatten)]
@@ -55,10 +61,10 @@ pub fn run(args: &SignArgs, registry: &Registry, out: &mut dyn Write) -> Result<
     if args.detached {
         let path = match &args.out {
             Some(p) => {
-                std::fs::write(p, block.to_detached())?;
+                hexz_pipeline::crypto::write_signature(p, &block, args.force)?;
                 p.clone()
             }
-            None => hexz_pipeline::crypto::write_detached(&args.archive, &block)?,
+            None => hexz_pipeline::crypto::write_detached(&args.archive, &block, args.force)?,
         };
         writeln!(out, "wrote {} (signed by {})", path.display(), block.key())?;
     } else {

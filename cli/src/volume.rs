@@ -89,9 +89,14 @@ pub enum VolumeCommand {
         /// Read this older version (time travel, read-only).
         #[arg(long)]
         version: Option<u64>,
-        /// Write to this file instead of stdout.
+        /// Write to this file instead of stdout (atomically: it appears only
+        /// when complete). An existing file is replaced only with --force, and
+        /// never a read-only one.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Replace an existing file at --output.
+        #[arg(long, requires = "output")]
+        force: bool,
     },
     /// Set the volume's length (grow with zeros or shrink), then flush.
     Truncate {
@@ -148,7 +153,8 @@ pub struct GcArgs {
 }
 
 /// Exit code for volume errors: 8 for a conflict with another writer, 4 for a
-/// missing volume, version or snapshot, 3 for a snapshot with the wrong root hash.
+/// missing volume, version or snapshot, 3 for a snapshot with the wrong root hash,
+/// 2 for a size past the largest volume.
 pub fn exit_code(err: &anyhow::Error) -> Option<u8> {
     match err.downcast_ref::<VolumeError>()? {
         VolumeError::Conflict { .. } | VolumeError::WalConflict { .. } => Some(8),
@@ -159,6 +165,7 @@ pub fn exit_code(err: &anyhow::Error) -> Option<u8> {
             Some(4)
         }
         VolumeError::SnapshotMismatch { .. } => Some(3),
+        VolumeError::TooLarge { .. } => Some(2),
         _ => None,
     }
 }
@@ -225,6 +232,7 @@ pub fn run(args: VolumeArgs, registry: &Registry, out: &mut dyn Write) -> Result
             length,
             version,
             output,
+            force,
         } => {
             let v = match version {
                 Some(n) => Volume::open_version(&volume, n, registry, &VolumeOptions::default())?,
@@ -234,26 +242,20 @@ pub fn run(args: VolumeArgs, registry: &Registry, out: &mut dyn Write) -> Result
                 Some(l) => offset.saturating_add(l),
                 None => v.len(),
             };
-            let mut file = match &output {
-                Some(p) => Some(std::io::BufWriter::new(
-                    std::fs::File::create(p).with_context(|| format!("{}", p.display()))?,
-                )),
-                None => None,
-            };
-            let sink: &mut dyn Write = match &mut file {
-                Some(f) => f,
-                None => out,
-            };
+            if let Some(path) = &output {
+                v.export(offset, end, path, force)?;
+                return Ok(());
+            }
             let mut at = offset;
             while at < end {
                 let n = (end - at).min(4 << 20) as usize;
-                sink.write_all(&v.read(at, n)?)?;
+                out.write_all(&v.read(at, n)?)?;
                 at += n as u64;
             }
             if offset == end && offset > v.len() {
                 v.read(offset, 0)?;
             }
-            sink.flush()?;
+            out.flush()?;
         }
         VolumeCommand::Truncate {
             volume,

@@ -110,6 +110,9 @@ pub enum Error {
         #[source]
         error: io::Error,
     },
+    /// A destination the caller may not write to (see [`crate::destination`]).
+    #[error(transparent)]
+    Destination(#[from] crate::destination::DestinationError),
     /// An input handed to the writer could not be read.
     #[error("reading input `{}` failed: {error}", Excerpt(name))]
     Input {

@@ -25,6 +25,7 @@ mod bytes;
 pub mod chunkbases;
 pub mod chunkdelta;
 pub mod delta;
+pub mod destination;
 pub mod error;
 pub mod hints;
 pub mod layout;

@@ -27,6 +27,7 @@ use crate::columns::ColumnSchema;
 use crate::crypto::ChunkHasher;
 use crate::crypto::seal::{BlobRole, Place, Sealer};
 use crate::delta::{BaseCandidates, PageBase, encode_page_bases};
+use crate::destination::{self, Writes};
 use crate::error::{Error, Hash32, Result};
 use crate::layout::{
     BLOB_DELTA, BLOB_RAW, CHUNK_DELTA, CHUNK_RAW, CHUNK_ZERO, CHUNKER_FASTCDC_2020, ChunkParams,
@@ -103,12 +104,19 @@ impl Sink for BufWriter<File> {
 /// `O_TMPFILE`, the file is written under a temporary name
 /// (`.<name>.XXXXXX.tmp`) from the start, which only a clean exit removes.
 /// Dropped uncommitted, nothing remains either way.
+///
+/// [`PendingFile::replacing`] checks the destination first
+/// ([`destination::check`]: what may be replaced there) and again at `commit`,
+/// so a file that appeared there meanwhile is not replaced either.
 #[derive(Debug)]
 pub struct PendingFile {
     out: BufWriter<File>,
     temp: Option<Temp>,
     dir: PathBuf,
     dest: PathBuf,
+    /// What is written and whether anything there may be replaced, for files
+    /// made with [`PendingFile::replacing`].
+    policy: Option<(Writes, bool)>,
 }
 
 #[derive(Debug)]
@@ -139,7 +147,26 @@ impl PendingFile {
             temp: Some(temp),
             dir,
             dest: dest.to_path_buf(),
+            policy: None,
         })
+    }
+
+    /// Start writing a file of kind `writes` toward `dest`, a path a user named:
+    /// refused unless [`destination::check`] allows replacing what is there (with
+    /// `force`, anything but a folder, a special file or a read-only file), now
+    /// and again at `commit`.
+    pub fn replacing(
+        dest: &Path,
+        writes: Writes,
+        force: bool,
+    ) -> std::result::Result<Self, destination::DestinationError> {
+        destination::check(dest, writes, force)?;
+        let mut file = Self::create(dest).map_err(|error| destination::DestinationError::Io {
+            path: dest.to_path_buf(),
+            error,
+        })?;
+        file.policy = Some((writes, force));
+        Ok(file)
     }
 
     /// The final path.
@@ -188,6 +215,16 @@ impl Sink for PendingFile {
         self.out.flush()?;
         let file = self.out.get_ref();
         file.sync_all()?;
+        if let Some((writes, force)) = self.policy {
+            // Something may have appeared there while this file was written.
+            destination::check(&self.dest, writes, force).map_err(|e| match e {
+                destination::DestinationError::Io { error, .. } => error,
+                other => io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("changed while writing: {other}"),
+                ),
+            })?;
+        }
         let temp = match self
             .temp
             .take()
@@ -414,6 +451,8 @@ pub struct ArchiveWriter<W: Sink> {
     /// The entry whose bytes are being added (name, stream offset), until it is
     /// pushed: the worker finds a new chunk's delta base by entry name.
     open: Option<(String, u64)>,
+    /// [`Sink::describe`] of the sink.
+    destination: PathBuf,
 }
 
 enum Msg {
@@ -448,14 +487,24 @@ enum Msg {
 
 impl ArchiveWriter<PendingFile> {
     /// Write an archive to `path` (atomically: nothing appears there until
-    /// [`finish`](Self::finish) succeeds).
+    /// [`finish`](Self::finish) succeeds). What is at `path` is replaced only if
+    /// it is a hexz archive and not read-only ([`destination::check`]);
+    /// [`create_with`](Self::create_with) can replace other files too.
     pub fn create(path: impl AsRef<Path>, options: WriterOptions) -> Result<Self> {
-        options.validate()?;
+        Self::create_with(path, options, false)
+    }
+
+    /// [`create`](Self::create); with `force` (`--force`), whatever regular
+    /// file or symbolic link is at `path` is replaced too — never a folder, a
+    /// special file or a read-only file.
+    pub fn create_with(
+        path: impl AsRef<Path>,
+        options: WriterOptions,
+        force: bool,
+    ) -> Result<Self> {
         let path = path.as_ref();
-        let file = PendingFile::create(path).map_err(|error| Error::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
+        options.validate()?;
+        let file = PendingFile::replacing(path, Writes::Archive, force)?;
         Self::new(file, options)
     }
 }
@@ -474,6 +523,7 @@ impl<W: Sink> ArchiveWriter<W> {
             .as_ref()
             .map(|e| e.chunk_hasher())
             .unwrap_or_default();
+        let destination = sink.describe();
         let (tx, rx) = sync_channel(2);
         let (recycle_tx, recycled) = std::sync::mpsc::channel();
         let progress = Arc::new(ProgressCounters::default());
@@ -522,7 +572,13 @@ impl<W: Sink> ArchiveWriter<W> {
             has_parents: false,
             hasher,
             open: None,
+            destination,
         })
+    }
+
+    /// Where the archive goes ([`Sink::describe`]: a path for files).
+    pub fn destination(&self) -> &Path {
+        &self.destination
     }
 
     /// Add a regular file whose bytes come from `data`; returns its size.

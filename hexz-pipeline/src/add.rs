@@ -16,6 +16,7 @@
 
 use std::path::Path;
 
+use hexz_format::destination::{self, DestinationError};
 use hexz_format::{ArchiveWriter, Sink};
 use indicatif::ProgressBar;
 
@@ -30,7 +31,9 @@ use crate::walk::{absolute, walk};
 /// A file becomes one entry named `name` (default: its file name). A directory's
 /// contents are named by their path relative to it (`a.txt`, `sub/b.bin`),
 /// under `name/` when `name` is given; the directory itself is not an entry.
-/// Returns what was added.
+/// Returns what was added. A folder that holds the archive being written (a
+/// file writer's destination) is refused, as a recipe's input folder is: the
+/// archive would be replaced and left out.
 pub fn add_path<W: Sink>(
     writer: &mut ArchiveWriter<W>,
     path: &Path,
@@ -38,6 +41,25 @@ pub fn add_path<W: Sink>(
 ) -> Result<InputCount> {
     let path = absolute(path);
     let meta = std::fs::metadata(&path).map_err(PipelineError::io(&path))?;
+    let dest = writer.destination();
+    // Sinks that are not files describe themselves as `<memory>`, `<file>`.
+    if !dest.as_os_str().as_encoded_bytes().starts_with(b"<") {
+        let role = if destination::same_file(dest, &path) {
+            Some("the file being added")
+        } else if meta.is_dir() && destination::inside(dest, &path).is_some() {
+            Some("inside the folder being added")
+        } else {
+            None
+        };
+        if let Some(role) = role {
+            return Err(hexz_format::Error::from(DestinationError::Overlaps {
+                path: dest.to_path_buf(),
+                other: path,
+                role,
+            })
+            .into());
+        }
+    }
     let prefix = name
         .map(|n| n.trim_end_matches('/'))
         .filter(|n| !n.is_empty());

@@ -4,10 +4,11 @@
 use std::fs::{self, File, Metadata};
 use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hexz_format::destination::{self, DestinationError, Writes};
 use hexz_format::layout::SECTION_PROVENANCE;
 use hexz_format::{
     ArchiveWriter, Compressor, EntryKind, EntryMeta, Hash32, Owner, ParentSet, Summary,
@@ -29,6 +30,9 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// Worker threads for hashing and compression (`None`: all cores).
     pub threads: Option<usize>,
+    /// Replace a file at the output (or its detached signature) that is not a
+    /// hexz archive (`--force`); never a read-only file, a folder or an input.
+    pub force: bool,
 }
 
 /// What a build produced.
@@ -179,9 +183,54 @@ fn writer_options_on(
     Ok(options)
 }
 
-/// Run `plan`: walk the inputs, write the archive atomically to `plan.output`.
+/// Whether `plan.output` may be written, checked before anything is read or
+/// written: it is not the recipe, not an input, and not inside an input folder
+/// unless that input's globs leave it out (no `force` allows these: the file
+/// would be replaced and missing from the archive); then what is there may be
+/// replaced ([`hexz_format::destination::check`]: a hexz archive; with `force`
+/// any regular file or link; never a read-only file), and the same for the
+/// detached signature next to it when the recipe signs that way.
+pub fn check_output(plan: &Plan, force: bool) -> Result<()> {
+    let out = &plan.output;
+    let overlaps = |other: &Path, role| -> PipelineError {
+        hexz_format::Error::from(DestinationError::Overlaps {
+            path: out.clone(),
+            other: other.to_path_buf(),
+            role,
+        })
+        .into()
+    };
+    if destination::same_file(out, &plan.recipe_path) {
+        return Err(overlaps(&plan.recipe_path, "the recipe"));
+    }
+    for input in &plan.inputs {
+        if destination::resolve(out) == destination::resolve(&input.path)
+            || destination::same_file(out, &input.path)
+        {
+            return Err(overlaps(&input.path, "an input of the recipe"));
+        }
+        if let Some(rel) = destination::inside(out, &input.path)
+            && !crate::walk::leaves_out(input, &rel)?
+        {
+            return Err(overlaps(
+                &input.path,
+                "inside an input folder of the recipe that does not exclude it",
+            ));
+        }
+    }
+    destination::check(out, Writes::Archive, force).map_err(hexz_format::Error::from)?;
+    if plan.sign.as_ref().is_some_and(|s| s.detached) {
+        let sig = crate::crypto::signature_path(out);
+        destination::check(&sig, Writes::Signature, force).map_err(hexz_format::Error::from)?;
+    }
+    Ok(())
+}
+
+/// Run `plan`: walk the inputs, write the archive atomically to `plan.output`
+/// (after [`check_output`]).
 pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result<BuildReport> {
     let started = Instant::now();
+    check_output(plan, options.force)?;
     // Thin snapshot: read the parent chain's chunk ids before writing anything
     // (opened with the recipe's keys: an encrypted chain shares them).
     let parents = match &plan.parent {
@@ -214,7 +263,7 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     let bar = bytes_bar(total, options.quiet, "building");
     // Record inputs are scanned for their column schema before anything is written.
     let scan = crate::records::scan(plan)?;
-    let mut writer = ArchiveWriter::create(&plan.output, writer_options)?;
+    let mut writer = ArchiveWriter::create_with(&plan.output, writer_options, options.force)?;
     if let Some(parents) = parents {
         writer.set_parents(parents)?;
     }
@@ -270,9 +319,11 @@ pub fn build(plan: &Plan, registry: &Registry, options: &BuildOptions) -> Result
     let (_, summary) = writer.finish()?;
     bar.finish_and_clear();
     let signature_file = match (&summary.signature, &plan.sign) {
-        (Some(block), Some(sign)) if sign.detached => {
-            Some(crate::crypto::write_detached(&plan.output, block)?)
-        }
+        (Some(block), Some(sign)) if sign.detached => Some(crate::crypto::write_detached(
+            &plan.output,
+            block,
+            options.force,
+        )?),
         _ => None,
     };
     Ok(BuildReport {

@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use hexz_format::crypto::ChunkHasher;
 use hexz_format::crypto::keyfile::parse_raw_key;
+use hexz_format::destination::Writes;
 use hexz_format::{
-    Encryption, KdfLimits, ReadOptions, SignatureBlock, Signing, SlotSpec, TrustPolicy, Unlock,
+    Encryption, KdfLimits, PendingFile, ReadOptions, SignatureBlock, Signing, SlotSpec,
+    TrustPolicy, Unlock,
 };
 use zeroize::Zeroizing;
 
@@ -133,29 +135,27 @@ pub fn signature_path(archive: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Write `block` as `<archive>.sig` (atomically, replacing an older one).
-pub fn write_detached(archive: &Path, block: &SignatureBlock) -> Result<PathBuf> {
+/// Write `block` as `<archive>.sig` (see [`write_signature`]).
+pub fn write_detached(archive: &Path, block: &SignatureBlock, force: bool) -> Result<PathBuf> {
     let path = signature_path(archive);
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    // 0o666 less the umask, like the archive (tempfile's default is 0o600): a
-    // signature is public and is served next to the archive.
-    let mut temp = tempfile::Builder::new()
-        .prefix(".hexz-sig.")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(&dir)
-        .map_err(PipelineError::io(&path))?;
-    use std::io::Write;
-    temp.write_all(&block.to_detached())
-        .and_then(|()| temp.as_file().sync_all())
-        .map_err(PipelineError::io(&path))?;
-    temp.persist(&path).map_err(|e| PipelineError::Io {
-        path: path.clone(),
-        error: e.error,
-    })?;
+    write_signature(&path, block, force)?;
     Ok(path)
+}
+
+/// Write `block` as the detached signature file `path`, atomically (an
+/// unnamed file renamed into place when complete, mode 0o666 less the umask:
+/// a signature is public and is served next to the archive). What is there is
+/// replaced only if it is a hexz signature file, or with `force` anything but a
+/// folder, a special file or a read-only file
+/// ([`hexz_format::destination::check`]).
+pub fn write_signature(path: &Path, block: &SignatureBlock, force: bool) -> Result<()> {
+    use hexz_format::Sink;
+    use std::io::Write;
+    let mut file =
+        PendingFile::replacing(path, Writes::Signature, force).map_err(hexz_format::Error::from)?;
+    file.write_all(&block.to_detached())
+        .and_then(|()| file.commit())
+        .map_err(PipelineError::io(path))
 }
 
 /// The keys of `plan`'s `encrypt:` stage (its key file and passphrases) as

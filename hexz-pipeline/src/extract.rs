@@ -4,6 +4,11 @@
 //! `/etc/x`); no write ever goes through a symbolic link — parents are checked
 //! component by component, files are created with `create_new`, and symlink
 //! entries are created last, so an archived link cannot redirect a later write.
+//! With `--overwrite`, an existing file or link is removed first (a link
+//! itself, never what it points to); a read-only file too, as `tar` does, but
+//! never silently: [`ExtractReport::read_only_replaced`] counts them and names
+//! the first, for the caller to say so. A folder or a special file in the way
+//! is never replaced ([`hexz_format::destination`]).
 //!
 //! Ownership: like `tar`, entries that record an owner get it back when the
 //! extraction runs as root (effective uid 0), unless
@@ -16,9 +21,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{PermissionsExt, fchown, lchown, symlink};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use filetime::FileTime;
+use hexz_format::destination::{self, DestinationError, Writes};
 use hexz_format::writer::validate_name;
 use hexz_format::{Archive, Entry, EntryKind, Owner};
 use indicatif::ProgressBar;
@@ -39,7 +47,7 @@ pub struct ExtractOptions {
 }
 
 /// What an extraction wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExtractReport {
     /// Regular files and records written.
     pub files: u64,
@@ -49,8 +57,29 @@ pub struct ExtractReport {
     pub symlinks: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// Read-only files (and links in the way of folders) that `overwrite`
+    /// replaced: callers should say so.
+    pub read_only_replaced: u64,
+    /// The first of them.
+    pub first_read_only_replaced: Option<PathBuf>,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// Read-only files replaced so far (files are written in parallel).
+#[derive(Default)]
+struct ReadOnlyReplaced {
+    count: AtomicU64,
+    first: Mutex<Option<PathBuf>>,
+}
+
+impl ReadOnlyReplaced {
+    fn note(&self, path: &Path) {
+        if self.count.fetch_add(1, Ordering::Relaxed) == 0 {
+            let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+            *first = Some(path.to_path_buf());
+        }
+    }
 }
 
 /// Extract every entry of `archive` under `dest` (created if missing).
@@ -69,6 +98,7 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
     // Folders this run created or checked (never symlinks): their children skip the
     // per-component checks. No symlink is created before all files are written.
     let mut known_dirs: HashSet<PathBuf> = HashSet::new();
+    let replaced = ReadOnlyReplaced::default();
     for entry in archive.entries() {
         let entry = entry?;
         validate_name(&entry.name).map_err(|_| PipelineError::UnsafePath {
@@ -83,7 +113,14 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
                 batch_bytes += entry.size;
                 batch.push((path, entry));
                 if batch.len() >= 256 || batch_bytes >= 32 << 20 {
-                    write_files(archive, &batch, options, restore_owner, &bar, &mut report)?;
+                    let files = Files {
+                        archive,
+                        options,
+                        restore_owner,
+                        bar: &bar,
+                        replaced: &replaced,
+                    };
+                    write_files(&files, &batch, &mut report)?;
                     batch.clear();
                     batch_bytes = 0;
                 }
@@ -93,12 +130,9 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
                     Ok(m) if m.is_dir() => {}
                     // A file or link in the way: replaced with --overwrite (removing
                     // a symlink removes the link, never its target).
-                    Ok(_) if options.overwrite => {
-                        fs::remove_file(&path).map_err(PipelineError::io(&path))?;
-                        fs::create_dir(&path).map_err(PipelineError::io(&path))?;
-                    }
                     Ok(_) => {
-                        return Err(PipelineError::Exists { path });
+                        replace_existing(&path, &entry.name, options.overwrite, &replaced)?;
+                        fs::create_dir(&path).map_err(PipelineError::io(&path))?;
                     }
                     Err(_) => fs::create_dir(&path).map_err(PipelineError::io(&path))?,
                 }
@@ -108,12 +142,19 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
             EntryKind::Symlink => links.push((path, entry)),
         }
     }
-    write_files(archive, &batch, options, restore_owner, &bar, &mut report)?;
+    let files = Files {
+        archive,
+        options,
+        restore_owner,
+        bar: &bar,
+        replaced: &replaced,
+    };
+    write_files(&files, &batch, &mut report)?;
     for (path, entry) in links {
         let target = entry.target.as_deref().unwrap_or_default();
         // Check the parents again, without the cache, before creating a link.
         prepare_parent(&root, &entry.name, &mut HashSet::new())?;
-        replace_existing(&path, &entry.name, options.overwrite)?;
+        replace_existing(&path, &entry.name, options.overwrite, &replaced)?;
         symlink(target, &path).map_err(PipelineError::io(&path))?;
         if let Some(owner) = owner_of(&entry) {
             lchown(&path, Some(owner.uid), Some(owner.gid)).map_err(chown_error(&path, owner))?;
@@ -133,22 +174,33 @@ pub fn extract(archive: &Archive, dest: &Path, options: &ExtractOptions) -> Resu
         report.dirs += 1;
     }
     bar.finish_and_clear();
+    report.read_only_replaced = replaced.count.into_inner();
+    report.first_read_only_replaced = replaced
+        .first
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
+/// What writing a batch of files needs.
+struct Files<'a> {
+    archive: &'a Archive,
+    options: &'a ExtractOptions,
+    restore_owner: bool,
+    bar: &'a ProgressBar,
+    replaced: &'a ReadOnlyReplaced,
+}
+
 /// Write a batch of files (their parents exist) on rayon, in parallel.
 fn write_files(
-    archive: &Archive,
+    files: &Files<'_>,
     batch: &[(PathBuf, Entry)],
-    options: &ExtractOptions,
-    restore_owner: bool,
-    bar: &ProgressBar,
     report: &mut ExtractReport,
 ) -> Result<()> {
     batch.par_iter().try_for_each_init(
         || vec![0u8; 1 << 20],
-        |buf, (path, entry)| write_file(archive, path, entry, options, restore_owner, bar, buf),
+        |buf, (path, entry)| write_file(files, path, entry, buf),
     )?;
     report.files += batch.len() as u64;
     report.bytes += batch.iter().map(|(_, e)| e.size).sum::<u64>();
@@ -156,16 +208,15 @@ fn write_files(
 }
 
 /// Create one file and give it its content, owner, mode and mtime.
-fn write_file(
-    archive: &Archive,
-    path: &Path,
-    entry: &Entry,
-    options: &ExtractOptions,
-    restore_owner: bool,
-    bar: &ProgressBar,
-    buf: &mut [u8],
-) -> Result<()> {
-    let mut out = create_file(path, &entry.name, options.overwrite)?;
+fn write_file(files: &Files<'_>, path: &Path, entry: &Entry, buf: &mut [u8]) -> Result<()> {
+    let Files {
+        archive,
+        options,
+        restore_owner,
+        bar,
+        replaced,
+    } = *files;
+    let mut out = create_file(path, &entry.name, options.overwrite, replaced)?;
     let mut reader = archive.entry_reader(entry);
     loop {
         let n = reader
@@ -232,28 +283,51 @@ fn prepare_parent(root: &Path, name: &str, known: &mut HashSet<PathBuf>) -> Resu
 
 /// Create a new file at `path`; an existing file or link is replaced only with
 /// `overwrite` (the link itself, never its target), a folder never.
-fn create_file(path: &Path, name: &str, overwrite: bool) -> Result<File> {
+fn create_file(
+    path: &Path,
+    name: &str,
+    overwrite: bool,
+    replaced: &ReadOnlyReplaced,
+) -> Result<File> {
     let open = || OpenOptions::new().write(true).create_new(true).open(path);
     match open() {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            replace_existing(path, name, overwrite)?;
+            replace_existing(path, name, overwrite, replaced)?;
             open().map_err(PipelineError::io(path))
         }
         other => other.map_err(PipelineError::io(path)),
     }
 }
 
-fn replace_existing(path: &Path, name: &str, overwrite: bool) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Err(_) => Ok(()),
-        Ok(m) if m.is_dir() => Err(PipelineError::UnsafePath {
+/// Make way for a new file at `path` ([`destination::check`] with `overwrite`
+/// as the force): nothing there is fine; a file or link is removed with
+/// `overwrite` (a link itself, never what it points to) — a read-only one too,
+/// like `tar` does, but noted in `replaced` so the caller says so; a folder or a
+/// special file never.
+fn replace_existing(
+    path: &Path,
+    name: &str,
+    overwrite: bool,
+    replaced: &ReadOnlyReplaced,
+) -> Result<()> {
+    let remove = || match fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(PipelineError::io(path)),
+    };
+    match destination::check(path, Writes::Other, overwrite) {
+        Ok(()) => remove(),
+        Err(DestinationError::ReadOnly { .. }) if overwrite => {
+            replaced.note(path);
+            remove()
+        }
+        Err(DestinationError::NotOurs { .. }) => Err(PipelineError::Exists {
+            path: path.to_path_buf(),
+        }),
+        Err(DestinationError::NotAFile { kind: "folder", .. }) => Err(PipelineError::UnsafePath {
             name: name.to_string(),
             reason: "a folder is in the way",
         }),
-        Ok(_) if overwrite => fs::remove_file(path).map_err(PipelineError::io(path)),
-        Ok(_) => Err(PipelineError::Exists {
-            path: path.to_path_buf(),
-        }),
+        Err(other) => Err(hexz_format::Error::from(other).into()),
     }
 }
 

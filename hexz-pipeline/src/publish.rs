@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hexz_format::crypto::envelope::read_tail;
+use hexz_format::destination::{self, Writes};
 use hexz_format::{Archive, FileSource, Hash32, ReadAt, ReadOptions};
 
 use crate::build::{BuildOptions, BuildReport};
@@ -57,6 +58,9 @@ pub struct PublishOptions {
     /// will follow its hint, so a hint naming another host or bucket is refused
     /// (nothing is sent there) unless allowed here.
     pub allow_parent_urls: Vec<String>,
+    /// A local destination (`file://`, a path) that holds a file other than a
+    /// hexz archive is replaced (`--force`); never a read-only one.
+    pub force: bool,
 }
 
 /// What [`publish`] did.
@@ -76,6 +80,10 @@ pub struct PublishReport {
     pub parts: u64,
     /// Whether anything was uploaded.
     pub uploaded: bool,
+    /// Incomplete multipart uploads of the key (left by killed publishes)
+    /// aborted before uploading, and why they could not be checked, if they
+    /// could not ([`hexz_opendal::multipart`]).
+    pub stale_uploads: hexz_opendal::StaleUploads,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -117,6 +125,7 @@ pub fn publish(
         bytes: 0,
         parts: 0,
         uploaded: false,
+        stale_uploads: hexz_opendal::StaleUploads::default(),
         elapsed: Duration::ZERO,
     };
     if !options.self_contained {
@@ -128,6 +137,12 @@ pub fn publish(
             return Ok(report);
         }
         Remote::Missing | Remote::Different => {}
+    }
+    // A local destination replaces a hexz archive, never another file or a
+    // read-only one (hexz_format::destination).
+    if let Ok(hexz_opendal::Location::Fs { path }) = hexz_opendal::Location::parse(&url) {
+        destination::check(Path::new(&path), Writes::Archive, options.force)
+            .map_err(hexz_format::Error::from)?;
     }
     let bar = crate::progress::bytes_bar(size, options.quiet, "publish");
     let put = transport
@@ -154,6 +169,7 @@ pub fn publish(
     }
     report.bytes = put.bytes;
     report.parts = put.parts;
+    report.stale_uploads = put.stale;
     report.uploaded = true;
     report.elapsed = started.elapsed();
     Ok(report)
@@ -210,6 +226,7 @@ pub fn build_and_publish(
                     .filter(|p| url_scheme(p).is_some())
                     .cloned()
                     .collect(),
+                force: options.force,
             },
         )?),
         None => None,
@@ -301,8 +318,8 @@ fn remote_state(registry: &Registry, url: &str, size: u64, root_hash: Hash32) ->
     if source.size() != size {
         return Ok(Remote::Different);
     }
-    // A different archive of the same size (or not an archive at all) is
-    // replaced, not an error.
+    // A different archive of the same size (or, on an object store, not an
+    // archive at all) is replaced, not an error.
     match read_tail(source.as_ref()) {
         Ok(tail) if tail.root == root_hash => Ok(Remote::Same),
         _ => Ok(Remote::Different),

@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+use hexz_format::destination::{self, DestinationError, Writes};
 use hexz_format::layout::{
     SECTION_CHUNK_BASES, SECTION_COLUMNS, SECTION_CRITICAL, SECTION_PAGE_BASES, SECTION_PARENTS,
 };
@@ -40,13 +41,21 @@ pub struct SquashReport {
 }
 
 /// Write `child`'s content to `output` as an archive without parents, then verify
-/// it (see the module docs).
-pub fn squash(child: &Archive, output: &Path, registry: &Registry) -> Result<SquashReport> {
+/// it (see the module docs). `output` may not be the child or one of its
+/// parents; what is there is replaced only if it is a hexz archive, or
+/// with `force` ([`hexz_format::destination::check`]).
+pub fn squash(
+    child: &Archive,
+    output: &Path,
+    registry: &Registry,
+    force: bool,
+) -> Result<SquashReport> {
     let unsupported = |reason: String| PipelineError::Squash {
         archive: child.source_name(),
         reason,
     };
     child.check_parents()?;
+    check_output(child, output, force)?;
     let dir = child.directory();
     let codec = registry
         .compressor(&dir.codec, Some(dir.codec_level))
@@ -56,7 +65,7 @@ pub fn squash(child: &Archive, output: &Path, registry: &Registry) -> Result<Squ
     if let Some(parent) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(PipelineError::io(parent))?;
     }
-    let mut writer = ArchiveWriter::create(output, options)?;
+    let mut writer = ArchiveWriter::create_with(output, options, force)?;
     if let Some(schema) = child.columns()? {
         writer.set_columns(schema)?;
     }
@@ -124,6 +133,40 @@ pub fn squash(child: &Archive, output: &Path, registry: &Registry) -> Result<Squ
         parents_dropped: child.parents()?.len(),
         chunks_checked: checked,
     })
+}
+
+/// `output` is not the child nor one of its parents (by file identity, for
+/// local files), and may be replaced.
+fn check_output(child: &Archive, output: &Path, force: bool) -> Result<()> {
+    let mut read = vec![(child.source_name(), "the archive being squashed")];
+    // Every parent in the chain that opens (the ones it reads were checked
+    // before): replacing one would break this child, and others.
+    for index in 1..=child.parents()?.len() {
+        let Ok(parent) = child.parent(index as u16) else {
+            continue;
+        };
+        read.push((
+            parent.source_name(),
+            "a parent of the archive being squashed",
+        ));
+    }
+    for (name, role) in read {
+        let local = match name.strip_prefix("file://") {
+            Some(path) => PathBuf::from(path),
+            None if crate::registry::url_scheme(&name).is_none() => PathBuf::from(&name),
+            None => continue,
+        };
+        if destination::same_file(output, &local) {
+            return Err(hexz_format::Error::from(DestinationError::Overlaps {
+                path: output.to_path_buf(),
+                other: local,
+                role,
+            })
+            .into());
+        }
+    }
+    destination::check(output, Writes::Archive, force).map_err(hexz_format::Error::from)?;
+    Ok(())
 }
 
 /// Verify the copy and compare it with the child; returns the chunk records

@@ -158,6 +158,28 @@ fn walk_dir(
     Ok(excluded + pending.len() as u64)
 }
 
+/// Whether the walk of the folder input `input` leaves out what is at `rel`
+/// (relative to the folder): an `exclude` glob matches it or a folder above it,
+/// or `include` globs are given and none matches it. A name that is not UTF-8
+/// is not left out (the walk refuses it).
+pub(crate) fn leaves_out(input: &InputPlan, rel: &Path) -> Result<bool> {
+    let filter = Filter::new(input)?;
+    let Some(name) = rel.to_str() else {
+        return Ok(false);
+    };
+    let mut prefix = String::new();
+    for part in name.split('/') {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        if filter.excludes(&prefix) {
+            return Ok(true);
+        }
+    }
+    Ok(!filter.includes(name))
+}
+
 /// The compiled globs of one input.
 struct Filter {
     include: Option<GlobSet>,

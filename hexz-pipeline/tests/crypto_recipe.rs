@@ -121,6 +121,7 @@ fn build_and_open(f: &Fixture, text: &str) -> (hexz_format::Archive, std::path::
         &BuildOptions {
             quiet: true,
             threads: None,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -209,6 +210,7 @@ fn an_encrypted_chain_deduplicates_and_reads_back() {
     let quiet = BuildOptions {
         quiet: true,
         threads: Some(2),
+        ..Default::default()
     };
     let recipe = |output: &str, parent: Option<&str>, sealed: bool| {
         let mut text = format!("inputs:\n  - path: data/\noutput: {output}\n");

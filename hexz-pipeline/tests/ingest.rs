@@ -53,6 +53,7 @@ fn quiet(threads: usize) -> BuildOptions {
     BuildOptions {
         quiet: true,
         threads: Some(threads),
+        ..Default::default()
     }
 }
 

@@ -77,6 +77,7 @@ fn every_bundled_recipe_builds_and_reads_back() {
             &BuildOptions {
                 quiet: true,
                 threads: None,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -146,6 +147,7 @@ fn sample_recipe_is_reproducible() {
             &BuildOptions {
                 quiet: true,
                 threads: Some(threads),
+                ..Default::default()
             },
         )
         .unwrap();

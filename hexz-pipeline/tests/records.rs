@@ -22,6 +22,7 @@ fn build_in(dir: &Path, recipe: &str) -> Result<Archive, String> {
     let options = BuildOptions {
         quiet: true,
         threads: Some(2),
+        ..Default::default()
     };
     build(&plan, &Registry::default(), &options).map_err(|e| e.to_string())?;
     Ok(open_archive_path(&plan.output, &Registry::default(), ReadOptions::default()).unwrap())

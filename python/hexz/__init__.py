@@ -28,7 +28,7 @@ import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _hexz
-from ._buffer import readable_address, writable_address
+from ._buffer import BufferFormatError, plain_bytes, readable_address, writable_address
 from ._hexz import (
     BadKeyError,
     ConflictError,
@@ -48,6 +48,7 @@ __version__: str = _hexz.__version__
 __all__ = [
     "AsyncReader",
     "BadKeyError",
+    "BufferFormatError",
     "ConflictError",
     "CorruptError",
     "Dataset",
@@ -414,6 +415,11 @@ class Writer:
       "detached": False}`` (or just the key's path): sign the manifest, embedded,
       or with ``detached`` written to ``<path>.sig`` next to the archive (which
       ``hexz.open(..., trusted_public_keys=[...])`` finds).
+
+    What is at ``path`` (and ``<path>.sig``) is replaced only if it is a hexz archive
+    (a hexz signature), or with ``force=True`` any file but a read-only one; otherwise
+    ``InvalidInputError`` is raised before anything is written. :meth:`add` refuses a
+    folder that holds ``path``.
     """
 
     def __init__(
@@ -475,9 +481,7 @@ class Writer:
             raise TypeError("add_bytes(data) or add_bytes(name, data, **columns)")
         if name is None:
             name = f"{self._w.entry_count():08d}"
-        if not isinstance(data, bytes):
-            data = bytes(memoryview(data))
-        self._w.add_bytes(name, data, columns or None)
+        self._w.add_bytes(name, plain_bytes(data), columns or None)
 
     def finish(self) -> Dict[str, Any]:
         """Complete the archive and move it into place (and its detached signature
@@ -509,11 +513,13 @@ class Writer:
             self.abort()
 
 
-def build(recipe_path: PathLike, *, threads: Optional[int] = None) -> Dict[str, Any]:
+def build(recipe_path: PathLike, *, threads: Optional[int] = None, force: bool = False) -> Dict[str, Any]:
     """Build the archive a recipe describes (as ``hexz build``); returns a summary
     (path, root_hash, entries, logical_bytes, archive_size, seconds). Raises
-    ``RecipeError`` for an invalid recipe."""
-    return _hexz.build(os.fspath(recipe_path), threads=threads)
+    ``RecipeError`` for an invalid recipe, ``InvalidInputError`` for an output that
+    is the recipe, an input or inside an input folder, a read-only file, or (unless
+    ``force``) a file that is not a hexz archive."""
+    return _hexz.build(os.fspath(recipe_path), threads=threads, force=force)
 
 
 def read_array(
@@ -530,6 +536,9 @@ def read_array(
 
     np = require("numpy", "numpy")
     dt = np.dtype(dtype)
+    if dt.hasobject:
+        # Its bytes would be pointers: filled from the archive, they crash the interpreter.
+        raise BufferFormatError(f"read_array needs a dtype of plain bytes or numbers, not {dt}")
     if isinstance(reader, EntryFile):
         base, size = reader._start, reader.size
         archive = reader._archive
@@ -544,7 +553,9 @@ def read_array(
     if offset < 0 or offset + arr.nbytes > size:
         raise InvalidInputError(f"range {offset}+{arr.nbytes} is outside the {size} bytes read from")
     if arr.nbytes:
-        address, nbytes, keep = writable_address(arr)
+        # NumPy vouches for the dtype (no objects, checked above): its bytes, whatever
+        # the dtype (records, datetimes) exports as.
+        address, nbytes, keep = writable_address(arr.reshape(-1).view(np.uint8))
         archive.read_into_address(base + offset, address, nbytes)
         del keep
     return arr
@@ -627,7 +638,10 @@ class Volume:
     Reads see unflushed writes. :meth:`flush` commits them atomically and returns
     the new version's id (its root hash). If another writer committed first, it
     raises :class:`ConflictError` (``.expected``, ``.found``): nothing is
-    committed and the writes stay in this object (and the log).
+    committed and the writes stay in this object — in memory only, lost when the
+    process exits, unless the volume was opened with ``wal=`` (the log keeps them).
+    A volume holds at most 4 TiB (a larger write, truncate or size raises
+    :class:`InvalidInputError`).
 
     As a context manager, and on :meth:`close`, the volume behaves like a file:
     leaving the block flushes, **also when an exception is propagating** (writes

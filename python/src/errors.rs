@@ -10,7 +10,7 @@
 //! | `SignatureError` | a missing, invalid or untrusted signature |
 //! | `StorageError` | local I/O, S3 or HTTP failures (after retries) |
 //! | `RecipeError` | an invalid recipe (the message names file, line and column) |
-//! | `InvalidInputError` | bad arguments: names, settings, codecs, columns, shards |
+//! | `InvalidInputError` | bad arguments: names, settings, codecs, columns, shards, destinations hexz may not replace |
 //! | `UnsupportedError` | a feature this build of hexz does not implement |
 //! | `ConflictError` | a volume flush lost to another writer (`.expected`, `.found` versions) |
 
@@ -82,9 +82,11 @@ create_exception!(
     hexz,
     ConflictError,
     HexzError,
-    "Another writer committed a version of the volume first: nothing was committed and the \
-     unflushed writes are kept. Attributes: volume, expected (the version these writes \
-     apply to), found (the version now current)."
+    "Another writer committed a version of the volume first: nothing was committed. The \
+     unflushed writes stay readable through the handle, in memory only (lost when the process \
+     exits) unless the volume was opened with a write-ahead log (wal=), which keeps them. \
+     Attributes: volume, expected (the version these writes apply to), found (the version now \
+     current)."
 );
 
 /// A Rust error on its way to Python. Functions return `Result<T, Error>`; PyO3
@@ -161,6 +163,11 @@ fn format(e: &hexz_format::Error) -> PyErr {
         F::SourceRead { error, .. } | F::Io { error, .. } | F::Input { error, .. } => {
             io_error(error.kind(), message)
         }
+        // A destination hexz may not write to (not its file, read-only, an input).
+        F::Destination(hexz_format::destination::DestinationError::Io { error, .. }) => {
+            io_error(error.kind(), message)
+        }
+        F::Destination(_) => InvalidInputError::new_err(message),
         F::Unsupported { .. } => UnsupportedError::new_err(message),
         F::KeyRequired { .. } | F::WrongKey { .. } | F::InvalidKey { .. } | F::KdfLimit { .. } => {
             BadKeyError::new_err(message)
@@ -229,6 +236,7 @@ fn volume(e: VolumeError) -> PyErr {
             volume,
             expected,
             found,
+            ..
         } => conflict(message, volume, expected, found),
         V::WalConflict {
             volume,
@@ -245,6 +253,7 @@ fn volume(e: VolumeError) -> PyErr {
         | V::ReadOnly { .. }
         | V::OutOfRange { .. }
         | V::Overflow { .. }
+        | V::TooLarge { .. }
         | V::WalMismatch { .. } => InvalidInputError::new_err(message),
         V::Io { error, .. } => io_error(error.kind(), message),
         V::Store { error, .. } => io_error(error.io_kind(), message),

@@ -31,11 +31,12 @@ use errors::Error;
 
 /// Build the archive a recipe describes; returns a summary dict.
 #[pyfunction]
-#[pyo3(signature = (recipe_path, *, threads=None))]
+#[pyo3(signature = (recipe_path, *, threads=None, force=false))]
 fn build<'py>(
     py: Python<'py>,
     recipe_path: PathBuf,
     threads: Option<usize>,
+    force: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let report = py.detach(|| -> errors::Result<_> {
         let plan = hexz_pipeline::recipe::load_recipe(&recipe_path)
@@ -46,6 +47,7 @@ fn build<'py>(
             threads: Some(threads.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
             })),
+            force,
         };
         Ok(hexz_pipeline::build(&plan, &Registry::default(), &options)?)
     })?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use hexz_format::columns::{Column, ColumnSchema, ColumnType, Value};
+use hexz_format::destination::Writes;
 use hexz_format::{ArchiveWriter, ChunkParams, Encryption, EntryMeta, PendingFile, WriterOptions};
 use hexz_pipeline::{OpendalTransport, PipelineError, Registry, thin};
 use pyo3::prelude::*;
@@ -26,6 +27,8 @@ struct State {
     entries: u64,
     /// Write the signature to `<path>.sig` after `finish`.
     detached: bool,
+    /// Replace files at the path (and `.sig`) that hexz did not write.
+    force: bool,
     /// The signer's public key line.
     signer: Option<String>,
     encrypted: bool,
@@ -146,7 +149,7 @@ impl Writer {
 #[pymethods]
 impl Writer {
     #[new]
-    #[pyo3(signature = (path, compression="zstd", level=None, *, chunk_min=None, chunk_avg=None, chunk_max=None, threads=None, columns=None, parent=None, encrypt=None, sign=None, s3=None))]
+    #[pyo3(signature = (path, compression="zstd", level=None, *, chunk_min=None, chunk_avg=None, chunk_max=None, threads=None, columns=None, parent=None, encrypt=None, sign=None, s3=None, force=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -162,6 +165,7 @@ impl Writer {
         encrypt: Option<Bound<'_, PyAny>>,
         sign: Option<Bound<'_, PyAny>>,
         s3: Option<Bound<'_, PyDict>>,
+        force: bool,
     ) -> Result<Self> {
         let mut registry = Registry::default();
         if let Some(s3) = &s3 {
@@ -254,7 +258,13 @@ impl Writer {
                 (None, _) => None,
             };
             options.signing = signing.map(|(s, _)| s);
-            let mut writer = ArchiveWriter::create(&dest, options)?;
+            if detached {
+                // Refused now, not after the archive is written.
+                let sig = hexz_pipeline::crypto::signature_path(&dest);
+                hexz_format::destination::check(&sig, Writes::Signature, force)
+                    .map_err(hexz_format::Error::from)?;
+            }
+            let mut writer = ArchiveWriter::create_with(&dest, options, force)?;
             let thin = parents.is_some();
             if let Some(p) = parents {
                 writer.set_parents(p).map_err(mixed_chain_format)?;
@@ -267,6 +277,7 @@ impl Writer {
                 schema,
                 entries: 0,
                 detached,
+                force,
                 signer,
                 encrypted,
                 thin,
@@ -397,6 +408,7 @@ impl Writer {
         let State {
             writer,
             detached,
+            force,
             signer,
             encrypted,
             thin,
@@ -407,7 +419,7 @@ impl Writer {
             let (_, summary) = writer.finish()?;
             let signature_file = match (&summary.signature, detached) {
                 (Some(block), true) => {
-                    match hexz_pipeline::crypto::write_detached(path, block) {
+                    match hexz_pipeline::crypto::write_detached(path, block, force) {
                         Ok(p) => Some(p),
                         Err(e) => {
                             // Signing was asked for: no unsigned archive is left.

@@ -165,6 +165,20 @@ def test_buffers_in_and_out(tmp_path):
     v.close()
 
 
+def test_sizes_past_the_maximum_are_refused(tmp_path):
+    """A volume holds at most 4 TiB: before, write_at(2**63) was taken and the next
+    flush chunked 2**63 zeros."""
+    v = hexz.Volume.create(tmp_path / "vol", 1000)
+    with pytest.raises(hexz.InvalidInputError, match="4 TiB"):
+        v.write_at(2**63, b"x")
+    with pytest.raises(hexz.InvalidInputError, match="4 TiB"):
+        v.truncate(2**50)
+    with pytest.raises(hexz.InvalidInputError, match="4 TiB"):
+        hexz.Volume.create(tmp_path / "big", 2**62)
+    assert (v.size, v.dirty) == (1000, False)
+    v.close()
+
+
 def test_context_manager_flushes_and_discard(tmp_path):
     url = str(tmp_path / "vol")
     with hexz.Volume.create(url, 1000) as v:

@@ -184,6 +184,7 @@ fn main() {
         &hexz_pipeline::BuildOptions {
             quiet: true,
             threads: None,
+            ..Default::default()
         },
     )
     .unwrap();

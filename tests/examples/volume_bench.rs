@@ -8,6 +8,11 @@
 //! Environment: VOLUME_MIBS (volume sizes, default "64 256"), RANDOM_WRITES (4 KiB
 //! writes per random round, default 2000).
 //!
+//! Then a *growth* round (GROW_GIB, default 64; 0 skips it): a 1 MiB volume
+//! on the local folder grown by GROW_GIB GiB of zeros (`truncate`) and flushed —
+//! the first flush after a grow, whose zeros are a hole (recorded as zero chunks,
+//! never chunked or hashed) — and a volume created at that size.
+//!
 //! After the sequential and random rounds, a *small change* round writes one
 //! 4 KiB block and flushes, five times: the flush latency that should depend on
 //! the change, not on the volume size. For reference the same run also times the
@@ -69,6 +74,42 @@ fn main() {
     for mib in sizes {
         run(mib, randoms);
     }
+    let grow: u64 = std::env::var("GROW_GIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    if grow > 0 {
+        growth(grow);
+    }
+}
+
+/// The growth round: the first flush after growing a volume by `gib` GiB of
+/// zeros, and a volume created at that size.
+fn growth(gib: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::default();
+    let url = dir.path().join("grown").display().to_string();
+    let mut v = Volume::create(&url, 0, &registry, VolumeOptions::default()).unwrap();
+    v.write_at(0, &noise(1 << 20, 7)).unwrap();
+    v.flush().unwrap();
+    v.truncate((1 << 20) + (gib << 30)).unwrap();
+    let t = Instant::now();
+    v.flush().unwrap();
+    let flush = t.elapsed();
+    let stats = v.last_flush();
+    let url = dir.path().join("created").display().to_string();
+    let t = Instant::now();
+    let created = Volume::create(&url, gib << 30, &registry, VolumeOptions::default()).unwrap();
+    let create = t.elapsed();
+    let versions = hexz_pipeline::volume::log(&url, &registry, &VolumeOptions::default()).unwrap();
+    println!(
+        "growth: a 1 MiB volume grown by {gib} GiB of zeros, first flush {:.2} s ({stats:?}); \
+         created at {gib} GiB: {:.2} s, snapshot {} bytes ({} bytes of volume)\n",
+        flush.as_secs_f64(),
+        create.as_secs_f64(),
+        versions[0].snapshot_bytes,
+        created.len()
+    );
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

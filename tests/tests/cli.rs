@@ -13,6 +13,8 @@
 //!   `.tmp`);
 //! * `progress`    — `--quiet` and non-terminal stderr;
 //! * `safety`      — hostile archives cannot write outside the extraction folder;
+//! * `clobber`     — no verb replaces a file it did not write: outputs inside
+//!   inputs, the recipe, other files, read-only files, links;
 //! * `recipes`     — recipe and usage errors, `--dry-run`;
 //! * `corrupt`     — damaged archives give exit code 3;
 //! * `parent_hints` — a thin archive's parent hints: FIFOs, other hosts, no
@@ -39,6 +41,8 @@ mod support;
 
 #[path = "cli/atomicity.rs"]
 mod atomicity;
+#[path = "cli/clobber.rs"]
+mod clobber;
 #[path = "cli/corrupt.rs"]
 mod corrupt;
 #[path = "cli/crypto.rs"]

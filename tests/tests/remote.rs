@@ -97,6 +97,7 @@ fn build_archive() -> (tempfile::TempDir, PathBuf) {
     let options = BuildOptions {
         quiet: true,
         threads: Some(2),
+        ..Default::default()
     };
     let report = build(&plan, &Registry::default(), &options).unwrap();
     (dir, report.output)
@@ -320,6 +321,7 @@ fn thin_child_reads_its_parent_over_http() {
     let options = BuildOptions {
         quiet: true,
         threads: Some(2),
+        ..Default::default()
     };
     // The same version built without a parent, for comparison.
     plan.output = tmp.path().join("out/plain.hxz");
@@ -431,6 +433,7 @@ fn thin_child_of_an_s3_parent() {
     let options = BuildOptions {
         quiet: true,
         threads: Some(2),
+        ..Default::default()
     };
     build(&plan, &registry, &options).unwrap();
     let child_url = "s3://hexz-thin/v/v2.hxz";

@@ -24,6 +24,7 @@ use std::path::Path;
 
 use super::keyslot::{KeySlot, SLOT_KEY_FILE, SLOT_PASSPHRASE, SLOT_RECIPIENT};
 use crate::bytes::{Cursor, PutLe};
+use crate::destination::Writes;
 use crate::error::{Error, Result};
 use crate::layout::{FLAG_SIGNED, MAX_ENVELOPE_LEN, TRAILER_LEN, Trailer};
 use crate::sign::SignatureBlock;
@@ -169,11 +170,15 @@ fn record(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
 /// and renamed over it, so a failure or a kill leaves the old archive.
 /// The archive's trailer and directory must already have been checked (open it
 /// first); the envelope, if any, must lie between the directory and the trailer.
+/// A symbolic link is followed (the archive it names is rewritten, the link
+/// stays); a read-only archive is not rewritten
+/// ([`DestinationError::ReadOnly`](crate::destination::DestinationError)).
 pub fn rewrite_envelope(path: &Path, trailer: &Trailer, envelope: &Envelope) -> Result<()> {
     let io_err = |error| Error::Io {
         path: path.to_path_buf(),
         error,
     };
+    let path = &std::fs::canonicalize(path).map_err(io_err)?;
     let dir_end = trailer.directory_offset + u64::from(trailer.directory_len);
     if trailer.envelope_len > 0 && trailer.envelope_offset != dir_end {
         return Err(Error::Corrupt {
@@ -190,7 +195,7 @@ pub fn rewrite_envelope(path: &Path, trailer: &Trailer, envelope: &Envelope) -> 
     // The same bytes up to the envelope (copy_file_range where the file system
     // can) and the same mode, in a file named over the archive only when whole.
     let src = File::open(path).map_err(io_err)?;
-    let mut out = PendingFile::create(path).map_err(io_err)?;
+    let mut out = PendingFile::replacing(path, Writes::Archive, false)?;
     out.set_permissions(src.metadata().map_err(io_err)?.permissions())
         .map_err(io_err)?;
     out.copy_from(&src, dir_end).map_err(io_err)?;

@@ -16,6 +16,15 @@
 //! whose chunking parameters changed), the region ends at the next base boundary
 //! anyway.
 //!
+//! Unwritten space — bytes a grow or a write past the end added and nothing
+//! wrote since, or bytes past a shrink point — reads as zeros and is a *hole*:
+//! from a cut of the new chunking, while at least a largest chunk of hole lies
+//! ahead, FastCDC would cut the zeros into chunks of one fixed length
+//! ([`zero_chunk_len`]: the cut of a window of zeros depends on nothing else),
+//! so those chunks go to the writer as zero chunk records directly — nothing
+//! read, chunked or hashed, whatever the hole's size. The rest of the hole (less
+//! than a largest chunk) is chunked with the bytes after it.
+//!
 //! The dedup table handed to the writer is the base's chunks (its whole view of
 //! the volume), so a rewritten region that repeats bytes the volume already holds
 //! stores nothing. Cost: bytes read and chunked ∝ the dirty regions (plus about a
@@ -26,7 +35,7 @@
 //! against the base's chunk at the same offset (or that chunk's own base), read
 //! through the base (FORMAT.md §14.3.6), which opens the ancestor that stores it.
 
-use hexz_format::layout::ChunkRecord;
+use hexz_format::layout::{CHUNK_ZERO, ChunkRecord};
 use hexz_format::parents::ParentChunk;
 use hexz_format::{
     Archive, ArchiveWriter, ChunkParams, Entry, EntryMeta, ParentRef, ParentSet, Piece, Summary,
@@ -52,6 +61,9 @@ pub struct FlushStats {
     pub reused_bytes: u64,
     /// Base chunk records reused.
     pub reused_chunks: u64,
+    /// Bytes of unwritten space (grown, or past a shrink) recorded as zero
+    /// chunks without being read, chunked or hashed.
+    pub hole_bytes: u64,
 }
 
 /// New content of a volume, described against the base version's bytes.
@@ -62,6 +74,9 @@ pub(super) trait Change {
     fn clean(&self, start: u64, end: u64, id: &[u8; 32]) -> bool;
     /// Fill `buf` with the new bytes at `offset`.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// How many bytes from `offset` on are unwritten space, known to read as
+    /// zeros without looking (0 if `offset` is not in such a run).
+    fn hole_at(&self, offset: u64) -> u64;
 }
 
 impl Change for Volume {
@@ -83,6 +98,72 @@ impl Change for Volume {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         Volume::read_at(self, offset, buf)
     }
+
+    /// Past the clean limit (grown, or shrunk then grown) and up to the next
+    /// overlay block or the end.
+    fn hole_at(&self, offset: u64) -> u64 {
+        if offset < self.clean_limit || offset >= self.len {
+            return 0;
+        }
+        let block = offset / BLOCK;
+        match self.blocks.range(block..).next() {
+            Some((&b, _)) if b == block => 0,
+            Some((&b, _)) => (b * BLOCK).min(self.len) - offset,
+            None => self.len - offset,
+        }
+    }
+}
+
+/// The length of the chunk FastCDC cuts from a window of `params.max` zero
+/// bytes: every chunk of a run of zeros that starts at a cut and holds at least
+/// that window has this length (the cut depends only on the bytes).
+pub(super) fn zero_chunk_len(params: ChunkParams) -> u32 {
+    let max = params.max as usize;
+    let zeros = vec![0u8; max];
+    let cdc = fastcdc::v2020::FastCDC::new(&zeros, params.min as usize, params.avg as usize, max);
+    // `cut` returns an end in 1..=max for a window of `max` bytes.
+    cdc.cut(0, max).1 as u32
+}
+
+/// A zero chunk record of `len` bytes (the writer assigns its offset).
+fn zero_record(len: u32) -> ChunkRecord {
+    ChunkRecord {
+        logical_offset: 0,
+        blob_offset: 0,
+        raw_len: len,
+        stored_len: 0,
+        crc: 0,
+        source: 0,
+        flags: CHUNK_ZERO,
+        id: [0; 32],
+    }
+}
+
+/// `len` zero bytes as writer pieces, chunked as FastCDC would chunk them from
+/// offset 0: zero chunk records while a largest chunk of zeros lies ahead, then
+/// the short rest as bytes. Nothing is hashed, whatever `len`.
+pub(super) fn zero_pieces(
+    len: u64,
+    params: ChunkParams,
+) -> impl Iterator<Item = hexz_format::Result<Piece>> {
+    let chunk = zero_chunk_len(params);
+    let max = u64::from(params.max);
+    let mut left = len;
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        if left < max {
+            let tail = std::mem::take(&mut left) as usize;
+            return Some(Ok(Piece::Bytes(vec![0; tail])));
+        }
+        let mut run = Vec::new();
+        while left >= max && run.len() < PIECE_RECORDS {
+            run.push(zero_record(chunk));
+            left -= u64::from(chunk);
+        }
+        Some(Ok(Piece::Chunks(run)))
+    })
 }
 
 /// Write the child of `base` (a volume snapshot holding `entry`) whose
@@ -165,6 +246,7 @@ pub(super) fn write_child(
         change,
         old: &old,
         old_size: entry.size,
+        zero_chunk: zero_chunk_len(chunking),
         chunking,
         pos: 0,
         buf: Vec::new(),
@@ -185,6 +267,8 @@ struct Pieces<'a> {
     old: &'a [ChunkRecord],
     /// The base's length.
     old_size: u64,
+    /// [`zero_chunk_len`] of `chunking`.
+    zero_chunk: u32,
     chunking: ChunkParams,
     /// Volume offset reached (a cut of the new chunking).
     pos: u64,
@@ -234,6 +318,27 @@ impl Pieces<'_> {
         self.pos += bytes;
         self.stats.reused_bytes += bytes;
         self.stats.reused_chunks += run.len() as u64;
+        run
+    }
+
+    /// Whether a hole of at least a largest chunk starts at `offset` (a cut).
+    fn hole_ahead(&self, offset: u64) -> bool {
+        self.change.hole_at(offset) >= u64::from(self.chunking.max)
+    }
+
+    /// Zero chunk records from `pos` (a cut) while a largest chunk of hole lies
+    /// ahead; the read-ahead bytes they cover are dropped.
+    fn hole_run(&mut self) -> Vec<ChunkRecord> {
+        let mut run = Vec::new();
+        let mut bytes = 0u64;
+        while run.len() < PIECE_RECORDS && self.hole_ahead(self.pos + bytes) {
+            run.push(zero_record(self.zero_chunk));
+            bytes += u64::from(self.zero_chunk);
+        }
+        let covered = (bytes as usize).min(self.buf.len());
+        self.buf.drain(..covered);
+        self.pos += bytes;
+        self.stats.hole_bytes += bytes;
         run
     }
 
@@ -304,7 +409,7 @@ impl Pieces<'_> {
                 self.buf.truncate(start);
                 break;
             }
-            if start >= PIECE_BYTES {
+            if start >= PIECE_BYTES || self.hole_ahead(cut) {
                 break;
             }
         }
@@ -327,6 +432,9 @@ impl Pieces<'_> {
         }
         if std::mem::take(&mut self.cut_here) {
             return Ok(Some(Piece::Chunks(Vec::new())));
+        }
+        if self.hole_ahead(self.pos) {
+            return Ok(Some(Piece::Chunks(self.hole_run())));
         }
         Ok(Some(Piece::Bytes(self.dirty()?)))
     }

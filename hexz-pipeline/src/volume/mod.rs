@@ -27,7 +27,8 @@
 //! leaves the previous version current and an unreferenced snapshot that [`gc`]
 //! removes. If another writer swung the head first, the flush fails with
 //! [`VolumeError::Conflict`] naming both versions; the unflushed writes stay in
-//! the overlay (and the log).
+//! the overlay (process memory: lost when it exits) and, with a write-ahead
+//! log, in the log ([`Pending`]).
 //! Cost: bytes read and chunked ∝ the dirty regions (plus about a chunk either
 //! side), bytes stored ∝ changed chunks, index records ∝ volume size / 16 KiB.
 
@@ -39,6 +40,7 @@
 //! read-only. **Garbage**: [`gc`]; **retention** (drop old versions and free
 //! their storage): [`gc_with`], [`Volume::gc`], [`retain`].
 
+mod export;
 mod flush;
 pub mod head;
 pub mod retain;
@@ -46,7 +48,7 @@ mod store;
 pub mod wal;
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -68,6 +70,13 @@ use crate::thin::RegistryResolver;
 
 /// Bytes per overlay block.
 pub const BLOCK: u64 = 64 * 1024;
+/// The largest volume: 4 TiB. A write, truncate or create past it is refused
+/// ([`VolumeError::TooLarge`]). Unwritten space costs no time per byte, but every
+/// version's chunk index lists the whole volume (a zero chunk record per 64 KiB of
+/// zeros, one per ~16 KiB of data; 64 bytes each) and a flush holds the previous
+/// version's records in memory: at this size, up to ~4 GiB of records for
+/// zeros, ~16 GiB for data.
+pub const MAX_SIZE: u64 = 4 << 40;
 /// Default [`VolumeOptions::dirty_limit`]: 64 MiB.
 pub const DEFAULT_DIRTY_LIMIT: u64 = 64 << 20;
 /// The one entry of every snapshot.
@@ -85,11 +94,13 @@ pub const DEFAULT_GC_GRACE: Duration = Duration::from_secs(15 * 60);
 /// Errors of volume operations.
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
-    /// Another writer committed first.
+    /// Another writer committed first. The unflushed writes stay in this handle
+    /// (readable, and committed by nothing); only a write-ahead log keeps them
+    /// past the process.
     #[error(
         "{volume}: conflict: this writer expected version {expected} to be current, but version \
-         {found} was committed by another writer; nothing was committed, the unflushed writes \
-         are kept (reopen and write again, or keep them with the write-ahead log)"
+         {found} was committed by another writer; nothing was committed. {}",
+        pending.note(*found)
     )]
     Conflict {
         /// The volume.
@@ -98,6 +109,21 @@ pub enum VolumeError {
         expected: u64,
         /// The version found in the head.
         found: u64,
+        /// Where this writer's unflushed writes are now.
+        pending: Pending,
+    },
+    /// A volume larger than [`MAX_SIZE`].
+    #[error(
+        "{volume}: a volume of {size} bytes is past the largest one hexz writes ({max} bytes, 4 TiB)"
+    )]
+    TooLarge {
+        /// The volume.
+        volume: String,
+        /// The size the write, truncate or create asked for (offset + length
+        /// may pass 2^64).
+        size: u128,
+        /// [`MAX_SIZE`].
+        max: u64,
     },
     /// No `HEAD`.
     #[error("{volume}: no volume there (no HEAD object); create one with `hexz volume create`")]
@@ -250,6 +276,37 @@ pub enum VolumeError {
     /// Opening a snapshot failed.
     #[error(transparent)]
     Pipeline(Box<PipelineError>),
+}
+
+/// Where the writes of a flush that lost a conflict are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// There were none (a gc compaction lost the race).
+    Nothing,
+    /// Only in the writer's memory: still readable through its handle, lost when
+    /// the process ends.
+    InMemory,
+    /// Also in this write-ahead log, which keeps them across processes.
+    Logged(PathBuf),
+}
+
+impl Pending {
+    /// What the conflict message says about them.
+    fn note(&self, found: u64) -> String {
+        match self {
+            Pending::Nothing => "Nothing was pending; run it again.".to_string(),
+            Pending::InMemory => format!(
+                "The unflushed writes are held only in this process's memory (still readable \
+                 through this handle) and are lost when it exits: write them again on version \
+                 {found}, or use a write-ahead log (--wal) to keep them on disk."
+            ),
+            Pending::Logged(path) => format!(
+                "The unflushed writes are kept in the write-ahead log {}; opening the volume \
+                 with it reports this conflict (move the log aside to discard them).",
+                path.display()
+            ),
+        }
+    }
 }
 
 impl From<hexz_format::Error> for VolumeError {
@@ -447,6 +504,7 @@ impl Volume {
         options: VolumeOptions,
     ) -> Result<Self> {
         let store = Store::open(url, options.s3.as_ref())?;
+        check_size(&store.url(), u128::from(size))?;
         if let Some(token) = store.read_head()? {
             let version = Head::decode(&token.bytes).map(|h| h.version).unwrap_or(0);
             return Err(VolumeError::Exists {
@@ -455,12 +513,13 @@ impl Volume {
             });
         }
         let mut writer = ArchiveWriter::new(Vec::new(), writer_options(registry, &options)?)?;
-        let mut zeros = io::repeat(0).take(size);
         let meta = EntryMeta {
             mtime: now_secs(),
             ..snapshot_meta()
         };
-        writer.add_file(ENTRY_NAME, &mut zeros, meta)?;
+        // Zero chunk records, not zeros to chunk: the cost does not grow with `size`.
+        let mut zeros = flush::zero_pieces(size, options.chunking);
+        writer.add_file_pieces(ENTRY_NAME, &mut zeros, meta)?;
         let (bytes, summary) = writer.finish()?;
         store.put_snapshot(&head::snapshot_name(&summary.root_hash), bytes)?;
         let head = Head::new(1, summary.root_hash, size);
@@ -585,6 +644,16 @@ impl Volume {
                 )));
             }
             for op in &contents.ops {
+                // A log is a local file: its offsets are checked like a caller's.
+                let end = match op {
+                    WalOp::Write { offset, data } => u128::from(*offset) + data.len() as u128,
+                    WalOp::Truncate(len) => u128::from(*len),
+                    WalOp::Committing(_) => 0,
+                };
+                check_size(&self.url, end).map_err(|e| VolumeError::BadWal {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
                 match op {
                     WalOp::Write { offset, data } => self.apply_write(*offset, data)?,
                     WalOp::Truncate(len) => self.apply_truncate(*len),
@@ -831,13 +900,7 @@ impl Volume {
     /// before returning when the overlay passes [`VolumeOptions::dirty_limit`].
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         self.check_writable()?;
-        offset
-            .checked_add(data.len() as u64)
-            .ok_or(VolumeError::Overflow {
-                volume: self.url.clone(),
-                offset,
-                len: data.len() as u64,
-            })?;
+        check_size(&self.url, u128::from(offset) + data.len() as u128)?;
         if data.is_empty() {
             return Ok(());
         }
@@ -900,6 +963,7 @@ impl Volume {
     /// (sparse: nothing is stored for them).
     pub fn truncate(&mut self, len: u64) -> Result<()> {
         self.check_writable()?;
+        check_size(&self.url, u128::from(len))?;
         if let Some(wal) = &mut self.wal {
             wal.append(&WalOp::Truncate(len))?;
         }
@@ -964,6 +1028,10 @@ impl Volume {
                 volume: self.url.clone(),
                 expected: self.head.version,
                 found,
+                pending: match (&self.wal, &self.options.wal) {
+                    (Some(_), Some(path)) => Pending::Logged(path.clone()),
+                    _ => Pending::InMemory,
+                },
             });
         }
         // Committed. The new base is read from the bytes just written.
@@ -988,6 +1056,18 @@ impl Volume {
         self.reset_wal()?;
         Ok(root)
     }
+}
+
+/// A volume of `size` bytes is within [`MAX_SIZE`].
+fn check_size(volume: &str, size: u128) -> Result<()> {
+    if size > u128::from(MAX_SIZE) {
+        return Err(VolumeError::TooLarge {
+            volume: volume.to_string(),
+            size,
+            max: MAX_SIZE,
+        });
+    }
+    Ok(())
 }
 
 /// Seconds since 1970 (0 if the clock is before it): a version's commit time,

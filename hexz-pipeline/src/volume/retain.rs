@@ -158,6 +158,8 @@ struct OtherVersion {
     entry: hexz_format::Entry,
     /// `new`'s chunks: (offset in the entry, end, id), sorted.
     chunks: Vec<(u64, u64, [u8; 32])>,
+    /// Runs of `new`'s zero chunks, merged: (start, end), sorted.
+    zero_runs: Vec<(u64, u64)>,
 }
 
 impl OtherVersion {
@@ -177,11 +179,22 @@ impl OtherVersion {
                     r.id,
                 )
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut zero_runs: Vec<(u64, u64)> = Vec::new();
+        for &(start, end, id) in &chunks {
+            if id != [0; 32] {
+                continue;
+            }
+            match zero_runs.last_mut() {
+                Some(run) if run.1 == start => run.1 = end,
+                _ => zero_runs.push((start, end)),
+            }
+        }
         Ok(Self {
             archive,
             entry,
             chunks,
+            zero_runs,
         })
     }
 }
@@ -200,6 +213,15 @@ impl Change for OtherVersion {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         Ok(self.archive.read_entry_at(&self.entry, offset, buf)?)
+    }
+
+    /// Inside a run of zero chunks (stored as nothing, so read as zeros).
+    fn hole_at(&self, offset: u64) -> u64 {
+        let i = self.zero_runs.partition_point(|r| r.1 <= offset);
+        match self.zero_runs.get(i) {
+            Some(&(start, end)) if start <= offset => end - offset,
+            _ => 0,
+        }
     }
 }
 
@@ -337,6 +359,7 @@ fn swing(store: &Store, token: &HeadToken, old: &Head, new: Head) -> Result<()> 
         volume: store.url(),
         expected: old.version,
         found,
+        pending: super::Pending::Nothing,
     })
 }
 

@@ -44,6 +44,7 @@
 
 pub mod error;
 pub mod location;
+pub mod multipart;
 pub mod objects;
 pub mod plan;
 mod runtime;
@@ -59,6 +60,7 @@ use opendal::blocking;
 
 pub use error::OpendalError;
 pub use location::{Location, S3Options};
+pub use multipart::StaleUploads;
 pub use upload::{UploadOptions, UploadReport, delete, object_size, upload};
 
 /// Ranges closer than this are fetched by one request (the gap is read and

@@ -22,6 +22,7 @@ use opendal::options::WriteOptions;
 
 use crate::error::OpendalError;
 use crate::location::{self, Location, S3Options};
+use crate::multipart::{self, StaleUploads};
 use crate::runtime;
 
 /// Default part size: 8 MiB (S3 needs at least 5 MiB for all parts but the last).
@@ -50,12 +51,15 @@ impl Default for UploadOptions {
 }
 
 /// What an upload did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UploadReport {
     /// Bytes written.
     pub bytes: u64,
     /// Parts handed to the store (1 for a single `PUT`).
     pub parts: u64,
+    /// S3: incomplete multipart uploads of the key, left by killed publishes,
+    /// aborted before this one (see [`crate::multipart`]).
+    pub stale: StaleUploads,
 }
 
 /// The size of the object at `url`, or `None` when there is none. One `stat`.
@@ -107,6 +111,12 @@ pub fn upload(
     if let Location::Fs { path } = &location {
         return write_local(url, path.as_ref(), data, options, progress);
     }
+    // The parts of earlier uploads of this key that never completed (a killed
+    // publish) are aborted first.
+    let stale = match &location {
+        Location::S3 { bucket, key } => multipart::abort_stale(url, bucket, key, s3),
+        _ => StaleUploads::default(),
+    };
     let rt = runtime::get()?;
     let (op, path) = {
         let _guard = rt.enter();
@@ -121,7 +131,10 @@ pub fn upload(
     let mut writer = rt
         .block_on(op.writer_options(&path, write_options))
         .map_err(failed)?;
-    let mut report = UploadReport::default();
+    let mut report = UploadReport {
+        stale,
+        ..UploadReport::default()
+    };
     let mut sent = 0u64;
     let result = (|| {
         for_each_part(data, options.part_size, |part| {
@@ -174,6 +187,7 @@ fn write_local(
     Ok(UploadReport {
         bytes,
         parts: parts.max(1),
+        stale: StaleUploads::default(),
     })
 }
 

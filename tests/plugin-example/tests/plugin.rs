@@ -58,6 +58,7 @@ fn quiet() -> BuildOptions {
     BuildOptions {
         quiet: true,
         threads: Some(2),
+        ..Default::default()
     }
 }
 

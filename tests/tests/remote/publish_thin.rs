@@ -33,6 +33,7 @@ fn chain(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         let options = BuildOptions {
             quiet: true,
             threads: Some(2),
+            ..Default::default()
         };
         build(&plan, &Registry::default(), &options).unwrap().output
     };
